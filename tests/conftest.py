@@ -1,0 +1,30 @@
+"""Suite-wide hooks.
+
+With NBCONDUCTOR_REQUIRE_BROWSER=1 (set by .ci/run) a skipped browser test fails the
+session: CI must never go green because the browser tests did not run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+_skipped_browser: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "browser" in report.keywords:
+        _skipped_browser.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("NBCONDUCTOR_REQUIRE_BROWSER") == "1" and _skipped_browser:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if os.environ.get("NBCONDUCTOR_REQUIRE_BROWSER") == "1" and _skipped_browser:
+        terminalreporter.section("browser tests skipped", red=True)
+        for nodeid in _skipped_browser:
+            terminalreporter.line(f"{nodeid} was skipped, but NBCONDUCTOR_REQUIRE_BROWSER=1")
