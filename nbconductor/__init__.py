@@ -1,10 +1,62 @@
-"""nbconductor: a durable workflow engine that lives inside a Jupyter kernel."""
+"""nbconductor: a durable workflow engine that lives inside a Jupyter kernel.
+
+Workflows are ordinary async Python that decide what happens; tasks do the work. Every
+step is recorded in a history (a DuckDB file), so executions survive restarts.
+"""
 
 from __future__ import annotations
 
 from nbconductor._version import __version__
+from nbconductor.engine.definition import task, workflow
+from nbconductor.engine.executor import Engine
+from nbconductor.engine.handle import Handle
+from nbconductor.engine.retry import Retry
+from nbconductor.engine.task_runner import cancelled, heartbeat
+from nbconductor.engine.workflow_api import (
+    gather,
+    now,
+    race,
+    random,
+    side_effect,
+    sleep,
+    sleep_until,
+    uuid4,
+)
+from nbconductor.errors import (
+    ApplicationError,
+    ExecutionFailed,
+    ExecutionNotFound,
+    NbconductorError,
+    NonDeterminismError,
+    TaskFailed,
+)
+from nbconductor.storage.records import Status
 
-__all__ = ("__version__",)
+__all__ = (
+    "ApplicationError",
+    "Engine",
+    "ExecutionFailed",
+    "ExecutionNotFound",
+    "Handle",
+    "NbconductorError",
+    "NonDeterminismError",
+    "Retry",
+    "Status",
+    "TaskFailed",
+    "__version__",
+    "cancelled",
+    "gather",
+    "heartbeat",
+    "now",
+    "race",
+    "random",
+    "side_effect",
+    "sleep",
+    "sleep_until",
+    "task",
+    "uuid4",
+    "workflow",
+)
 
 
 def load_ipython_extension(ipython):  # pragma: no cover - thin hook, tested via kernel tests

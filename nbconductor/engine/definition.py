@@ -1,0 +1,257 @@
+"""Workflow and task definitions, the decorators that make them, and the registry."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import textwrap
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbconductor.engine.duration import optional_duration
+from nbconductor.engine.retry import DEFAULT_RETRY, Retry
+from nbconductor.errors import DefinitionError, WorkflowNotRegistered
+
+
+def normalized_source(fn: Callable, source: str | None = None) -> str:
+    """The function's source without indentation and trailing-space noise."""
+    if source is None:
+        try:
+            source = inspect.getsource(fn)
+        except (OSError, TypeError):
+            # No source (defined by exec without a file): fall back to the bytecode.
+            code = fn.__code__
+            source = f"<bytecode {code.co_code.hex()} {code.co_consts!r} {code.co_names!r}>"
+    lines = [line.rstrip() for line in textwrap.dedent(source).strip().splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
+def version_of(source: str) -> str:
+    """A short, stable hash of normalized source: the definition's version."""
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Retry policy and timeouts (seconds or None) of a task."""
+
+    retry: Retry = DEFAULT_RETRY
+    start_to_close: float | None = None
+    schedule_to_start: float | None = None
+    schedule_to_close: float | None = None
+    heartbeat: float | None = None
+
+
+class TaskDefinition:
+    """A registered task. Inside a workflow, calling it schedules it; elsewhere it just runs."""
+
+    kind = "task"
+
+    def __init__(
+        self, fn: Callable, *, name: str, options: TaskOptions, source: str | None = None
+    ) -> None:
+        if not callable(fn):
+            raise DefinitionError(f"@task needs a function, got {fn!r}")
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.source = normalized_source(fn, source)
+        self.version = version_of(self.source)
+        self.signature = inspect.signature(fn)
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__qualname__ = getattr(fn, "__qualname__", name)
+        self.__module__ = getattr(fn, "__module__", __name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from nbconductor.engine.runtime import current_runtime
+
+        runtime = current_runtime()
+        if runtime is None:
+            return self.fn(*args, **kwargs)
+        return runtime.schedule_task(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name} version {self.version}>"
+
+
+class WorkflowDefinition:
+    """A registered workflow: an ``async def`` that decides what happens."""
+
+    kind = "workflow"
+
+    def __init__(
+        self,
+        fn: Callable,
+        *,
+        name: str,
+        timeout: float | None = None,
+        signals: tuple[str, ...] = (),
+        source: str | None = None,
+    ) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise DefinitionError(
+                f"@workflow needs an 'async def' function; {getattr(fn, '__name__', fn)!r} "
+                "is a plain function. Write it as 'async def' and 'await' its tasks."
+            )
+        self.fn = fn
+        self.name = name
+        self.timeout = timeout
+        self.signals = signals
+        self.source = normalized_source(fn, source)
+        self.version = version_of(self.source)
+        self.signature = inspect.signature(fn)
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__qualname__ = getattr(fn, "__qualname__", name)
+        self.__module__ = getattr(fn, "__module__", __name__)
+
+    def start(self, *args: Any, id: str | None = None, engine=None, **kwargs: Any):
+        """Start an execution on ``engine`` (default: this process's engine); returns a Handle."""
+        from nbconductor.engine.executor import default_engine
+
+        return (engine or default_engine()).start(self, *args, id=id, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        """Outside a workflow: start an execution and return its (awaitable) handle."""
+        from nbconductor.engine.runtime import current_runtime
+
+        if current_runtime() is not None:
+            raise DefinitionError(
+                f"calling workflow {self.name!r} from inside a workflow is not supported yet; "
+                "child workflows arrive with the workflow-control features"
+            )
+        return self.start(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name} version {self.version}>"
+
+
+Definition = TaskDefinition | WorkflowDefinition
+
+
+@dataclass
+class Registry:
+    """Definitions by name, process-wide; engines listen for new registrations."""
+
+    _items: dict[tuple[str, str], Definition] = field(default_factory=dict)
+    _listeners: list[Callable[[Definition, Definition | None], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def register(self, definition: Definition) -> Definition:
+        with self._lock:
+            key = (definition.kind, definition.name)
+            previous = self._items.get(key)
+            self._items[key] = definition
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(definition, previous)
+        return definition
+
+    def workflow(self, name: str) -> WorkflowDefinition:
+        found = self._items.get(("workflow", name))
+        if found is None:
+            known = ", ".join(sorted(n for k, n in self._items if k == "workflow")) or "none"
+            raise WorkflowNotRegistered(
+                f"no workflow named {name!r} is registered in this process (registered: "
+                f"{known}); run the cell that defines it first"
+            )
+        return found  # type: ignore[return-value]
+
+    def find(self, kind: str, name: str) -> Definition | None:
+        return self._items.get((kind, name))
+
+    def all(self) -> list[Definition]:
+        with self._lock:
+            return list(self._items.values())
+
+    def add_listener(self, listener: Callable[[Definition, Definition | None], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+
+REGISTRY = Registry()
+
+
+def task(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    retry: Retry | None = None,
+    timeout=None,
+    start_to_close=None,
+    schedule_to_start=None,
+    schedule_to_close=None,
+    heartbeat=None,
+    source: str | None = None,
+):
+    """Declare a task: the unit of work a workflow schedules. Sync or async functions.
+
+    ``timeout`` is the start-to-close timeout of one attempt (``start_to_close`` is the
+    same); durations are seconds, timedeltas or strings like ``"30s"``.
+
+    Example:
+        >>> @task(retry=Retry(max_attempts=3), timeout="30s")
+        ... def fetch(i: int) -> int:
+        ...     return i * 2
+        >>> fetch(4)  # outside a workflow it simply runs
+        8
+    """
+
+    def wrap(f: Callable) -> TaskDefinition:
+        if timeout is not None and start_to_close is not None:
+            raise DefinitionError("give either timeout= or start_to_close=, not both")
+        if retry is not None and not isinstance(retry, Retry):
+            raise DefinitionError(f"retry= needs a Retry(...), got {retry!r}")
+        options = TaskOptions(
+            retry=retry or DEFAULT_RETRY,
+            start_to_close=optional_duration(
+                timeout if timeout is not None else start_to_close, what="task timeout"
+            ),
+            schedule_to_start=optional_duration(schedule_to_start, what="schedule_to_start"),
+            schedule_to_close=optional_duration(schedule_to_close, what="schedule_to_close"),
+            heartbeat=optional_duration(heartbeat, what="heartbeat timeout"),
+        )
+        defn = TaskDefinition(f, name=name or f.__name__, options=options, source=source)
+        return REGISTRY.register(defn)  # type: ignore[return-value]
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def workflow(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    timeout=None,
+    signals=(),
+    source: str | None = None,
+):
+    """Declare a workflow: an ``async def`` whose every step is recorded and replayable.
+
+    Example:
+        >>> @workflow(timeout="1 day")
+        ... async def pipeline(n: int) -> int:
+        ...     return sum(await gather(*[fetch(i) for i in range(n)]))
+    """
+
+    def wrap(f: Callable) -> WorkflowDefinition:
+        defn = WorkflowDefinition(
+            f,
+            name=name or getattr(f, "__name__", "workflow"),
+            timeout=optional_duration(timeout, what="workflow timeout"),
+            signals=tuple(signals.split(",") if isinstance(signals, str) else signals),
+            source=source,
+        )
+        return REGISTRY.register(defn)  # type: ignore[return-value]
+
+    return wrap(fn) if fn is not None else wrap

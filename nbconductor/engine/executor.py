@@ -1,0 +1,974 @@
+"""The Engine: one background thread that runs every execution durably.
+
+The engine thread owns all mutable state. Each *tick* it takes what arrived (starts,
+task outcomes, due timers), activates the executions concerned, commits every event of
+the tick in one transaction (group commit), and only then dispatches what those events
+allow (task attempts, results to waiting callers): the causal rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import heapq
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from nbconductor.engine import payload
+from nbconductor.engine.clock import SystemClock
+from nbconductor.engine.definition import REGISTRY, Registry, WorkflowDefinition
+from nbconductor.engine.handle import Handle
+from nbconductor.engine.live import LiveExecution, TaskState, pending_work
+from nbconductor.engine.runtime import (
+    CANCEL,
+    CANCEL_TASK,
+    CANCEL_TIMER,
+    COMPLETE,
+    FAIL,
+    MARKER,
+    SCHEDULE_TASK,
+    START_TIMER,
+    Command,
+    WorkflowRuntime,
+    replay,
+)
+from nbconductor.engine.task_runner import Attempt, Outcome, ThreadRunner, run_async
+from nbconductor.errors import EngineStopped, ExecutionNotFound, NonDeterminismError
+from nbconductor.storage.protocol import Store
+from nbconductor.storage.records import (
+    Batch,
+    DefinitionRecord,
+    EventKind,
+    EventRecord,
+    ExecutionFilter,
+    ExecutionRecord,
+    ExecutionUpdate,
+    Status,
+)
+
+_CLOSING = {
+    COMPLETE: (EventKind.EXECUTION_COMPLETED, Status.COMPLETED),
+    FAIL: (EventKind.EXECUTION_FAILED, Status.FAILED),
+    CANCEL: (EventKind.EXECUTION_CANCELLED, Status.CANCELLED),
+}
+
+_default_engine: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The engine that ``workflow.start()`` uses when none is given."""
+    if _default_engine is None or not _default_engine.running:
+        raise EngineStopped(
+            "no engine is running in this process; create one with nbconductor.Engine(path) "
+            "(in a notebook, %load_ext nbconductor starts one)"
+        )
+    return _default_engine
+
+
+def set_default_engine(engine: Engine | None) -> None:
+    global _default_engine
+    with _default_lock:
+        _default_engine = engine
+
+
+def _open_store(path_or_store: str | Path | Store | None) -> Store:
+    if path_or_store is None:
+        from nbconductor.storage.memory import MemoryStore
+
+        return MemoryStore()
+    if isinstance(path_or_store, (str, Path)):
+        from nbconductor.storage.duckdb_store import DuckDBStore
+
+        return DuckDBStore(str(path_or_store))
+    return path_or_store
+
+
+class Engine:
+    """Runs workflow executions durably, recording every step in a history store.
+
+    Args:
+        store: a history file path (DuckDB, created if missing), a Store, or None for an
+            in-memory store (nothing survives the process).
+        clock: where time comes from (tests use a VirtualClock).
+        task_workers: threads for sync task attempts.
+        time_skipping: with a virtual clock, jump to the next due timer whenever every
+            execution is idle (see nbconductor.testing).
+
+    Example:
+        >>> eng = Engine("history.duckdb")
+        >>> h = eng.start(pipeline, 5, id="p-1")   # idempotent on id
+        >>> h.result(timeout=60)
+    """
+
+    def __init__(
+        self,
+        store: str | Path | Store | None = None,
+        *,
+        clock=None,
+        task_workers: int = 32,
+        registry: Registry = REGISTRY,
+        time_skipping: bool = False,
+        make_default: bool = True,
+    ) -> None:
+        self.store: Store = _open_store(store)
+        self.clock = clock or SystemClock()
+        self.registry = registry
+        self.time_skipping = time_skipping and getattr(self.clock, "virtual", False)
+        self._runner = ThreadRunner(task_workers)
+        self._live: dict[str, LiveExecution] = {}
+        self._inbox: collections.deque[Callable[[], None]] = collections.deque()
+        self._heap: list[tuple[float, int, str, tuple]] = []
+        self._order = itertools.count()
+        self._waiters: dict[str, list[Future]] = {}
+        self._accepted: set[str] = set()  # started by a caller, not yet taken by the thread
+        self._lock = threading.Lock()
+        self._subscribers: list[Callable[[set[str]], None]] = []
+        self._recorded_definitions = {(d.kind, d.name, d.version) for d in self.store.definitions()}
+        self._batch = Batch()
+        self._after_commit: list[Callable[[], None]] = []
+        self._changed: set[str] = set()
+        self._in_flight = 0
+        self._now = self.clock.now()
+        self._sleeping = False
+        self._stopping = False
+        self._stop_deadline: float | None = None
+        self.error: BaseException | None = None
+        self.started_at = self.clock.now()
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._thread_main, name="nbconductor-engine")
+        self._thread.daemon = True  # see shared/JUPYTER.md: a kernel must never hang on us
+        self.registry.add_listener(self._on_register)
+        self._thread.start()
+        self._ready.wait()
+        if self.error is not None:
+            raise self.error
+        if make_default:
+            set_default_engine(self)
+
+    # ================================================================== public API
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    def start(
+        self, workflow: WorkflowDefinition | str, *args: Any, id: str | None = None, **kwargs: Any
+    ) -> Handle:
+        """Start an execution of ``workflow``; returns its handle at once.
+
+        Starting with an ``id`` that already exists returns that execution's handle and
+        starts nothing (idempotent start).
+        """
+        self._check_running()
+        definition = self.registry.workflow(workflow) if isinstance(workflow, str) else workflow
+        if not isinstance(definition, WorkflowDefinition):
+            raise TypeError(
+                f"start() needs a workflow (an @workflow function or its name), got {workflow!r}"
+            )
+        try:
+            definition.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"workflow {definition.name}(): {exc}") from None
+        text = payload.encode_input(
+            args, kwargs, what=f"workflow {definition.name}", signature=definition.signature
+        )
+        execution_id = id if id is not None else str(uuid.uuid4())
+        if not isinstance(execution_id, str) or not execution_id:
+            raise ValueError(f"an execution id is a non-empty string, got {execution_id!r}")
+        with self._lock:
+            self._accepted.add(execution_id)
+        self._post(lambda: self._start(execution_id, definition, text, explicit=id is not None))
+        return Handle(self, execution_id, definition.name)
+
+    def get(self, execution_id: str) -> Handle:
+        """The handle of an existing execution.
+
+        Raises:
+            ExecutionNotFound: no execution has that id.
+        """
+        live = self._live.get(execution_id)
+        if live is not None:
+            return Handle(self, execution_id, live.record.workflow)
+        if execution_id in self._accepted:
+            return Handle(self, execution_id, None)
+        record = self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFound(
+                f"no execution with id {execution_id!r} in {self.store.path or 'this store'}"
+            )
+        return Handle(self, execution_id, record.workflow)
+
+    def list(
+        self,
+        *,
+        status: str | Status | list | None = None,
+        name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[ExecutionRecord]:
+        """Executions, newest first, filtered by status, workflow name and start time."""
+        if status is not None:
+            items = status if isinstance(status, (list, tuple, set)) else [status]
+            status = [_status(s) for s in items]
+        return self.store.list_executions(
+            ExecutionFilter(
+                status=status, workflow=name, since=since, until=until, limit=limit, offset=offset
+            )
+        )
+
+    def describe(self, execution_id: str) -> ExecutionRecord:
+        """The execution's record as stored, with the live condition if it is open."""
+        record = self.store.get_execution(execution_id)
+        if record is None:
+            if execution_id in self._accepted:
+                raise ExecutionNotFound(
+                    f"execution {execution_id!r} is starting; ask again in a moment"
+                )
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        live = self._live.get(execution_id)
+        if live is not None:
+            record.condition = live.condition
+        return record
+
+    def history(self, execution_id: str) -> list[EventRecord]:
+        """The execution's recorded events, in order (committed ones only)."""
+        return self.store.load_history(execution_id)
+
+    def status(self) -> dict:
+        """Health and counts: thread alive, store, executions by state, timers, tasks."""
+        live = list(self._live.values())
+        return {
+            "running": self.running,
+            "error": repr(self.error) if self.error else None,
+            "store": self.store.path,
+            "started_at": self.started_at,
+            "open_executions": len(live),
+            "waiting_for_definition": sum(
+                1
+                for x in live
+                if x.runtime is None and x.condition and x.condition.startswith("waiting")
+            ),
+            "blocked": sum(1 for x in live if x.condition and x.condition.startswith("blocked")),
+            "pending_timers": sum(len(x.timers) for x in live),
+            "running_tasks": self._in_flight,
+            "counts": {s.value: n for s, n in self.store.counts_by_status().items()},
+        }
+
+    def subscribe(self, callback: Callable[[set[str]], None]) -> Callable[[], None]:
+        """Call ``callback(changed_ids)`` on the engine thread after each commit.
+
+        Returns a function that unsubscribes. Callbacks must be quick and not block.
+        """
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop the engine: running tasks get ``grace`` seconds to finish, history is
+        committed and the store closed. Unfinished executions resume on the next start."""
+        if self._stopped.is_set():
+            return
+        self._post(lambda: self._begin_stop(grace))
+        self._thread.join(grace + 5.0)
+        self.registry.remove_listener(self._on_register)
+        if _default_engine is self:
+            set_default_engine(None)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"<nbconductor.Engine {state} on {self.store.path or 'memory'}: {len(self._live)} open>"
+        )
+
+    # ------------------------------------------------------------- for handles
+
+    def _result_future(self, execution_id: str) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if execution_id in self._live or execution_id in self._accepted:
+                self._waiters.setdefault(execution_id, []).append(future)
+                return future
+        record = self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        if record.status.closed:
+            future.set_result(record)
+            return future
+        with self._lock:  # open in the store but not loaded here (no definition yet)
+            self._waiters.setdefault(execution_id, []).append(future)
+        return future
+
+    def _status_of(self, execution_id: str) -> Status:
+        if execution_id in self._live or execution_id in self._accepted:
+            return Status.RUNNING
+        record = self.store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        return record.status
+
+    def _condition_of(self, execution_id: str) -> str | None:
+        live = self._live.get(execution_id)
+        return live.condition if live is not None else None
+
+    # ================================================================ engine thread
+
+    def _check_running(self) -> None:
+        if not self.running:
+            raise EngineStopped(
+                f"this engine is stopped{f' ({self.error!r})' if self.error else ''}; "
+                "create a new Engine on the same history to carry on"
+            )
+
+    def _post(self, fn: Callable[[], None]) -> None:
+        self._inbox.append(fn)
+        if self._sleeping:
+            self._sleeping = False
+            with contextlib.suppress(RuntimeError):  # loop closed: the engine has stopped
+                self._aloop.call_soon_threadsafe(self._wake.set)
+
+    def _thread_main(self) -> None:
+        try:
+            anyio.run(self._main, backend="asyncio")
+        except BaseException as exc:  # recorded, surfaced by status() and the API
+            self.error = exc
+        finally:
+            self._ready.set()
+            self._stopping = True
+            self._fail_waiters()
+            self._runner.shutdown()
+            try:
+                self.store.close()
+            finally:
+                self._stopped.set()
+
+    async def _main(self) -> None:
+        self._aloop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._now = self.clock.now()
+        self._record_definitions(self.registry.all())
+        self._recover()
+        self._commit()
+        self._ready.set()
+        while True:
+            self._tick()
+            if self._stopping and (self._in_flight == 0 or time.monotonic() >= self._stop_deadline):
+                self._commit()
+                return
+            if self._inbox:
+                continue
+            delay = self._next_delay()
+            if delay == 0.0:
+                continue
+            self._sleeping = True
+            if self._inbox:
+                self._sleeping = False
+                continue
+            with anyio.move_on_after(delay if delay is not None else 3600.0):
+                await self._wake.wait()
+            self._sleeping = False
+            self._wake.clear()
+
+    def _next_delay(self) -> float | None:
+        if not self._heap and not self._stopping:
+            return None
+        if self._stopping:
+            return max(0.0, min(self._stop_deadline - time.monotonic(), 0.05))
+        if self.time_skipping and self._in_flight == 0:
+            self.clock.advance_to(datetime.fromtimestamp(self._heap[0][0], timezone.utc))
+            return 0.0
+        return max(0.0, self._heap[0][0] - self.clock.now().timestamp())
+
+    def _tick(self) -> None:
+        self._now = self.clock.now()
+        inbox = self._inbox
+        while inbox:
+            inbox.popleft()()
+        now_ts = self._now.timestamp()
+        heap = self._heap
+        while heap and heap[0][0] <= now_ts:
+            _, _, kind, key = heapq.heappop(heap)
+            getattr(self, "_due_" + kind)(*key)
+        self._commit()
+
+    def _commit(self) -> None:
+        batch = self._batch
+        if batch:
+            self._batch = Batch()
+            self.store.commit(batch)  # an error here stops the engine: state is in the file
+        after, self._after_commit = self._after_commit, []
+        for fn in after:
+            fn()
+        if self._changed and self._subscribers:
+            changed, self._changed = self._changed, set()
+            for callback in list(self._subscribers):
+                with contextlib.suppress(Exception):  # a broken view must not stop the engine
+                    callback(changed)
+        else:
+            self._changed.clear()
+
+    def _push(self, due: float, kind: str, *key: Any) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), kind, key))
+
+    # ---------------------------------------------------------------- recording
+
+    def _record(
+        self,
+        live: LiveExecution,
+        kind: EventKind,
+        *,
+        command: int | None = None,
+        name: str | None = None,
+        attempt: int | None = None,
+        data: str = "{}",
+    ) -> EventRecord:
+        event = EventRecord(live.id, live.next_seq, kind, self._now, command, name, attempt, data)
+        live.next_seq += 1
+        self._batch.events.append(event)
+        self._changed.add(live.id)
+        return event
+
+    def _record_definitions(self, definitions) -> None:
+        for d in definitions:
+            key = (d.kind, d.name, d.version)
+            if key not in self._recorded_definitions:
+                self._recorded_definitions.add(key)
+                self._batch.definitions.append(
+                    DefinitionRecord(d.name, d.kind, d.version, d.source, self._now)
+                )
+
+    def _update(self, live: LiveExecution, **fields: Any) -> None:
+        self._batch.updates.append(ExecutionUpdate(live.id, self._now, **fields))
+        self._changed.add(live.id)
+
+    # ------------------------------------------------------------------ starting
+
+    def _start(
+        self, execution_id: str, definition: WorkflowDefinition, text: str, *, explicit: bool
+    ) -> None:
+        try:
+            if self._stopping or execution_id in self._live:
+                return
+            if explicit and self.store.get_execution(execution_id) is not None:
+                # Idempotent start: it exists and is closed (open ones are in _live).
+                self._after_commit.append(lambda: self._resolve_waiters(execution_id))
+                return
+            record = ExecutionRecord(
+                id=execution_id,
+                workflow=definition.name,
+                version=definition.version,
+                status=Status.RUNNING,
+                created_at=self._now,
+                updated_at=self._now,
+                input=text,
+            )
+            live = LiveExecution(record)
+            self._live[execution_id] = live
+            self._batch.new_executions.append(record)
+            fields = {"workflow": definition.name, "version": definition.version}
+            if definition.timeout is not None:
+                fields["timeout"] = definition.timeout
+            self._record(
+                live,
+                EventKind.EXECUTION_STARTED,
+                name=definition.name,
+                data=payload.event_data(fields, input=text),
+            )
+            self._arm_execution_timeout(live, definition)
+            live.runtime = WorkflowRuntime(execution_id, definition, text, self._now)
+            live.runtime.recorded_version = definition.version
+            live.runtime.start()
+            self._carry_out(live, live.runtime.take_commands())
+        finally:
+            with self._lock:
+                self._accepted.discard(execution_id)
+
+    def _arm_execution_timeout(self, live: LiveExecution, definition: WorkflowDefinition) -> None:
+        if definition.timeout is not None:
+            self._push(
+                live.record.created_at.timestamp() + definition.timeout,
+                "execution_timeout",
+                live.id,
+            )
+
+    # ------------------------------------------------------------------ commands
+
+    def _carry_out(self, live: LiveExecution, commands: list[Command]) -> None:
+        for command in commands:
+            kind = command.kind
+            if kind is SCHEDULE_TASK:
+                state = TaskState(
+                    command.id, command.name, command.payload, self._now, command.definition
+                )
+                live.tasks[command.id] = state
+                self._record(
+                    live,
+                    EventKind.TASK_SCHEDULED,
+                    command=command.id,
+                    name=command.name,
+                    data=payload.event_data(None, input=command.payload),
+                )
+                self._after_commit.append(
+                    lambda live=live, state=state: self._dispatch(live, state)
+                )
+                s2c = command.definition.options.schedule_to_close
+                if s2c is not None:
+                    self._push(
+                        self._now.timestamp() + s2c, "schedule_to_close", live.id, command.id
+                    )
+            elif kind is START_TIMER:
+                due = command.data["fire_at"]
+                live.timers[command.id] = due
+                self._record(
+                    live,
+                    EventKind.TIMER_STARTED,
+                    command=command.id,
+                    data=payload.event_data({"fire_at": due, "due": _iso(due)}),
+                )
+                self._push(due, "timer", live.id, command.id)
+            elif kind is CANCEL_TIMER:
+                live.timers.pop(command.id, None)
+                self._record(live, EventKind.TIMER_CANCELLED, command=command.id)
+            elif kind is CANCEL_TASK:
+                state = live.tasks.pop(command.id, None)
+                if state is not None and state.current is not None:
+                    state.current.cancel_requested = True
+                    self._abandon(state.current)
+                self._record(live, EventKind.TASK_CANCEL_REQUESTED, command=command.id)
+            elif kind is MARKER:
+                self._record(
+                    live,
+                    EventKind.MARKER_RECORDED,
+                    command=command.id,
+                    name=command.name,
+                    data=payload.event_data(None, value=command.payload),
+                )
+            elif kind in _CLOSING:
+                event_kind, status = _CLOSING[kind]
+                if kind is COMPLETE:
+                    self._record(
+                        live, event_kind, data=payload.event_data(None, result=command.payload)
+                    )
+                    self._close(live, status, result=command.payload)
+                else:
+                    error = command.data.get("error")
+                    self._record(
+                        live,
+                        event_kind,
+                        data=payload.event_data({"error": error} if error else None),
+                    )
+                    self._close(live, status, error=_json(error) if error else None)
+                return
+
+    def _close(
+        self,
+        live: LiveExecution,
+        status: Status,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._update(
+            live,
+            status=status,
+            closed_at=self._now,
+            result=result,
+            error=error,
+            condition="" if live.condition else None,
+        )
+        live.record.status = status
+        for state in live.tasks.values():
+            if state.current is not None:
+                state.current.cancel_requested = True
+                self._abandon(state.current)
+        live.tasks.clear()
+        live.timers.clear()
+        if live.runtime is not None:
+            live.runtime.close()
+
+        self._after_commit.append(lambda: self._resolve_waiters(live.id))
+
+    def _resolve_waiters(self, execution_id: str) -> None:
+        """Hand a closed execution's record to everyone waiting on it (after commit)."""
+        with self._lock:
+            self._live.pop(execution_id, None)
+            waiters = self._waiters.pop(execution_id, [])
+        record = self.store.get_execution(execution_id) if waiters else None
+        for future in waiters:
+            if not future.done():
+                future.set_result(record)
+
+    # --------------------------------------------------------------------- tasks
+
+    def _dispatch(self, live: LiveExecution, state: TaskState) -> None:
+        """Start the next attempt of a task (after the events it follows committed)."""
+        if self._stopping or live.tasks.get(state.command) is not state:
+            return
+        definition = state.definition or self.registry.find("task", state.name)
+        if definition is None:
+            live.condition = f"waiting for the definition of task {state.name!r}"
+            return
+        state.definition = definition
+        state.retry_at = None
+        now_ts = self.clock.now().timestamp()
+        attempt = Attempt(
+            live.id,
+            state.command,
+            state.failures + 1,
+            definition,
+            state.input_text,
+            now_ts,
+            self.clock.now,
+        )
+        state.current = attempt
+        self._in_flight += 1
+        options = definition.options
+        if options.schedule_to_start is not None:
+            self._push(
+                now_ts + options.schedule_to_start, "attempt_deadline", attempt, "schedule_to_start"
+            )
+        if options.start_to_close is not None:
+            self._push(
+                now_ts + options.start_to_close, "attempt_deadline", attempt, "start_to_close"
+            )
+        if options.heartbeat is not None:
+            self._push(now_ts + options.heartbeat, "attempt_deadline", attempt, "heartbeat")
+        if definition.is_async:
+            attempt.handle = self._aloop.create_task(self._run_async(attempt))
+        else:
+            self._runner.submit(attempt, self.clock.now, self._report)
+
+    async def _run_async(self, attempt: Attempt) -> None:
+        try:
+            outcome = await run_async(attempt, self.clock.now)
+        except asyncio.CancelledError:
+            return  # abandoned (timeout, cancel, close); the engine already accounted for it
+        self._post(lambda: self._on_outcome(outcome))
+
+    def _report(self, outcome: Outcome) -> None:  # called on a pool thread
+        self._post(lambda: self._on_outcome(outcome))
+
+    def _abandon(self, attempt: Attempt) -> None:
+        if not attempt.abandoned:
+            attempt.abandoned = True
+            self._in_flight -= 1
+            if attempt.handle is not None:
+                attempt.handle.cancel()
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        attempt = outcome.attempt
+        if attempt.abandoned:
+            return  # timed out, cancelled or closed meanwhile: its result no longer counts
+        attempt.abandoned = True
+        self._in_flight -= 1
+        live = self._live.get(attempt.execution_id)
+        state = live.tasks.get(attempt.command) if live else None
+        if state is None or state.current is not attempt:
+            return
+        state.current = None
+        started = {"started_at": _iso_dt(outcome.started_at)} if outcome.started_at else {}
+        if outcome.error is None:
+            del live.tasks[attempt.command]
+            event = self._record(
+                live,
+                EventKind.TASK_COMPLETED,
+                command=attempt.command,
+                name=state.name,
+                attempt=attempt.number,
+                data=payload.event_data(started, result=outcome.result),
+            )
+            self._activate(live, event)
+        else:
+            self._attempt_failed(live, state, attempt, outcome.error, started)
+
+    def _attempt_failed(
+        self, live: LiveExecution, state: TaskState, attempt: Attempt, error: dict, extra: dict
+    ) -> None:
+        definition = attempt.definition
+        retry = definition.options.retry
+        state.failures = attempt.number
+        retry_at = None
+        if (
+            not error.get("non_retryable")
+            and not error.get("final")
+            and retry.is_retryable(error.get("type", ""), error.get("mro", ()))
+            and retry.allows(attempt.number)
+        ):
+            retry_at = self._now.timestamp() + retry.delay(attempt.number)
+            s2c = definition.options.schedule_to_close
+            if s2c is not None and retry_at >= state.scheduled_at.timestamp() + s2c:
+                retry_at = None
+        fields = {**extra, "error": error, "final": retry_at is None}
+        if retry_at is not None:
+            fields["retry_at"] = _iso(retry_at)
+        event = self._record(
+            live,
+            EventKind.TASK_FAILED,
+            command=attempt.command,
+            name=state.name,
+            attempt=attempt.number,
+            data=payload.event_data(fields),
+        )
+        if retry_at is None:
+            del live.tasks[attempt.command]
+            self._activate(live, event)
+        else:
+            state.retry_at = retry_at
+            self._push(retry_at, "retry", live.id, attempt.command, state)
+
+    # ------------------------------------------------------------ due heap items
+
+    def _due_timer(self, execution_id: str, command: int) -> None:
+        live = self._live.get(execution_id)
+        if live is None or live.timers.pop(command, None) is None:
+            return
+        event = self._record(live, EventKind.TIMER_FIRED, command=command)
+        self._activate(live, event)
+
+    def _due_retry(self, execution_id: str, command: int, state: TaskState) -> None:
+        live = self._live.get(execution_id)
+        if live is not None and live.tasks.get(command) is state and state.retry_at is not None:
+            self._dispatch(live, state)
+
+    def _due_attempt_deadline(self, attempt: Attempt, which: str) -> None:
+        if attempt.abandoned:
+            return
+        now_ts = self._now.timestamp()
+        options = attempt.definition.options
+        if which == "schedule_to_start":
+            if attempt.started_at is not None:
+                return
+            limit = options.schedule_to_start
+        elif which == "start_to_close":
+            limit = options.start_to_close
+            if attempt.started_at is None:  # still queued: check again a full period later
+                self._push(now_ts + limit, "attempt_deadline", attempt, which)
+                return
+            due = attempt.started_at.timestamp() + limit
+            if due > now_ts:
+                self._push(due, "attempt_deadline", attempt, which)
+                return
+        else:
+            limit = options.heartbeat
+            last = attempt.last_heartbeat or (
+                attempt.started_at.timestamp() if attempt.started_at else attempt.dispatched_at
+            )
+            if last + limit > now_ts:
+                self._push(last + limit, "attempt_deadline", attempt, which)
+                return
+        self._timeout_attempt(attempt, which, limit)
+
+    def _timeout_attempt(
+        self, attempt: Attempt, which: str, limit: float, *, final: bool = False
+    ) -> None:
+        live = self._live.get(attempt.execution_id)
+        state = live.tasks.get(attempt.command) if live else None
+        attempt.cancel_requested = True
+        self._abandon(attempt)
+        if state is None or state.current is not attempt:
+            return
+        state.current = None
+        label = which.replace("_", "-")
+        error = {
+            "type": "TaskTimeout",
+            "module": "nbconductor.errors",
+            "message": f"task {state.name!r} attempt {attempt.number} exceeded its {label} timeout of {limit:g}s",
+            "traceback": "",
+            "mro": ["NbconductorError", "TimeoutError"],
+            "timeout": which,
+        }
+        if final:
+            error["final"] = True
+        extra = {"started_at": _iso_dt(attempt.started_at)} if attempt.started_at else {}
+        self._attempt_failed(live, state, attempt, error, extra)
+
+    def _due_schedule_to_close(self, execution_id: str, command: int) -> None:
+        live = self._live.get(execution_id)
+        state = live.tasks.get(command) if live else None
+        if state is None:
+            return
+        limit = state.definition.options.schedule_to_close
+        if state.current is not None:
+            self._timeout_attempt(state.current, "schedule_to_close", limit, final=True)
+            return
+        # Waiting for a retry: fail it for good now.
+        attempt = Attempt(
+            execution_id,
+            command,
+            state.failures,
+            state.definition,
+            state.input_text,
+            self._now.timestamp(),
+            self.clock.now,
+        )
+        attempt.abandoned = True
+        state.retry_at = None
+        error = {
+            "type": "TaskTimeout",
+            "module": "nbconductor.errors",
+            "message": f"task {state.name!r} exceeded its schedule-to-close timeout of {limit:g}s",
+            "traceback": "",
+            "mro": ["NbconductorError", "TimeoutError"],
+            "timeout": "schedule_to_close",
+            "final": True,
+        }
+        self._attempt_failed(live, state, attempt, error, {})
+
+    def _due_execution_timeout(self, execution_id: str) -> None:
+        live = self._live.get(execution_id)
+        if live is None:
+            return
+        self._record(live, EventKind.EXECUTION_TIMED_OUT)
+        error = {"type": "ExecutionTimedOut", "message": "the workflow's execution timeout elapsed"}
+        self._close(live, Status.TIMED_OUT, error=_json(error))
+
+    # ---------------------------------------------------------------- activation
+
+    def _activate(self, live: LiveExecution, event: EventRecord) -> None:
+        runtime = live.runtime
+        if runtime is None or runtime.closed:
+            return
+        runtime.activate(event)
+        self._carry_out(live, runtime.take_commands())
+
+    # ------------------------------------------------------------------ recovery
+
+    def _recover(self) -> None:
+        records = self.store.open_executions()
+        if not records:
+            return
+        histories = self.store.histories([r.id for r in records])
+        for record in records:
+            history = histories.get(record.id, [])
+            live = LiveExecution(record, next_seq=(history[-1].seq + 1) if history else 1)
+            self._live[record.id] = live
+            self._resume(live, history)
+
+    def _resume(self, live: LiveExecution, history: list[EventRecord] | None = None) -> None:
+        definition = self.registry.find("workflow", live.record.workflow)
+        if definition is None:
+            self._set_condition(
+                live, f"waiting for the definition of workflow {live.record.workflow!r}"
+            )
+            return
+        if history is None:
+            history = self.store.load_history(live.id)
+        try:
+            runtime, commands = replay(definition, history)
+        except NonDeterminismError as exc:
+            self._set_condition(live, f"blocked: {exc}")
+            return
+        live.runtime = runtime
+        if live.condition:
+            self._set_condition(live, "")
+        if definition.version != live.record.version:
+            self._update(live, version=definition.version)
+            live.record.version = definition.version
+        tasks, timers = pending_work(history)
+        for command, state in tasks.items():
+            live.tasks[command] = state
+            if state.retry_at is not None:
+                self._push(state.retry_at, "retry", live.id, command, state)
+            else:
+                self._after_commit.append(
+                    lambda live=live, state=state: self._dispatch(live, state)
+                )
+        for command, due in timers.items():
+            live.timers[command] = due
+            self._push(due, "timer", live.id, command)
+        self._arm_execution_timeout(live, definition)
+        self._carry_out(live, commands)
+
+    def _set_condition(self, live: LiveExecution, condition: str) -> None:
+        live.condition = condition or None
+        self._update(live, condition=condition)
+
+    def _on_register(self, definition, previous) -> None:  # any thread
+        if self._stopped.is_set():
+            return
+        self._post(lambda: self._definition_registered(definition))
+
+    def _definition_registered(self, definition) -> None:
+        self._record_definitions([definition])
+        for live in list(self._live.values()):
+            if (
+                definition.kind == "workflow"
+                and live.record.workflow == definition.name
+                and live.runtime is None
+            ):
+                self._resume(live)
+            elif definition.kind == "task" and live.runtime is not None:
+                for state in live.tasks.values():
+                    if (
+                        state.name == definition.name
+                        and state.definition is None
+                        and state.current is None
+                        and state.retry_at is None
+                    ):
+                        self._after_commit.append(
+                            lambda live=live, state=state: self._dispatch(live, state)
+                        )
+                        if live.condition and live.condition.startswith(
+                            "waiting for the definition of task"
+                        ):
+                            live.condition = None
+
+    # ---------------------------------------------------------------- stopping
+
+    def _begin_stop(self, grace: float) -> None:
+        self._stopping = True
+        self._stop_deadline = time.monotonic() + grace
+
+    def _fail_waiters(self) -> None:
+        with self._lock:
+            waiters, self._waiters = self._waiters, {}
+        for futures in waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(
+                        EngineStopped(
+                            "the engine stopped before this execution closed; it resumes when an engine opens its history again"
+                        )
+                    )
+
+
+def _status(value) -> Status:
+    if isinstance(value, Status):
+        return value
+    try:
+        return Status(str(value).lower().replace("timedout", "timed_out"))
+    except ValueError:
+        valid = ", ".join(s.value for s in Status)
+        raise ValueError(f"unknown status {value!r}; use one of: {valid}") from None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def _iso_dt(dt: datetime) -> str:
+    return dt.isoformat()
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,88 @@
+"""The engine's in-memory state of one open execution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from nbconductor.engine.definition import TaskDefinition
+from nbconductor.engine.runtime import WorkflowRuntime
+from nbconductor.engine.task_runner import Attempt
+from nbconductor.storage.records import EventKind, EventRecord, ExecutionRecord
+
+
+@dataclass(eq=False)
+class TaskState:
+    """A scheduled task of an open execution, until it completes or fails for good."""
+
+    command: int
+    name: str
+    input_text: str
+    scheduled_at: datetime
+    definition: TaskDefinition | None = None
+    failures: int = 0  # failed attempts so far
+    current: Attempt | None = None
+    retry_at: float | None = None  # epoch seconds when a retry is waiting
+
+
+@dataclass(eq=False)
+class LiveExecution:
+    """An open execution: its record, its replayed code, its tasks and timers."""
+
+    record: ExecutionRecord
+    next_seq: int = 1
+    runtime: WorkflowRuntime | None = None
+    tasks: dict[int, TaskState] = field(default_factory=dict)
+    timers: dict[int, float] = field(default_factory=dict)  # command -> due (epoch s)
+    condition: str | None = None  # why it does not run: no definition, non-determinism
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+def pending_work(history: list[EventRecord]) -> tuple[dict[int, TaskState], dict[int, float]]:
+    """Tasks and timers a history left open: what a recovering engine must carry on.
+
+    Returns task states (with failures counted and any waiting retry time) and
+    timers (command -> due time).
+    """
+    from nbconductor.engine import payload
+
+    tasks: dict[int, TaskState] = {}
+    timers: dict[int, float] = {}
+    for event in history:
+        kind = event.kind
+        if kind is EventKind.TASK_SCHEDULED:
+            data = payload.read_data(event.data)
+            tasks[event.command] = TaskState(
+                event.command,
+                event.name or "",
+                _json(data.get("input")),
+                event.at,
+            )
+        elif kind is EventKind.TASK_FAILED:
+            state = tasks.get(event.command)
+            if state is None:
+                continue
+            data = payload.read_data(event.data)
+            if data.get("final"):
+                tasks.pop(event.command, None)
+            else:
+                state.failures = event.attempt or state.failures + 1
+                retry_at = data.get("retry_at")
+                state.retry_at = datetime.fromisoformat(retry_at).timestamp() if retry_at else None
+        elif kind in (EventKind.TASK_COMPLETED, EventKind.TASK_CANCEL_REQUESTED):
+            tasks.pop(event.command, None)
+        elif kind is EventKind.TIMER_STARTED:
+            data = payload.read_data(event.data)
+            timers[event.command] = data["fire_at"]
+        elif kind in (EventKind.TIMER_FIRED, EventKind.TIMER_CANCELLED):
+            timers.pop(event.command, None)
+    return tasks, timers
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,125 @@
+"""A deterministic asyncio event loop for one execution: no I/O, no wall clock.
+
+``call_later``/``call_at`` become durable timers (commands to the engine), so
+``asyncio.sleep``, ``wait_for``, ``gather``, ``wait`` and cancellation keep their usual
+meaning inside workflow code while every source of time is recorded history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbconductor.engine.runtime import WorkflowRuntime
+
+_get_running_loop = asyncio.events._get_running_loop
+_set_running_loop = asyncio.events._set_running_loop
+
+
+class DurableTimer(asyncio.TimerHandle):
+    """A timer handle that knows the id of the command that started it."""
+
+    command: int
+
+
+class WorkflowTask(asyncio.Task):
+    """A task whose hash is its creation order, so sets of tasks iterate the same way on
+    every replay (plain tasks hash by memory address)."""
+
+    def __init__(self, coro, *, loop, name=None, context=None, order: int) -> None:
+        self._order = order  # before Task.__init__, which puts the task in a WeakSet
+        super().__init__(coro, loop=loop, name=name, context=context)
+
+    def __hash__(self) -> int:
+        return self._order
+
+
+class WorkflowLoop(asyncio.AbstractEventLoop):
+    """The loop that workflow code runs on, driven by :class:`WorkflowRuntime`."""
+
+    def __init__(self, runtime: WorkflowRuntime) -> None:
+        self.runtime = runtime
+        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._closed = False
+        self._order = itertools.count(1)
+
+    # --- what the runtime calls -------------------------------------------------------
+
+    def run_until_quiet(self) -> None:
+        """Run ready callbacks until none are left (one activation)."""
+        previous = _get_running_loop()
+        _set_running_loop(self)
+        try:
+            ready = self._ready
+            while ready:
+                handle = ready.popleft()
+                if not handle._cancelled:
+                    handle._run()
+        finally:
+            _set_running_loop(previous)
+
+    def fire(self, timer: DurableTimer) -> None:
+        if not timer._cancelled:
+            self._ready.append(timer)
+
+    # --- asyncio.AbstractEventLoop ----------------------------------------------------
+
+    def time(self) -> float:
+        return self.runtime.now_ts
+
+    def call_soon(self, callback, *args: Any, context=None) -> asyncio.Handle:
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(self, delay: float, callback, *args: Any, context=None) -> asyncio.TimerHandle:
+        return self.call_at(self.time() + delay, callback, *args, context=context)
+
+    def call_at(self, when: float, callback, *args: Any, context=None) -> asyncio.TimerHandle:
+        timer = DurableTimer(when, callback, args, self, context)
+        timer._scheduled = True  # so that cancel() reports back to _timer_handle_cancelled
+        self.runtime.start_timer(timer)
+        return timer
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        self.runtime.cancel_timer(handle)  # type: ignore[arg-type]
+
+    def create_future(self) -> asyncio.Future:
+        return asyncio.Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None) -> asyncio.Task:
+        return WorkflowTask(coro, loop=self, name=name, context=context, order=next(self._order))
+
+    def get_debug(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return not self._closed
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.clear()
+
+    def call_exception_handler(self, context: dict) -> None:
+        self.runtime.on_loop_error(context)
+
+    def default_exception_handler(self, context: dict) -> None:
+        self.runtime.on_loop_error(context)
+
+    def call_soon_threadsafe(self, callback, *args: Any, context=None):
+        raise RuntimeError(
+            "workflow code cannot be woken from other threads; use a task for I/O "
+            "and signals for outside input"
+        )
+
+    def run_in_executor(self, executor, func, *args):
+        raise RuntimeError(
+            "run_in_executor is not allowed in workflow code: it is not replayable; "
+            "put the work in a task"
+        )

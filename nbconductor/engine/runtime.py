@@ -1,0 +1,343 @@
+"""Replay runtime: drives one execution's workflow code, one event at a time.
+
+The runtime turns history events into workflow progress and workflow actions into
+commands. Live, the executor records each command as an event; on replay the same
+commands must come out in the same order, or the history no longer describes this code
+(a :class:`NonDeterminismError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import json
+import random as _random
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from nbconductor.engine import payload
+from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
+from nbconductor.engine.failure import describe_exception, summary
+from nbconductor.engine.loop import DurableTimer, WorkflowLoop, _get_running_loop
+from nbconductor.errors import NonDeterminismError, PayloadError, TaskFailed
+from nbconductor.storage.records import EventKind, EventRecord
+
+# Command kinds, and the event that records each.
+SCHEDULE_TASK = "schedule task"
+START_TIMER = "start timer"
+CANCEL_TIMER = "cancel timer"
+CANCEL_TASK = "cancel task"
+MARKER = "record marker"
+COMPLETE = "complete execution"
+FAIL = "fail execution"
+CANCEL = "cancel execution"
+
+RECORDED_AS = {
+    SCHEDULE_TASK: EventKind.TASK_SCHEDULED,
+    START_TIMER: EventKind.TIMER_STARTED,
+    CANCEL_TIMER: EventKind.TIMER_CANCELLED,
+    CANCEL_TASK: EventKind.TASK_CANCEL_REQUESTED,
+    MARKER: EventKind.MARKER_RECORDED,
+    COMPLETE: EventKind.EXECUTION_COMPLETED,
+    FAIL: EventKind.EXECUTION_FAILED,
+    CANCEL: EventKind.EXECUTION_CANCELLED,
+}
+COMMAND_EVENTS = frozenset(RECORDED_AS.values())
+CLOSING_COMMANDS = frozenset({COMPLETE, FAIL, CANCEL})
+
+
+@dataclass(slots=True)
+class Command:
+    """Something workflow code asked for; the executor records and carries it out."""
+
+    kind: str
+    id: int | None = None
+    name: str | None = None
+    payload: str | None = None  # codec JSON: task input, marker value, result
+    data: dict = field(default_factory=dict)
+    definition: TaskDefinition | None = None
+
+    def describe(self) -> str:
+        target = f" {self.name!r}" if self.name else ""
+        ident = f" (command {self.id})" if self.id is not None else ""
+        return f"{self.kind}{target}{ident}"
+
+
+def describe_event(event: EventRecord) -> str:
+    name = f" {event.name!r}" if event.name else ""
+    ident = f" (command {event.command})" if event.command is not None else ""
+    return f"{event.kind.value}{name}{ident}"
+
+
+def current_runtime() -> WorkflowRuntime | None:
+    """The runtime of the workflow whose code is running on this thread, if any."""
+    loop = _get_running_loop()
+    return loop.runtime if isinstance(loop, WorkflowLoop) else None
+
+
+class TaskFuture(asyncio.Future):
+    """The result of a scheduled task; cancelling it asks the engine to cancel the task."""
+
+    runtime: WorkflowRuntime
+    command: int
+
+    def __hash__(self) -> int:  # deterministic set order on replay
+        return -self.command
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        self.runtime.cancel_task(self)
+        return super().cancel(msg)
+
+
+class WorkflowRuntime:
+    """One execution's workflow code, its deterministic loop and its pending commands."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        definition: WorkflowDefinition,
+        input_text: str,
+        started_at: datetime,
+        *,
+        markers: dict[int, EventRecord] | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.definition = definition
+        self.input_text = input_text
+        self.loop = WorkflowLoop(self)
+        self.pending: collections.deque[Command] = collections.deque()
+        self.tasks: dict[int, TaskFuture] = {}
+        self.timers: dict[int, DurableTimer] = {}
+        self.markers = markers or {}
+        self.closed = False
+        self.replaying = False
+        self._next_id = 1
+        seed = hashlib.sha256(execution_id.encode()).digest()
+        self.rng = _random.Random(int.from_bytes(seed[:8], "big"))
+        self.set_time(started_at)
+        self.main: asyncio.Task | None = None
+
+    # --- driving ----------------------------------------------------------------------
+
+    def set_time(self, at: datetime) -> None:
+        self.now = at
+        self.now_ts = at.timestamp()
+
+    def start(self) -> None:
+        """The first activation: run the workflow function until it waits."""
+        args, kwargs = payload.decode_input(self.input_text)
+        self.main = self.loop.create_task(self.definition.fn(*args, **kwargs))
+        self.main.add_done_callback(self._on_main_done)
+        self.loop.run_until_quiet()
+
+    def activate(self, event: EventRecord) -> None:
+        """Apply one result event (task outcome, timer fired) and run to quiescence."""
+        if self.closed:
+            return
+        self.set_time(event.at)
+        kind = event.kind
+        if kind is EventKind.TASK_COMPLETED:
+            future = self.tasks.pop(event.command, None)
+            if future is not None and not future.done():
+                data = payload.read_data(event.data)
+                future.set_result(payload.payload_field(data, "result"))
+        elif kind is EventKind.TASK_FAILED:
+            data = payload.read_data(event.data)
+            if not data.get("final"):
+                return  # a retry follows; workflow code does not see it
+            future = self.tasks.pop(event.command, None)
+            if future is not None and not future.done():
+                future.set_exception(_task_failed(event, data))
+        elif kind is EventKind.TIMER_FIRED:
+            timer = self.timers.pop(event.command, None)
+            if timer is not None:
+                self.loop.fire(timer)
+        self.loop.run_until_quiet()
+
+    def take_commands(self) -> list[Command]:
+        commands = list(self.pending)
+        self.pending.clear()
+        return commands
+
+    def match(self, event: EventRecord, version: str | None = None) -> None:
+        """Replay: the next command the code issued must be the one ``event`` recorded."""
+        expected = describe_event(event)
+        if not self.pending:
+            raise self._mismatch(event, expected, "nothing (the code issued no such command)")
+        command = self.pending.popleft()
+        if (
+            RECORDED_AS[command.kind] is not event.kind
+            or command.id != event.command
+            or (command.name or None) != (event.name or None)
+        ):
+            raise self._mismatch(event, expected, command.describe())
+
+    def _mismatch(self, event: EventRecord, expected: str, got: str) -> NonDeterminismError:
+        recorded = getattr(self, "recorded_version", None) or "?"
+        return NonDeterminismError(
+            f"execution {self.execution_id!r} of workflow {self.definition.name!r} no longer "
+            f"replays: at history event #{event.seq} the history has {expected}, but the "
+            f"current code (version {self.definition.version}; the execution started with "
+            f"version {recorded}) issued {got}. Restore the previous code, guard the change "
+            "with patched(), or terminate the execution."
+        )
+
+    def close(self) -> None:
+        """Drop the workflow's coroutines without running more of its code."""
+        self.closed = True
+        self.loop.close()
+        if self.main is not None and not self.main.done():
+            # Closing the coroutine frame runs no workflow code past its current await
+            # except finally blocks; the task object itself is discarded.
+            self.main._log_destroy_pending = False
+
+    # --- what workflow code calls -----------------------------------------------------
+
+    def next_id(self) -> int:
+        ident = self._next_id
+        self._next_id += 1
+        return ident
+
+    def schedule_task(self, definition: TaskDefinition, args: tuple, kwargs: dict) -> TaskFuture:
+        try:
+            definition.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"task {definition.name}(): {exc}") from None
+        text = payload.encode_input(
+            args, kwargs, what=f"task {definition.name}", signature=definition.signature
+        )
+        command = self.next_id()
+        future = TaskFuture(loop=self.loop)
+        future.runtime = self
+        future.command = command
+        self.tasks[command] = future
+        self.pending.append(
+            Command(SCHEDULE_TASK, command, definition.name, text, definition=definition)
+        )
+        return future
+
+    def cancel_task(self, future: TaskFuture) -> None:
+        if self.tasks.pop(future.command, None) is not None:
+            self.pending.append(Command(CANCEL_TASK, future.command))
+
+    def start_timer(self, timer: DurableTimer) -> None:
+        timer.command = self.next_id()
+        self.timers[timer.command] = timer
+        self.pending.append(Command(START_TIMER, timer.command, data={"fire_at": timer.when()}))
+
+    def cancel_timer(self, timer: DurableTimer) -> None:
+        if self.timers.pop(timer.command, None) is not None:
+            self.pending.append(Command(CANCEL_TIMER, timer.command))
+
+    def side_effect(self, fn, what: str) -> Any:
+        command = self.next_id()
+        recorded = self.markers.get(command)
+        if recorded is not None:
+            value_text = payload.read_data(recorded.data).get("value")
+            value = payload.payload_field({"value": value_text}, "value")
+            text = None
+        else:
+            value = fn()
+            text = payload.encode_value(value, what=what)
+        self.pending.append(Command(MARKER, command, "side_effect", text))
+        return value
+
+    def on_loop_error(self, context: dict) -> None:
+        # Unretrieved exceptions of abandoned workflow sub-tasks end up here; the
+        # execution's outcome is decided by its main coroutine, so nothing to record.
+        pass
+
+    # --- the end ----------------------------------------------------------------------
+
+    def _on_main_done(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            self.pending.append(Command(CANCEL))
+            return
+        exc = task.exception()
+        if exc is None:
+            try:
+                text = payload.encode_value(
+                    task.result(), what=f"the result of workflow {self.definition.name}"
+                )
+            except PayloadError as err:
+                self.pending.append(Command(FAIL, data={"error": describe_exception(err)}))
+                return
+            self.pending.append(Command(COMPLETE, payload=text))
+        else:
+            self.pending.append(Command(FAIL, data={"error": describe_exception(exc)}))
+
+
+def _task_failed(event: EventRecord, data: dict) -> TaskFailed:
+    error = data.get("error") or {}
+    attempts = event.attempt or 0
+    return TaskFailed(
+        f"task {event.name!r} failed after {attempts} attempt{'s' * (attempts != 1)}: "
+        f"{summary(error)}",
+        task=event.name or "",
+        attempts=attempts,
+        error_type=error.get("type", ""),
+        error_message=error.get("message", ""),
+        traceback=error.get("traceback", ""),
+    )
+
+
+def replay(
+    definition: WorkflowDefinition, history: list[EventRecord]
+) -> tuple[WorkflowRuntime, list[Command]]:
+    """Rebuild an execution's runtime from its history.
+
+    Returns the runtime, positioned after the last event, and the commands the code
+    issued that the history does not hold yet (they still have to be recorded).
+
+    Raises:
+        NonDeterminismError: the code issued other commands than the history recorded.
+    """
+    if not history or history[0].kind is not EventKind.EXECUTION_STARTED:
+        raise ValueError("a history starts with an ExecutionStarted event")
+    first = history[0]
+    started = payload.read_data(first.data)
+    markers = {e.command: e for e in history if e.kind is EventKind.MARKER_RECORDED}
+    runtime = WorkflowRuntime(
+        first.execution_id,
+        definition,
+        _embedded(first.data, "input"),
+        first.at,
+        markers=markers,
+    )
+    runtime.recorded_version = started.get("version")
+    runtime.replaying = True
+    runtime.start()
+    for event in history[1:]:
+        if event.kind in COMMAND_EVENTS:
+            runtime.match(event)
+            if event.kind in (
+                EventKind.EXECUTION_COMPLETED,
+                EventKind.EXECUTION_FAILED,
+                EventKind.EXECUTION_CANCELLED,
+            ):
+                runtime.closed = True
+        elif runtime.pending:
+            command = runtime.pending[0]
+            raise runtime._mismatch(
+                event,
+                describe_event(event),
+                f"{command.describe()} first, which the history does not have",
+            )
+        else:
+            runtime.activate(event)
+    runtime.replaying = False
+    return runtime, runtime.take_commands()
+
+
+def _embedded(data_text: str, key: str) -> str:
+    """The codec JSON text of an embedded payload field."""
+    data = payload.read_data(data_text)
+    return json.dumps(data.get(key), separators=(",", ":"))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

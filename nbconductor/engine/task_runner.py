@@ -1,0 +1,142 @@
+"""Running task attempts: the thread pool, the task context and heartbeats.
+
+Task code runs outside the engine thread (sync tasks in a pool, async tasks on the
+engine loop). Each attempt reports one outcome to the engine; the engine alone decides
+what it means (completed, retried, timed out, ignored because abandoned).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nbconductor.engine import payload
+from nbconductor.engine.definition import TaskDefinition
+from nbconductor.engine.failure import describe_exception
+from nbconductor.errors import NotInWorkflow, PayloadError, TaskCancelled
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One try of one scheduled task."""
+
+    execution_id: str
+    command: int
+    number: int
+    definition: TaskDefinition
+    input_text: str
+    dispatched_at: float  # engine clock, epoch seconds
+    clock: Callable[[], datetime] = field(repr=False, default=None)  # the engine's clock
+    started_at: datetime | None = None
+    last_heartbeat: float | None = None  # engine clock, epoch seconds
+    heartbeat_details: Any = None
+    progress: float | None = None
+    cancel_requested: bool = False
+    abandoned: bool = False  # timed out, cancelled or its execution closed: ignore outcome
+    handle: Any = field(default=None, repr=False)  # the asyncio task of an async attempt
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What an attempt reports back: a result (codec JSON) or an error description."""
+
+    attempt: Attempt
+    result: str | None = None
+    error: dict | None = None
+    started_at: datetime | None = None
+
+
+_current: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
+    "nbconductor_attempt", default=None
+)
+
+
+def current_attempt() -> Attempt | None:
+    return _current.get()
+
+
+def heartbeat(details: Any = None, progress: float | None = None) -> None:
+    """Tell the engine this task is alive (resets its heartbeat timeout).
+
+    Raises :class:`TaskCancelled` when the workflow no longer wants the result, so a long
+    loop that heartbeats stops promptly. Outside a task it does nothing.
+    """
+    attempt = _current.get()
+    if attempt is None:
+        return
+    attempt.last_heartbeat = attempt.clock().timestamp()
+    attempt.heartbeat_details = details
+    if progress is not None:
+        attempt.progress = float(progress)
+    if attempt.cancel_requested:
+        raise TaskCancelled(
+            f"task {attempt.definition.name!r} was cancelled (its workflow no longer needs it)"
+        )
+
+
+def cancelled() -> bool:
+    """True when the running task has been asked to stop (cancel, timeout, terminate)."""
+    attempt = _current.get()
+    if attempt is None:
+        raise NotInWorkflow("nbconductor.cancelled() only works inside a running task")
+    return attempt.cancel_requested
+
+
+def _finish(attempt: Attempt, value: Any) -> Outcome:
+    try:
+        text = payload.encode_value(value, what=f"the result of task {attempt.definition.name}")
+    except PayloadError as exc:
+        error = describe_exception(exc)
+        error["non_retryable"] = True  # the same code would produce the same value again
+        return Outcome(attempt, error=error, started_at=attempt.started_at)
+    return Outcome(attempt, result=text, started_at=attempt.started_at)
+
+
+def run_sync(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
+    """Run a sync attempt on the calling (pool) thread."""
+    attempt.started_at = now()
+    token = _current.set(attempt)
+    try:
+        args, kwargs = payload.decode_input(attempt.input_text)
+        value = attempt.definition.fn(*args, **kwargs)
+    except BaseException as exc:  # a task's KeyboardInterrupt is its failure, not ours
+        return Outcome(attempt, error=describe_exception(exc), started_at=attempt.started_at)
+    finally:
+        _current.reset(token)
+    return _finish(attempt, value)
+
+
+async def run_async(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
+    """Run an async attempt on the engine loop (the contextvar is per asyncio task)."""
+    attempt.started_at = now()
+    _current.set(attempt)
+    try:
+        args, kwargs = payload.decode_input(attempt.input_text)
+        value = await attempt.definition.fn(*args, **kwargs)
+    except BaseException as exc:
+        return Outcome(attempt, error=describe_exception(exc), started_at=attempt.started_at)
+    return _finish(attempt, value)
+
+
+class ThreadRunner:
+    """Sync task attempts on a thread pool; outcomes go to ``report`` from the worker."""
+
+    def __init__(self, max_workers: int = 32) -> None:
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="nbconductor-task")
+
+    def submit(
+        self, attempt: Attempt, now: Callable[[], datetime], report: Callable[[Outcome], None]
+    ) -> None:
+        self._pool.submit(_run_and_report, attempt, now, report)
+
+    def shutdown(self) -> None:
+        # Hung task threads cannot be killed; they are abandoned, never waited for.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_and_report(attempt: Attempt, now, report) -> None:
+    report(run_sync(attempt, now))

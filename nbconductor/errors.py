@@ -1,0 +1,128 @@
+"""The exception tree: one root, names for conditions, messages that say what to do."""
+
+from __future__ import annotations
+
+
+class NbconductorError(Exception):
+    """Something went wrong in nbconductor."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+# --- definitions and input -------------------------------------------------------------
+
+
+class DefinitionError(NbconductorError, TypeError):
+    """A workflow or task definition is not valid."""
+
+
+class WorkflowNotRegistered(NbconductorError, LookupError):
+    """No workflow of that name is registered in this process."""
+
+
+class InvalidDuration(NbconductorError, ValueError):
+    """A duration could not be understood; use seconds, a timedelta or a string like '30s'."""
+
+
+class ScheduleError(NbconductorError, ValueError):
+    """A schedule is not valid (cron expression, time zone, policy or time window)."""
+
+
+class PayloadError(NbconductorError, TypeError):
+    """A value cannot be stored in history (arguments, results, signal payloads)."""
+
+
+class NotInWorkflow(NbconductorError, RuntimeError):
+    """This helper only works inside a running workflow."""
+
+
+# --- executions ------------------------------------------------------------------------
+
+
+class ExecutionNotFound(NbconductorError, LookupError):
+    """No execution with that id exists in this history."""
+
+
+class ExecutionClosed(NbconductorError, RuntimeError):
+    """The execution has already closed."""
+
+
+class ExecutionFailed(NbconductorError):
+    """The execution ended without a result (failed, cancelled, terminated or timed out)."""
+
+    def __init__(self, message: str, *, status: str = "failed", error: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error or {}
+
+
+class NonDeterminismError(NbconductorError, RuntimeError):
+    """Replaying an execution's history produced different commands than were recorded."""
+
+
+class TaskFailed(NbconductorError):
+    """A task failed for good (non-retryable error, attempts exhausted, or timeout).
+
+    Raised inside the workflow at the ``await`` of the task, so the workflow can catch it.
+    ``error_type``, ``error_message`` and ``traceback`` describe the last attempt's error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task: str = "",
+        attempts: int = 0,
+        error_type: str = "",
+        error_message: str = "",
+        traceback: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.task = task
+        self.attempts = attempts
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+
+
+class TaskTimeout(NbconductorError, TimeoutError):
+    """A task attempt ran past one of its timeouts."""
+
+
+class TaskCancelled(NbconductorError):
+    """The workflow no longer needs this task's result; stop the work."""
+
+
+class ApplicationError(NbconductorError):
+    """An error raised by user code on purpose; ``non_retryable=True`` stops retries."""
+
+    def __init__(
+        self, message: str, *, non_retryable: bool = False, details: object = None
+    ) -> None:
+        super().__init__(message)
+        self.non_retryable = non_retryable
+        self.details = details
+
+
+# --- storage ---------------------------------------------------------------------------
+
+
+class StoreError(NbconductorError, RuntimeError):
+    """The history store cannot be used."""
+
+
+class StoreLocked(StoreError):
+    """Another process (or engine) holds this history file."""
+
+
+class NotAHistoryFile(StoreError):
+    """The file is not an nbconductor history (not a DuckDB file, or not ours)."""
+
+
+class SchemaTooNew(StoreError):
+    """The history file was written by a newer nbconductor; upgrade to open it."""
+
+
+class EngineStopped(NbconductorError, RuntimeError):
+    """The engine is not running; start it (or open a new Engine) first."""

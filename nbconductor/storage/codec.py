@@ -1,0 +1,498 @@
+"""The payload codec: Python values to JSON text and back.
+
+Plain JSON values are stored as they are, so the common payloads (``None``, numbers,
+strings, small dicts) cost one ``json.dumps``. Everything else the codec knows is
+written as a *tagged* object, ``{"__nbc__": TAG, "v": ...}``, that ``decode`` turns back
+into the original type: datetimes, dates, times, timedeltas, Decimals, UUIDs, bytes,
+tuples, sets, Enum members, dataclasses, dicts whose keys are not strings, non-finite
+floats, and (when the libraries are installed) pandas and polars DataFrames and pyarrow
+Tables. A dict that itself holds the key ``"__nbc__"`` is escaped so it cannot be
+mistaken for a tag. Other objects are refused with a :class:`PayloadError` that says
+where in the value they sit, unless the caller opts in to pickle.
+
+The output is ASCII-only JSON (non-ASCII characters escaped), so it is valid UTF-8
+whatever the strings hold, and DuckDB's JSON functions can read it:
+``SELECT data->>'$.v' FROM events``.
+
+Example:
+    >>> text = encode({"when": datetime(2024, 5, 1, tzinfo=timezone.utc), "n": 3})
+    >>> decode(text)["when"].year
+    2024
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import decimal
+import enum
+import importlib
+import io
+import json
+import math
+import pickle
+import sys
+import traceback
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from nbconductor.errors import ApplicationError, PayloadError
+
+__all__ = ("TAG", "decode", "decode_error", "encode", "encode_error", "error_dict")
+
+TAG = "__nbc__"
+
+# One shared encoder: json.dumps builds a new one per call when given options.
+_JSON = json.JSONEncoder(separators=(",", ":"))
+_HINT = (
+    "convert it to a JSON-friendly value, a dataclass, or opt in to pickle with allow_pickle=True"
+)
+_SCALARS = (str, int, bool, type(None))
+_MISSING = object()
+
+
+# --- encoding --------------------------------------------------------------------------
+
+
+def encode(value: Any, *, what: str = "value", allow_pickle: bool = False) -> str:
+    """Encode a value as JSON text for history.
+
+    Args:
+        value: The value to store.
+        what: Names the value in error messages, e.g. ``"argument 'conn' of task fetch"``.
+        allow_pickle: Pickle objects the codec does not know instead of refusing them.
+            Only code that trusts the history file may decode such payloads.
+
+    Returns:
+        ASCII JSON text.
+
+    Raises:
+        PayloadError: The value (or something inside it) cannot be stored; the message
+            names ``what``, the path inside the value and the offending type.
+    """
+    kind = type(value)
+    # Fast path. json.dumps alone would silently turn tuples into lists, str-based
+    # Enums into strings and int keys into str keys, so it only sees values that are
+    # plain JSON all the way down (exact types, no tag key, finite floats).
+    if kind in _SCALARS or (kind is float and math.isfinite(value)):
+        return _JSON.encode(value)
+    try:
+        plain = _is_plain(value)
+    except RecursionError:  # a cycle or very deep nesting: let the full walk explain it
+        plain = False
+    if plain:
+        return _JSON.encode(value)
+    try:
+        return _JSON.encode(_Encoder(what, allow_pickle).walk(value, "", set()))
+    except RecursionError as exc:
+        raise PayloadError(
+            f"{what} is nested too deeply to store; flatten it or store a summary"
+        ) from exc
+
+
+def _is_plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or key == TAG:
+                return False
+            item_kind = type(item)
+            if item_kind in _SCALARS:
+                continue
+            if item_kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif not _is_plain(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            item_kind = type(item)
+            if item_kind in _SCALARS:
+                continue
+            if item_kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif not _is_plain(item):
+                return False
+        return True
+    return False
+
+
+def _tagged(tag: str, v: Any, **extra: Any) -> dict[str, Any]:
+    return {TAG: tag, "v": v, **extra}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _type_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _type_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+class _Encoder:
+    """Walks a value, building its tagged JSON form; remembers where it is for errors."""
+
+    def __init__(self, what: str, allow_pickle: bool) -> None:
+        self.what = what
+        self.allow_pickle = allow_pickle
+
+    def fail(self, path: str, problem: str, hint: str = _HINT) -> PayloadError:
+        where = f" at {path}" if path else ""
+        return PayloadError(f"{self.what}{where} {problem}; {hint}")
+
+    def walk(self, value: Any, path: str, active: set[int]) -> Any:
+        kind = type(value)
+        if kind in _SCALARS:
+            return value
+        if kind is float:
+            if math.isfinite(value):
+                return value
+            return _tagged("float", repr(value))  # 'nan', 'inf', '-inf'
+        if kind is list or kind is tuple or kind is dict:
+            # Cycle check: a container that holds itself would recurse forever.
+            marker = id(value)
+            if marker in active:
+                raise self.fail(
+                    path, f"contains itself (a {kind.__name__} cycle)", "break the cycle"
+                )
+            active.add(marker)
+            try:
+                if kind is dict:
+                    return self.walk_dict(value, path, active)
+                items = [self.walk(item, f"{path}[{i}]", active) for i, item in enumerate(value)]
+                return items if kind is list else _tagged("tuple", items)
+            finally:
+                active.discard(marker)
+        if isinstance(value, enum.Enum):
+            cls = type(value)
+            self.check_importable(cls, path)
+            return _tagged("enum", value.name, type=_type_path(cls))
+        if kind is datetime:
+            return _tagged("datetime", value.isoformat(), **_zone(value))
+        if kind is date:
+            return _tagged("date", value.isoformat())
+        if kind is time:
+            return _tagged("time", value.isoformat(), **_zone(value))
+        if kind is timedelta:
+            return _tagged("timedelta", [value.days, value.seconds, value.microseconds])
+        if kind is decimal.Decimal:
+            return _tagged("decimal", str(value))
+        if kind is uuid.UUID:
+            return _tagged("uuid", str(value))
+        if kind is bytes:
+            return _tagged("bytes", _b64(value))
+        if kind is bytearray:
+            return _tagged("bytearray", _b64(bytes(value)))
+        if kind is set or kind is frozenset:
+            items = [self.walk(item, f"{path}{{item}}", active) for item in value]
+            # Set order follows string hashing, which changes between processes; sort so
+            # that the same set always encodes to the same text.
+            items.sort(key=lambda item: json.dumps(item, sort_keys=True))
+            return _tagged(kind.__name__, items)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return self.walk_dataclass(value, path, active)
+        frame = _encode_frame(value)
+        if frame is not None:
+            return frame
+        if self.allow_pickle:
+            try:
+                data = pickle.dumps(value, protocol=pickle.DEFAULT_PROTOCOL)
+            except Exception as exc:
+                raise self.fail(
+                    path, f"is a {_type_name(kind)} that cannot be pickled ({exc})", _HINT
+                ) from exc
+            return _tagged("pickle", _b64(data), type=_type_path(kind))
+        raise self.fail(path, f"is a {_type_name(kind)}, which cannot be stored in history")
+
+    def walk_dict(self, value: dict, path: str, active: set[int]) -> Any:
+        if all(type(key) is str for key in value) and TAG not in value:
+            return {key: self.walk(item, f"{path}[{key!r}]", active) for key, item in value.items()}
+        # Keys that JSON objects cannot hold (and the tag key itself) go as pairs.
+        pairs = []
+        for key, item in value.items():
+            enc_key = self.walk(key, f"{path}<key {key!r}>", active)
+            pairs.append([enc_key, self.walk(item, f"{path}[{key!r}]", active)])
+        return _tagged("dict", pairs)
+
+    def walk_dataclass(self, value: Any, path: str, active: set[int]) -> Any:
+        cls = type(value)
+        self.check_importable(cls, path)
+        marker = id(value)
+        if marker in active:
+            raise self.fail(path, "contains itself (a dataclass cycle)", "break the cycle")
+        active.add(marker)
+        try:
+            fields: dict[str, Any] = {}
+            for f in dataclasses.fields(value):
+                item = getattr(value, f.name, _MISSING)
+                if item is not _MISSING:  # an init=False field that was never set
+                    fields[f.name] = self.walk(item, f"{path}.{f.name}", active)
+        finally:
+            active.discard(marker)
+        if TAG in fields:  # a field named like the tag: keep it out of the tag namespace
+            return _tagged(
+                "dataclass",
+                _tagged("dict", [[k, v] for k, v in fields.items()]),
+                type=_type_path(cls),
+            )
+        return _tagged("dataclass", fields, type=_type_path(cls))
+
+    def check_importable(self, cls: type, path: str) -> None:
+        if "<locals>" in cls.__qualname__:
+            raise self.fail(
+                path,
+                f"is a {_type_name(cls)}, defined inside a function, so it cannot be "
+                "rebuilt when history is read",
+                "define the class at module level (or in its own notebook cell)",
+            )
+
+
+def _zone(value: datetime | time) -> dict[str, Any]:
+    """Keys that the ISO text leaves out: a zoneinfo zone's name and the fold."""
+    extra: dict[str, Any] = {}
+    tz = value.tzinfo
+    if tz is not None and type(tz).__module__ == "zoneinfo":
+        extra["tz"] = tz.key  # the ISO text only holds the offset, not the zone
+    if value.fold:
+        extra["fold"] = 1
+    return extra
+
+
+def _encode_frame(value: Any) -> dict[str, Any] | None:
+    """Tagged form of a pandas/polars DataFrame or pyarrow Table, or None.
+
+    The libraries are looked up in ``sys.modules`` only: a value cannot be one of their
+    objects unless the library was already imported, so this never imports them.
+    """
+    module = type(value).__module__.partition(".")[0]
+    if module == "pandas":
+        pd = sys.modules["pandas"]
+        if isinstance(value, pd.DataFrame):
+            pa = _import_optional("pyarrow", "store pandas DataFrames")
+            return _tagged("pandas", _b64(_arrow_ipc(pa, pa.Table.from_pandas(value))))
+    elif module == "polars":
+        pl = sys.modules["polars"]
+        if isinstance(value, pl.DataFrame):
+            return _tagged("polars", _b64(value.write_ipc(None).getvalue()))
+    elif module == "pyarrow":
+        pa = sys.modules["pyarrow"]
+        if isinstance(value, pa.Table):
+            return _tagged("arrow", _b64(_arrow_ipc(pa, value)))
+    return None
+
+
+def _arrow_ipc(pa: Any, table: Any) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _read_arrow_ipc(pa: Any, data: bytes) -> Any:
+    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+        return reader.read_all()
+
+
+def _import_optional(name: str, purpose: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise PayloadError(
+            f"{name} is needed to {purpose}; install it (pip install {name})"
+        ) from exc
+
+
+# --- decoding --------------------------------------------------------------------------
+
+
+def decode(text: str, *, allow_pickle: bool = False) -> Any:
+    """Decode JSON text written by :func:`encode`.
+
+    Args:
+        text: The stored text.
+        allow_pickle: Unpickle pickle-tagged values. Unpickling runs code chosen by
+            whoever wrote the file, so only allow it for history you trust.
+
+    Raises:
+        PayloadError: The text is not valid JSON, holds a pickle and ``allow_pickle`` is
+            false, or names a class that can no longer be imported or rebuilt.
+    """
+    try:
+        if TAG not in text:
+            return json.loads(text)
+        return json.loads(text, object_hook=_Decoder(allow_pickle).hook)
+    except PayloadError:
+        raise
+    except ValueError as exc:
+        raise PayloadError(f"stored payload is not valid JSON ({exc}): {text[:80]!r}") from exc
+
+
+class _Decoder:
+    def __init__(self, allow_pickle: bool) -> None:
+        self.allow_pickle = allow_pickle
+
+    def hook(self, obj: dict[str, Any]) -> Any:
+        # json calls this bottom-up, so nested tagged values are already decoded.
+        tag = obj.get(TAG)
+        if tag is None:
+            return obj
+        v = obj.get("v")
+        decoder = _DECODERS.get(tag)
+        if decoder is not None:
+            return decoder(v, obj)
+        if tag == "pickle":
+            if not self.allow_pickle:
+                raise PayloadError(
+                    f"a stored value of type {obj.get('type', '?')} was pickled; decoding "
+                    "it runs code from the history file, so it is refused unless you pass "
+                    "allow_pickle=True (only for history you trust)"
+                )
+            return pickle.loads(base64.b64decode(v))
+        raise PayloadError(
+            f"stored value has unknown tag {tag!r}; it was probably written by a newer "
+            "nbconductor: upgrade to read it"
+        )
+
+
+def _resolve(type_path: str) -> Any:
+    module_name, _, qualname = type_path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise PayloadError(
+            f"stored value needs {type_path.replace(':', '.')}, which cannot be imported "
+            f"({exc}); run the cell or import the module that defines it first"
+        ) from exc
+    return obj
+
+
+def _decode_datetime_like(parse: Any) -> Any:
+    def decode_it(v: str, obj: dict[str, Any]) -> Any:
+        value = parse(v)
+        if "tz" in obj:
+            zoneinfo = importlib.import_module("zoneinfo")
+            value = value.replace(tzinfo=zoneinfo.ZoneInfo(obj["tz"]))
+        if obj.get("fold"):
+            value = value.replace(fold=1)
+        return value
+
+    return decode_it
+
+
+def _decode_enum(v: str, obj: dict[str, Any]) -> Any:
+    cls = _resolve(obj["type"])
+    try:
+        return cls[v]
+    except KeyError as exc:
+        raise PayloadError(f"enum {obj['type']} has no member {v!r} any more") from exc
+
+
+def _decode_dataclass(v: Any, obj: dict[str, Any]) -> Any:
+    cls = _resolve(obj["type"])
+    if not dataclasses.is_dataclass(cls):
+        raise PayloadError(f"{obj['type']} is no longer a dataclass; cannot rebuild a stored value")
+    fields = dataclasses.fields(cls)
+    init = {f.name: v[f.name] for f in fields if f.init and f.name in v}
+    try:
+        value = cls(**init)
+    except TypeError as exc:
+        raise PayloadError(
+            f"cannot rebuild {obj['type']} from stored fields {sorted(v)} ({exc}); its "
+            "definition changed since the value was stored"
+        ) from exc
+    for f in fields:
+        if not f.init and f.name in v:
+            object.__setattr__(value, f.name, v[f.name])  # works for frozen classes too
+    return value
+
+
+def _decode_frame(kind: str) -> Any:
+    def decode_it(v: str, obj: dict[str, Any]) -> Any:
+        data = base64.b64decode(v)
+        if kind == "polars":
+            pl = _import_optional("polars", "read a stored polars DataFrame")
+            return pl.read_ipc(io.BytesIO(data))
+        pa = _import_optional("pyarrow", f"read a stored {kind} table")
+        table = _read_arrow_ipc(pa, data)
+        return table.to_pandas() if kind == "pandas" else table
+
+    return decode_it
+
+
+_DECODERS: dict[str, Any] = {
+    "float": lambda v, obj: float(v),
+    "tuple": lambda v, obj: tuple(v),
+    "set": lambda v, obj: set(v),
+    "frozenset": lambda v, obj: frozenset(v),
+    "dict": lambda v, obj: {key: item for key, item in v},
+    "datetime": _decode_datetime_like(datetime.fromisoformat),
+    "date": lambda v, obj: date.fromisoformat(v),
+    "time": _decode_datetime_like(time.fromisoformat),
+    "timedelta": lambda v, obj: timedelta(*v),
+    "decimal": lambda v, obj: decimal.Decimal(v),
+    "uuid": lambda v, obj: uuid.UUID(v),
+    "bytes": lambda v, obj: base64.b64decode(v),
+    "bytearray": lambda v, obj: bytearray(base64.b64decode(v)),
+    "enum": _decode_enum,
+    "dataclass": _decode_dataclass,
+    "pandas": _decode_frame("pandas"),
+    "polars": _decode_frame("polars"),
+    "arrow": _decode_frame("arrow"),
+}
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+def error_dict(exc: BaseException) -> dict[str, Any]:
+    """Describe an exception for history: type, module, message and traceback.
+
+    For an :class:`ApplicationError` the dict also holds ``non_retryable`` and
+    ``details`` (encoded by the codec; its ``repr`` if the codec cannot store it).
+    Never raises: recording an error must not fail on a strange exception.
+    """
+    cls = type(exc)
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<unprintable {cls.__qualname__}>"
+    try:
+        text = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    except Exception:
+        text = ""
+    out: dict[str, Any] = {
+        "type": cls.__qualname__,
+        "module": cls.__module__,
+        "message": message,
+        "traceback": text,
+    }
+    if isinstance(exc, ApplicationError):
+        out["non_retryable"] = bool(exc.non_retryable)
+        try:
+            out["details"] = _Encoder("error details", False).walk(exc.details, "", set())
+        except PayloadError:
+            out["details"] = repr(exc.details)
+    return out
+
+
+def encode_error(exc: BaseException) -> str:
+    """:func:`error_dict` as JSON text for an ``error`` payload column."""
+    return _JSON.encode(error_dict(exc))
+
+
+def decode_error(text: str) -> dict[str, Any]:
+    """Read back :func:`encode_error`'s text; ``details`` is decoded to its value."""
+    out = decode(text)
+    if not isinstance(out, dict):
+        raise PayloadError(f"stored error is not an error description: {text[:80]!r}")
+    return out

@@ -1,0 +1,148 @@
+"""An in-memory store: the same contract as the DuckDB store, nothing durable.
+
+For fast tests, and for users' own tests of their workflows.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+
+from nbconductor.errors import StoreError
+from nbconductor.storage.records import (
+    Batch,
+    DefinitionRecord,
+    EventRecord,
+    ExecutionFilter,
+    ExecutionRecord,
+    Status,
+)
+
+
+class MemoryStore:
+    """Keeps history in dictionaries; commits are atomic under one lock."""
+
+    path: str | None = None
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executions: dict[str, ExecutionRecord] = {}
+        self._events: dict[str, list[EventRecord]] = {}
+        self._definitions: list[DefinitionRecord] = []
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("this store is closed")
+
+    def commit(self, batch: Batch) -> None:
+        with self._lock:
+            self._check()
+            new_ids: set[str] = set()
+            for rec in batch.new_executions:
+                if rec.id in self._executions or rec.id in new_ids:
+                    raise StoreError(f"execution {rec.id!r} already exists")
+                new_ids.add(rec.id)
+            executions = dict(self._executions)
+            for rec in batch.new_executions:
+                executions[rec.id] = _copy(rec)
+            for upd in batch.updates:
+                old = executions.get(upd.id)
+                if old is None:
+                    raise StoreError(f"update of unknown execution {upd.id!r}")
+                rec = _copy(old)
+                rec.updated_at = upd.updated_at
+                for name in ("status", "closed_at", "result", "error", "version"):
+                    value = getattr(upd, name)
+                    if value is not None:
+                        setattr(rec, name, value)
+                if upd.condition is not None:
+                    rec.condition = upd.condition or None
+                executions[upd.id] = rec
+            self._executions = executions
+            # Copies, like a real store: changing a record after commit changes no history.
+            for ev in batch.events:
+                self._events.setdefault(ev.execution_id, []).append(copy.copy(ev))
+            if not batch.definitions:
+                return
+            known = {(d.name, d.kind, d.version) for d in self._definitions}
+            for d in batch.definitions:
+                key = (d.name, d.kind, d.version)
+                if key not in known:  # a version is recorded once, when first seen
+                    known.add(key)
+                    self._definitions.append(copy.copy(d))
+
+    def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        with self._lock:
+            self._check()
+            rec = self._executions.get(execution_id)
+            return _copy(rec) if rec else None
+
+    def _matching(self, f: ExecutionFilter) -> list[ExecutionRecord]:
+        out = []
+        for rec in self._executions.values():
+            if f.status is not None and rec.status not in f.status:
+                continue
+            if f.workflow is not None and rec.workflow != f.workflow:
+                continue
+            if f.since is not None and rec.created_at < f.since:
+                continue
+            if f.until is not None and rec.created_at >= f.until:
+                continue
+            if f.parent_id is not None and rec.parent_id != f.parent_id:
+                continue
+            if f.search and not (f.search in rec.id or any(f.search in tag for tag in rec.tags)):
+                continue
+            out.append(rec)
+        out.sort(key=lambda r: (r.created_at, r.id), reverse=f.newest_first)
+        return out
+
+    def list_executions(self, filter: ExecutionFilter | None = None) -> list[ExecutionRecord]:
+        f = filter or ExecutionFilter()
+        with self._lock:
+            self._check()
+            rows = self._matching(f)
+        end = None if f.limit is None else f.offset + f.limit
+        return [_copy(r) for r in rows[f.offset : end]]
+
+    def count_executions(self, filter: ExecutionFilter | None = None) -> int:
+        with self._lock:
+            self._check()
+            return len(self._matching(filter or ExecutionFilter()))
+
+    def open_executions(self) -> list[ExecutionRecord]:
+        return self.list_executions(ExecutionFilter(status=[Status.RUNNING], newest_first=False))
+
+    def load_history(self, execution_id: str, after_seq: int = 0) -> list[EventRecord]:
+        with self._lock:
+            self._check()
+            events = self._events.get(execution_id, ())
+            return [copy.copy(e) for e in events if e.seq > after_seq]
+
+    def histories(self, execution_ids: list[str]) -> dict[str, list[EventRecord]]:
+        with self._lock:
+            self._check()
+            return {i: [copy.copy(e) for e in self._events.get(i, ())] for i in execution_ids}
+
+    def counts_by_status(self) -> dict[Status, int]:
+        with self._lock:
+            self._check()
+            return dict(Counter(r.status for r in self._executions.values()))
+
+    def definitions(self, name: str | None = None) -> list[DefinitionRecord]:
+        with self._lock:
+            self._check()
+            found = [copy.copy(d) for d in self._definitions if name is None or d.name == name]
+        return sorted(found, key=lambda d: d.registered_at)  # stable: ties keep commit order
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+
+def _copy(rec: ExecutionRecord) -> ExecutionRecord:
+    """A copy that shares no mutable state (tags) with the original."""
+    out = copy.copy(rec)
+    out.tags = list(rec.tags)
+    return out

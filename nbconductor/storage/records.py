@@ -1,0 +1,151 @@
+"""Record types exchanged between the engine and a store.
+
+Payload fields (``input``, ``result``, ``error``, ``data``) hold text already encoded by
+:mod:`nbconductor.storage.codec`; a store keeps them as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+class Status(str, Enum):
+    """The life-cycle state of an execution; all but RUNNING are closed."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TERMINATED = "terminated"
+    TIMED_OUT = "timed_out"
+    CONTINUED_AS_NEW = "continued_as_new"
+
+    @property
+    def closed(self) -> bool:
+        return self is not Status.RUNNING
+
+    @property
+    def title(self) -> str:
+        return {"timed_out": "TimedOut", "continued_as_new": "ContinuedAsNew"}.get(
+            self.value, self.value.capitalize()
+        )
+
+
+class EventKind(str, Enum):
+    """What an event in an execution's history records."""
+
+    EXECUTION_STARTED = "ExecutionStarted"
+    TASK_SCHEDULED = "TaskScheduled"
+    TASK_COMPLETED = "TaskCompleted"
+    TASK_FAILED = "TaskFailed"  # one failed attempt; data says whether it will be retried
+    TASK_CANCEL_REQUESTED = "TaskCancelRequested"
+    TIMER_STARTED = "TimerStarted"
+    TIMER_FIRED = "TimerFired"
+    TIMER_CANCELLED = "TimerCancelled"
+    MARKER_RECORDED = "MarkerRecorded"  # side effects, patches
+    SIGNAL_RECEIVED = "SignalReceived"
+    CANCEL_REQUESTED = "CancelRequested"
+    CHILD_STARTED = "ChildStarted"
+    CHILD_CLOSED = "ChildClosed"
+    EXECUTION_COMPLETED = "ExecutionCompleted"
+    EXECUTION_FAILED = "ExecutionFailed"
+    EXECUTION_CANCELLED = "ExecutionCancelled"
+    EXECUTION_TERMINATED = "ExecutionTerminated"
+    EXECUTION_TIMED_OUT = "ExecutionTimedOut"
+    EXECUTION_CONTINUED_AS_NEW = "ExecutionContinuedAsNew"
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    """One row of the ``executions`` table."""
+
+    id: str
+    workflow: str
+    version: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    input: str = "null"  # {"args": [...], "kwargs": {...}} through the codec
+    closed_at: datetime | None = None
+    result: str | None = None
+    error: str | None = None
+    parent_id: str | None = None
+    origin_id: str | None = None  # previous run (continue-as-new) or fork origin
+    tags: list[str] = field(default_factory=list)
+    condition: str | None = None  # e.g. "blocked: non-determinism ..." while Running
+
+
+@dataclass(slots=True)
+class ExecutionUpdate:
+    """Changed fields of an existing execution; ``None`` leaves a field as it is.
+
+    ``condition`` uses ``""`` to clear it, since ``None`` means "unchanged".
+    """
+
+    id: str
+    updated_at: datetime
+    status: Status | None = None
+    closed_at: datetime | None = None
+    result: str | None = None
+    error: str | None = None
+    condition: str | None = None
+    version: str | None = None
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One row of the ``events`` table: an entry of an execution's append-only history.
+
+    ``seq`` counts from 1 within the execution. ``command`` is the id of the workflow
+    command the event belongs to (task, timer, marker, child), when it belongs to one.
+    """
+
+    execution_id: str
+    seq: int
+    kind: EventKind
+    at: datetime
+    command: int | None = None
+    name: str | None = None
+    attempt: int | None = None
+    data: str = "{}"
+
+
+@dataclass(slots=True)
+class DefinitionRecord:
+    """One row of the ``definitions`` table: a version of a workflow or task's source."""
+
+    name: str
+    kind: str  # "workflow" | "task"
+    version: str
+    source: str
+    registered_at: datetime
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one engine tick writes; a store commits it in one transaction."""
+
+    new_executions: list[ExecutionRecord] = field(default_factory=list)
+    updates: list[ExecutionUpdate] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    definitions: list[DefinitionRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.new_executions or self.updates or self.events or self.definitions)
+
+
+@dataclass(slots=True)
+class ExecutionFilter:
+    """Filters for listing executions; every field is optional."""
+
+    status: list[Status] | None = None
+    workflow: str | None = None
+    since: datetime | None = None  # created_at >= since
+    until: datetime | None = None  # created_at < until
+    parent_id: str | None = None
+    search: str | None = None  # substring of id or a tag
+    limit: int | None = None
+    offset: int = 0
+    newest_first: bool = True
