@@ -31,7 +31,10 @@ class WorkflowTask(asyncio.Task):
 
     def __init__(self, coro, *, loop, name=None, context=None, order: int) -> None:
         self._order = order  # before Task.__init__, which puts the task in a WeakSet
-        super().__init__(coro, loop=loop, name=name, context=context)
+        if context is None:  # Python 3.10's Task takes no context argument
+            super().__init__(coro, loop=loop, name=name)
+        else:
+            super().__init__(coro, loop=loop, name=name, context=context)
 
     def __hash__(self) -> int:
         return self._order
