@@ -45,6 +45,7 @@ __all__ = (
     "TaskFailed",
     "__version__",
     "cancelled",
+    "engine",
     "gather",
     "heartbeat",
     "now",
@@ -57,6 +58,18 @@ __all__ = (
     "uuid4",
     "workflow",
 )
+
+
+def engine() -> Engine:
+    """This process's engine: the kernel's once ``%load_ext nbconductor`` ran, else the
+    last ``Engine`` created.
+
+    Raises:
+        EngineStopped: no engine is running in this process.
+    """
+    from nbconductor.engine.executor import default_engine
+
+    return default_engine()
 
 
 def load_ipython_extension(ipython):  # pragma: no cover - thin hook, tested via kernel tests

@@ -126,3 +126,36 @@ class SchemaTooNew(StoreError):
 
 class EngineStopped(NbconductorError, RuntimeError):
     """The engine is not running; start it (or open a new Engine) first."""
+
+
+# --- workflow control ------------------------------------------------------------------
+
+
+class UpdateRejected(NbconductorError, ValueError):
+    """The workflow's update validator rejected the update; nothing was recorded."""
+
+
+class ContinueAsNew(BaseException):
+    """Raised by ``continue_as_new()`` to end this run and start the next one.
+
+    A BaseException so that ``except Exception`` in workflow code does not swallow it.
+    """
+
+    def __init__(self, input_text: str) -> None:
+        super().__init__("continue as new")
+        self.input_text = input_text
+
+
+class ChildFailed(NbconductorError):
+    """A child workflow ended without a result (failed, cancelled, terminated, timed out).
+
+    Raised inside the parent at ``await child(...)``; ``status`` and ``error`` say how.
+    """
+
+    def __init__(
+        self, message: str, *, child_id: str = "", status: str = "failed", error=None
+    ) -> None:
+        super().__init__(message)
+        self.child_id = child_id
+        self.status = status
+        self.error = error or {}

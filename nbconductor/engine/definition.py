@@ -102,6 +102,8 @@ class WorkflowDefinition:
         self.name = name
         self.timeout = timeout
         self.signals = signals
+        self.queries: dict[str, Handler] = {}
+        self.updates: dict[str, Handler] = {}
         self.source = normalized_source(fn, source)
         self.version = version_of(self.source)
         self.signature = inspect.signature(fn)
@@ -110,6 +112,40 @@ class WorkflowDefinition:
         self.__name__ = getattr(fn, "__name__", name)
         self.__qualname__ = getattr(fn, "__qualname__", name)
         self.__module__ = getattr(fn, "__module__", __name__)
+
+    def query(self, fn: Callable | None = None, *, name: str | None = None):
+        """Declare a query handler: ``fn(state, *args)`` reads the workflow's ``state``.
+
+        It runs on the caller's thread against a snapshot of the state taken after the
+        workflow's last step, so it never races with workflow code.
+
+        Example:
+            >>> @order.query
+            ... def stage(state):
+            ...     return state.get("stage")
+        """
+
+        def wrap(f: Callable) -> Callable:
+            self.queries[name or f.__name__] = Handler(f, None)
+            return f
+
+        return wrap(fn) if fn is not None else wrap
+
+    def update(
+        self, fn: Callable | None = None, *, name: str | None = None, validator=None
+    ):
+        """Declare an update handler: a signal that returns a value.
+
+        ``fn(payload)`` runs inside the workflow (it may await tasks and change
+        ``state``); ``validator(state, payload)`` runs first and rejects the update by
+        raising, in which case nothing is recorded.
+        """
+
+        def wrap(f: Callable) -> Callable:
+            self.updates[name or f.__name__] = Handler(f, validator)
+            return f
+
+        return wrap(fn) if fn is not None else wrap
 
     def start(self, *args: Any, id: str | None = None, engine=None, **kwargs: Any):
         """Start an execution on ``engine`` (default: this process's engine); returns a Handle."""
@@ -122,14 +158,21 @@ class WorkflowDefinition:
         from nbconductor.engine.runtime import current_runtime
 
         if current_runtime() is not None:
-            raise DefinitionError(
-                f"calling workflow {self.name!r} from inside a workflow is not supported yet; "
-                "child workflows arrive with the workflow-control features"
-            )
+            from nbconductor.engine.workflow_api import child
+
+            return child(self, *args, **kwargs)
         return self.start(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<workflow {self.name} version {self.version}>"
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A query or update handler, with the update's optional validator."""
+
+    fn: Callable
+    validator: Callable | None
 
 
 Definition = TaskDefinition | WorkflowDefinition

@@ -21,7 +21,13 @@ from nbconductor.engine import payload
 from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
 from nbconductor.engine.failure import describe_exception, summary
 from nbconductor.engine.loop import DurableTimer, WorkflowLoop, _get_running_loop
-from nbconductor.errors import NonDeterminismError, PayloadError, TaskFailed
+from nbconductor.errors import (
+    ChildFailed,
+    ContinueAsNew,
+    NonDeterminismError,
+    PayloadError,
+    TaskFailed,
+)
 from nbconductor.storage.records import EventKind, EventRecord
 
 # Command kinds, and the event that records each.
@@ -30,9 +36,14 @@ START_TIMER = "start timer"
 CANCEL_TIMER = "cancel timer"
 CANCEL_TASK = "cancel task"
 MARKER = "record marker"
+START_CHILD = "start child"
+CANCEL_CHILD = "cancel child"
+SIGNAL_CHILD = "signal child"
+COMPLETE_UPDATE = "complete update"
 COMPLETE = "complete execution"
 FAIL = "fail execution"
 CANCEL = "cancel execution"
+CONTINUE = "continue as new"
 
 RECORDED_AS = {
     SCHEDULE_TASK: EventKind.TASK_SCHEDULED,
@@ -40,12 +51,24 @@ RECORDED_AS = {
     CANCEL_TIMER: EventKind.TIMER_CANCELLED,
     CANCEL_TASK: EventKind.TASK_CANCEL_REQUESTED,
     MARKER: EventKind.MARKER_RECORDED,
+    START_CHILD: EventKind.CHILD_STARTED,
+    CANCEL_CHILD: EventKind.CHILD_CANCEL_REQUESTED,
+    SIGNAL_CHILD: EventKind.SIGNAL_SENT,
+    COMPLETE_UPDATE: EventKind.UPDATE_COMPLETED,
     COMPLETE: EventKind.EXECUTION_COMPLETED,
     FAIL: EventKind.EXECUTION_FAILED,
     CANCEL: EventKind.EXECUTION_CANCELLED,
+    CONTINUE: EventKind.EXECUTION_CONTINUED_AS_NEW,
 }
 COMMAND_EVENTS = frozenset(RECORDED_AS.values())
-CLOSING_COMMANDS = frozenset({COMPLETE, FAIL, CANCEL})
+CLOSING_EVENTS = frozenset(
+    {
+        EventKind.EXECUTION_COMPLETED,
+        EventKind.EXECUTION_FAILED,
+        EventKind.EXECUTION_CANCELLED,
+        EventKind.EXECUTION_CONTINUED_AS_NEW,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -93,6 +116,23 @@ class TaskFuture(asyncio.Future):
         return super().cancel(msg)
 
 
+class ChildFuture(asyncio.Future):
+    """The result of a child execution; cancelling it asks the child to cancel."""
+
+    runtime: WorkflowRuntime
+    command: int
+    child_id: str
+
+    def __hash__(self) -> int:
+        return -self.command
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        self.runtime.cancel_child(self)
+        return super().cancel(msg)
+
+
 class WorkflowRuntime:
     """One execution's workflow code, its deterministic loop and its pending commands."""
 
@@ -113,6 +153,13 @@ class WorkflowRuntime:
         self.tasks: dict[int, TaskFuture] = {}
         self.timers: dict[int, DurableTimer] = {}
         self.markers = markers or {}
+        self.max_recorded_command = 0  # highest command id in the replayed history
+        self.children: dict[int, ChildFuture] = {}
+        self.signal_buffer: dict[str, collections.deque] = {}
+        self.signal_waiters: dict[str, collections.deque[asyncio.Future]] = {}
+        self.conditions: list[tuple[Any, asyncio.Future]] = []
+        self.state: dict[str, Any] = {}
+        self.progress: tuple[float | None, str | None] = (None, None)
         self.closed = False
         self.replaying = False
         self._next_id = 1
@@ -132,7 +179,20 @@ class WorkflowRuntime:
         args, kwargs = payload.decode_input(self.input_text)
         self.main = self.loop.create_task(self.definition.fn(*args, **kwargs))
         self.main.add_done_callback(self._on_main_done)
+        self._run()
+
+    def _run(self) -> None:
+        """Run to quiescence, re-checking wait_condition predicates each time."""
         self.loop.run_until_quiet()
+        while self.conditions:
+            met = [(p, f) for p, f in self.conditions if f.done() or p()]
+            if not met:
+                return
+            for item in met:
+                self.conditions.remove(item)
+                if not item[1].done():
+                    item[1].set_result(True)
+            self.loop.run_until_quiet()
 
     def activate(self, event: EventRecord) -> None:
         """Apply one result event (task outcome, timer fired) and run to quiescence."""
@@ -156,7 +216,26 @@ class WorkflowRuntime:
             timer = self.timers.pop(event.command, None)
             if timer is not None:
                 self.loop.fire(timer)
-        self.loop.run_until_quiet()
+        elif kind is EventKind.SIGNAL_RECEIVED:
+            data = payload.read_data(event.data)
+            self._deliver_signal(event.name or "", payload.payload_field(data, "payload"))
+        elif kind is EventKind.CANCEL_REQUESTED:
+            if self.main is not None and not self.main.done():
+                self.main.cancel()
+        elif kind is EventKind.CHILD_CLOSED:
+            future = self.children.pop(event.command, None)
+            if future is not None and not future.done():
+                data = payload.read_data(event.data)
+                if data.get("status") == "completed":
+                    future.set_result(payload.payload_field(data, "result"))
+                else:
+                    future.set_exception(_child_failed(event, data))
+        elif kind is EventKind.UPDATE_ACCEPTED:
+            data = payload.read_data(event.data)
+            self._start_update(
+                event.name or "", data["update_id"], payload.payload_field(data, "payload")
+            )
+        self._run()
 
     def take_commands(self) -> list[Command]:
         commands = list(self.pending)
@@ -246,6 +325,108 @@ class WorkflowRuntime:
         self.pending.append(Command(MARKER, command, "side_effect", text))
         return value
 
+    def wait_signal(self, name: str) -> asyncio.Future:
+        future = self.loop.create_future()
+        buffered = self.signal_buffer.get(name)
+        if buffered:
+            future.set_result(buffered.popleft())
+        else:
+            self.signal_waiters.setdefault(name, collections.deque()).append(future)
+        return future
+
+    def _deliver_signal(self, name: str, value: Any) -> None:
+        waiters = self.signal_waiters.get(name)
+        while waiters:
+            future = waiters.popleft()
+            if not future.done():
+                future.set_result(value)
+                return
+        self.signal_buffer.setdefault(name, collections.deque()).append(value)
+
+    def waiting_signals(self) -> list[str]:
+        """Names of the signals the workflow is awaiting right now."""
+        return sorted(
+            name for name, q in self.signal_waiters.items() if any(not f.done() for f in q)
+        )
+
+    def wait_condition(self, predicate) -> asyncio.Future:
+        future = self.loop.create_future()
+        if predicate():
+            future.set_result(True)
+        else:
+            self.conditions.append((predicate, future))
+        return future
+
+    def start_child(
+        self,
+        definition: WorkflowDefinition,
+        args: tuple,
+        kwargs: dict,
+        *,
+        child_id: str | None,
+        parent_close: str,
+    ) -> ChildFuture:
+        try:
+            definition.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"child workflow {definition.name}(): {exc}") from None
+        text = payload.encode_input(
+            args, kwargs, what=f"child workflow {definition.name}", signature=definition.signature
+        )
+        command = self.next_id()
+        future = ChildFuture(loop=self.loop)
+        future.runtime = self
+        future.command = command
+        future.child_id = child_id or f"{self.execution_id}/{command}"
+        self.children[command] = future
+        data = {"child_id": future.child_id, "parent_close": parent_close}
+        self.pending.append(Command(START_CHILD, command, definition.name, text, data))
+        return future
+
+    def cancel_child(self, future: ChildFuture) -> None:
+        if self.children.pop(future.command, None) is not None:
+            self.pending.append(
+                Command(CANCEL_CHILD, self.next_id(), data={"child_id": future.child_id})
+            )
+
+    def signal_child(self, child_id: str, name: str, value: Any) -> None:
+        text = payload.encode_value(value, what=f"signal {name!r} to {child_id}")
+        data = {"child_id": child_id}
+        self.pending.append(Command(SIGNAL_CHILD, self.next_id(), name, text, data))
+
+    def patched(self, patch_id: str, *, deprecated: bool = False) -> bool:
+        name = f"patch:{patch_id}"
+        upcoming = self._next_id
+        recorded = self.markers.get(upcoming)
+        if recorded is not None and recorded.name == name:
+            self.pending.append(Command(MARKER, self.next_id(), name))
+            return True
+        if deprecated or (self.replaying and upcoming <= self.max_recorded_command):
+            return False  # this execution was recorded before the patch existed
+        self.pending.append(Command(MARKER, self.next_id(), name))
+        return True
+
+    def _start_update(self, name: str, update_id: str, value: Any) -> None:
+        handler = self.definition.updates.get(name)
+
+        async def run() -> None:
+            data: dict = {"update_id": update_id}
+            text = None
+            try:
+                if handler is None:
+                    raise LookupError(f"workflow {self.definition.name!r} has no update {name!r}")
+                result = handler.fn(value)
+                if asyncio.iscoroutine(result):
+                    result = await result
+                text = payload.encode_value(result, what=f"the result of update {name!r}")
+            except asyncio.CancelledError:
+                data["error"] = {"type": "CancelledError", "message": "the workflow closed"}
+            except Exception as exc:
+                data["error"] = describe_exception(exc)
+            self.pending.append(Command(COMPLETE_UPDATE, None, name, text, data))
+
+        self.loop.create_task(run())
+
     def on_loop_error(self, context: dict) -> None:
         # Unretrieved exceptions of abandoned workflow sub-tasks end up here; the
         # execution's outcome is decided by its main coroutine, so nothing to record.
@@ -258,6 +439,9 @@ class WorkflowRuntime:
             self.pending.append(Command(CANCEL))
             return
         exc = task.exception()
+        if isinstance(exc, ContinueAsNew):
+            self.pending.append(Command(CONTINUE, payload=exc.input_text))
+            return
         if exc is None:
             try:
                 text = payload.encode_value(
@@ -285,6 +469,18 @@ def _task_failed(event: EventRecord, data: dict) -> TaskFailed:
     )
 
 
+def _child_failed(event: EventRecord, data: dict) -> ChildFailed:
+    error = data.get("error") or {}
+    status = data.get("status", "failed")
+    detail = f": {summary(error)}" if error else ""
+    return ChildFailed(
+        f"child workflow {event.name!r} ({data.get('child_id')}) ended {status}{detail}",
+        child_id=data.get("child_id", ""),
+        status=status,
+        error=error,
+    )
+
+
 def replay(
     definition: WorkflowDefinition, history: list[EventRecord]
 ) -> tuple[WorkflowRuntime, list[Command]]:
@@ -309,16 +505,16 @@ def replay(
         markers=markers,
     )
     runtime.recorded_version = started.get("version")
+    runtime.max_recorded_command = max(
+        (e.command for e in history if e.command is not None and e.kind in COMMAND_EVENTS),
+        default=0,
+    )
     runtime.replaying = True
     runtime.start()
     for event in history[1:]:
         if event.kind in COMMAND_EVENTS:
             runtime.match(event)
-            if event.kind in (
-                EventKind.EXECUTION_COMPLETED,
-                EventKind.EXECUTION_FAILED,
-                EventKind.EXECUTION_CANCELLED,
-            ):
+            if event.kind in CLOSING_EVENTS:
                 runtime.closed = True
         elif runtime.pending:
             command = runtime.pending[0]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid as _uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
+from nbconductor.engine import payload
 from nbconductor.engine.duration import parse_duration
 from nbconductor.engine.runtime import WorkflowRuntime, current_runtime
-from nbconductor.errors import NotInWorkflow
+from nbconductor.errors import ContinueAsNew, NotInWorkflow
 
 T = TypeVar("T")
 
@@ -99,3 +100,250 @@ async def race(*aws: Awaitable[T]) -> T:
         if not future.done():
             future.cancel()
     return winner.result()
+
+
+# --- signals and conditions -----------------------------------------------------------
+
+
+async def signal(name: str, timeout=None) -> Any:
+    """Wait for the next signal called ``name`` and return its payload.
+
+    Signals that arrived earlier wait in the history and are delivered in order. With a
+    ``timeout`` (durable, like ``sleep``), returns ``None`` when it elapses first.
+
+    Example:
+        >>> decision = await signal("approve", timeout="24h")
+        >>> if decision is None: ...   # nobody approved in time
+    """
+    runtime = _runtime("signal", "send signals with engine.signal(id, name, payload)")
+    future = runtime.wait_signal(name)
+    if future.done() or timeout is None:
+        return await future
+    try:
+        return await asyncio.wait_for(future, parse_duration(timeout, what="signal timeout"))
+    except asyncio.TimeoutError:
+        return None
+
+
+async def signals(name: str):
+    """Every signal called ``name``, as an async iterator (it never ends by itself).
+
+    Example:
+        >>> async for item in signals("item"):
+        ...     if item is None: break
+    """
+    while True:
+        yield await signal(name)
+
+
+async def wait_condition(predicate: Callable[[], bool], timeout=None) -> bool:
+    """Wait until ``predicate()`` is true; it is re-checked after every workflow step.
+
+    Returns True when the condition was met, False when the (durable) timeout elapsed.
+    """
+    runtime = _runtime("wait_condition", "outside one poll the condition yourself")
+    future = runtime.wait_condition(predicate)
+    if future.done() or timeout is None:
+        return await future
+    try:
+        return await asyncio.wait_for(future, parse_duration(timeout, what="condition timeout"))
+    except asyncio.TimeoutError:
+        return False
+
+
+class _State(MutableMapping):
+    """The running workflow's ``state`` mapping: write progress and facts here; the UI
+    and query handlers read a snapshot of it taken after each workflow step."""
+
+    def _data(self) -> dict:
+        return _runtime("state", "read it with handle.state").state
+
+    def __getitem__(self, key):
+        return self._data()[key]
+
+    def __setitem__(self, key, value) -> None:
+        self._data()[key] = value
+
+    def __delitem__(self, key) -> None:
+        del self._data()[key]
+
+    def __iter__(self):
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        runtime = current_runtime()
+        return f"<workflow state {runtime.state!r}>" if runtime else "<workflow state>"
+
+
+state = _State()
+
+
+def progress(fraction: float | None = None, message: str | None = None) -> None:
+    """Report the workflow's progress (0.0 to 1.0) and what it is doing now.
+
+    Shown in the execution view; not recorded in history (it is re-derived on replay).
+    """
+    runtime = _runtime("progress", "from a task use nbconductor.heartbeat(progress=...)")
+    if fraction is not None and not 0.0 <= float(fraction) <= 1.0:
+        raise ValueError(f"progress() takes a fraction between 0 and 1, got {fraction!r}")
+    runtime.progress = (None if fraction is None else float(fraction), message)
+
+
+# --- children and continue-as-new ----------------------------------------------------
+
+PARENT_CLOSE_POLICIES = ("terminate", "request_cancel", "abandon")
+
+
+class ChildHandle:
+    """A child execution started from workflow code: await it for its result."""
+
+    def __init__(self, runtime: WorkflowRuntime, future) -> None:
+        self._runtime = runtime
+        self._future = future
+        self.id: str = future.child_id
+
+    def __await__(self):
+        return self._future.__await__()
+
+    def result(self):
+        """The awaitable result (same as awaiting the handle)."""
+        return self._future
+
+    def signal(self, name: str, payload: Any = None) -> None:
+        """Send a signal to the child (recorded in both histories)."""
+        self._runtime.signal_child(self.id, name, payload)
+
+    def cancel(self) -> None:
+        """Ask the child to cancel; awaiting this handle then raises CancelledError."""
+        self._future.cancel()
+
+
+def start_child(
+    workflow, *args: Any, id: str | None = None, parent_close: str = "terminate", **kwargs: Any
+) -> ChildHandle:
+    """Start a child workflow and return its handle at once.
+
+    ``parent_close`` says what happens to the child if this execution closes first:
+    ``"terminate"`` (default), ``"request_cancel"`` or ``"abandon"``.
+    """
+    runtime = _runtime("start_child", "outside one use engine.start()")
+    if parent_close not in PARENT_CLOSE_POLICIES:
+        raise ValueError(
+            f"parent_close={parent_close!r} is not a policy; use one of {PARENT_CLOSE_POLICIES}"
+        )
+    definition = _workflow_definition(workflow)
+    future = runtime.start_child(
+        definition, args, kwargs, child_id=id, parent_close=parent_close
+    )
+    return ChildHandle(runtime, future)
+
+
+async def child(workflow, *args: Any, **kwargs: Any) -> Any:
+    """Run a child workflow and wait for its result (raises ChildFailed if it fails)."""
+    return await start_child(workflow, *args, **kwargs)
+
+
+def _workflow_definition(workflow):
+    from nbconductor.engine.definition import REGISTRY, WorkflowDefinition
+
+    if isinstance(workflow, WorkflowDefinition):
+        return workflow
+    if isinstance(workflow, str):
+        return REGISTRY.workflow(workflow)
+    raise TypeError(f"expected a workflow (an @workflow function or its name), got {workflow!r}")
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
+    """End this run and start a fresh one of the same workflow with new arguments.
+
+    The history starts again empty (keep long loops bounded); a handle's result is the
+    result of the chain's last run. Nothing after this call runs.
+    """
+    runtime = _runtime("continue_as_new", "outside one start a new execution")
+    signature = runtime.definition.signature
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"continue_as_new() for {runtime.definition.name}: {exc}") from None
+    text = payload.encode_input(
+        args, kwargs, what=f"continue_as_new of {runtime.definition.name}", signature=signature
+    )
+    raise ContinueAsNew(text)
+
+
+# --- versioning ------------------------------------------------------------------------
+
+
+def patched(patch_id: str) -> bool:
+    """True for executions that reach this point with the new code, False for those
+    recorded before the change (so they replay the old branch).
+
+    Example:
+        >>> if patched("send-receipt"):
+        ...     await send_receipt(order)
+    """
+    return _runtime("patched", "it guards changed workflow code").patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Mark a patch whose old branch is gone: keeps executions that recorded the patch
+    replaying once every execution without it has closed."""
+    _runtime("deprecate_patch", "it guards changed workflow code").patched(
+        patch_id, deprecated=True
+    )
+
+
+# --- sagas -----------------------------------------------------------------------------
+
+
+class Saga:
+    """Compensations that undo completed steps when a later one fails or is cancelled.
+
+    Compensations run as tasks in reverse order (or all at once with
+    ``parallel_compensation=True``), each with its task's retry policy; a compensation
+    that fails is recorded and the others still run. The original error is re-raised.
+
+    Example:
+        >>> async with Saga() as saga:
+        ...     payment = await charge(order)
+        ...     saga.add(refund, payment)
+        ...     await reserve(order)
+        ...     saga.add(release, order)
+        ...     await ship(order)
+    """
+
+    def __init__(self, *, parallel_compensation: bool = False) -> None:
+        self.parallel_compensation = parallel_compensation
+        self._steps: list[tuple[Any, tuple, dict]] = []
+        self.compensation_errors: list[BaseException] = []
+
+    def add(self, compensation, *args: Any, **kwargs: Any) -> None:
+        """Register how to undo the step that just succeeded."""
+        self._steps.append((compensation, args, kwargs))
+
+    async def compensate(self) -> None:
+        """Run the registered compensations now (also done automatically on failure)."""
+        steps, self._steps = list(reversed(self._steps)), []
+        if self.parallel_compensation:
+            results = await asyncio.gather(
+                *[fn(*a, **kw) for fn, a, kw in steps], return_exceptions=True
+            )
+            self.compensation_errors += [r for r in results if isinstance(r, BaseException)]
+            return
+        for fn, args, kwargs in steps:
+            try:
+                await fn(*args, **kwargs)
+            except Exception as exc:  # recorded in history as a failed task; go on
+                self.compensation_errors.append(exc)
+
+    async def __aenter__(self) -> Saga:
+        _runtime("Saga", "sagas compensate workflow steps")
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and not issubclass(exc_type, ContinueAsNew):
+            await self.compensate()
+        return False

@@ -49,6 +49,10 @@ class EventKind(str, Enum):
     CANCEL_REQUESTED = "CancelRequested"
     CHILD_STARTED = "ChildStarted"
     CHILD_CLOSED = "ChildClosed"
+    CHILD_CANCEL_REQUESTED = "ChildCancelRequested"
+    SIGNAL_SENT = "SignalSent"  # to a child execution
+    UPDATE_ACCEPTED = "UpdateAccepted"
+    UPDATE_COMPLETED = "UpdateCompleted"
     EXECUTION_COMPLETED = "ExecutionCompleted"
     EXECUTION_FAILED = "ExecutionFailed"
     EXECUTION_CANCELLED = "ExecutionCancelled"

@@ -1,0 +1,97 @@
+"""Recovery: loading open executions from history and resuming them by replay.
+
+A mixin of :class:`~nbconductor.engine.executor.Engine`; runs on the engine thread.
+An execution whose workflow is not registered waits for its definition; one whose
+history no longer matches the code is parked as blocked until the code matches again.
+"""
+
+from __future__ import annotations
+
+from nbconductor.engine.live import LiveExecution, pending_work
+from nbconductor.engine.runtime import replay
+from nbconductor.errors import NonDeterminismError
+from nbconductor.storage.records import EventRecord
+
+
+class Recovery:
+    """Resuming executions from their recorded histories."""
+
+    def _recover(self) -> None:
+        records = self.store.open_executions()
+        if not records:
+            return
+        histories = self.store.histories([r.id for r in records])
+        for record in records:
+            history = histories.get(record.id, [])
+            live = LiveExecution(record, next_seq=(history[-1].seq + 1) if history else 1)
+            self._live[record.id] = live
+            self._resume(live, history)
+
+    def _resume(self, live: LiveExecution, history: list[EventRecord] | None = None) -> None:
+        definition = self.registry.find("workflow", live.record.workflow)
+        if definition is None:
+            self._set_condition(
+                live, f"waiting for the definition of workflow {live.record.workflow!r}"
+            )
+            return
+        if history is None:
+            history = self.store.load_history(live.id)
+        try:
+            runtime, commands = replay(definition, history)
+        except NonDeterminismError as exc:
+            self._set_condition(live, f"blocked: {exc}")
+            return
+        live.runtime = runtime
+        if live.condition:
+            self._set_condition(live, "")
+        if definition.version != live.record.version:
+            self._update(live, version=definition.version)
+            live.record.version = definition.version
+        tasks, timers = pending_work(history)
+        for command, state in tasks.items():
+            live.tasks[command] = state
+            if state.retry_at is not None:
+                self._push(state.retry_at, "retry", live.id, command, state)
+            else:
+                self._after_commit.append(
+                    lambda live=live, state=state: self._dispatch(live, state)
+                )
+        for command, due in timers.items():
+            live.timers[command] = due
+            self._push(due, "timer", live.id, command)
+        self._arm_execution_timeout(live, definition)
+        self._carry_out(live, commands)
+
+    def _set_condition(self, live: LiveExecution, condition: str) -> None:
+        live.condition = condition or None
+        self._update(live, condition=condition)
+
+    def _on_register(self, definition, previous) -> None:  # any thread
+        if self._stopped.is_set():
+            return
+        self._post(lambda: self._definition_registered(definition))
+
+    def _definition_registered(self, definition) -> None:
+        self._record_definitions([definition])
+        for live in list(self._live.values()):
+            if (
+                definition.kind == "workflow"
+                and live.record.workflow == definition.name
+                and live.runtime is None
+            ):
+                self._resume(live)
+            elif definition.kind == "task" and live.runtime is not None:
+                for state in live.tasks.values():
+                    if (
+                        state.name == definition.name
+                        and state.definition is None
+                        and state.current is None
+                        and state.retry_at is None
+                    ):
+                        self._after_commit.append(
+                            lambda live=live, state=state: self._dispatch(live, state)
+                        )
+                        if live.condition and live.condition.startswith(
+                            "waiting for the definition of task"
+                        ):
+                            live.condition = None
