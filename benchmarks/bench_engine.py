@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -84,6 +83,33 @@ def w3(db: Path) -> dict:
     return {"W3 s for gather of 200": statistics.median(times)}
 
 
+@nc.workflow
+async def awaits_signal() -> str:
+    return await nc.signal("go")
+
+
+def w4(db: Path) -> dict:
+    # handle.signal() until the workflow resumed and completed, 100 times in sequence.
+    with nc.Engine(db) as eng:
+        times = []
+        for i in range(110):
+            h = eng.start(awaits_signal, id=f"w4-{i}")
+            deadline = time.monotonic() + 10
+            while h.waiting_for != ["go"]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("W4: the workflow never waited for its signal")
+                threading.Event().wait(0.0002)
+            t = time.perf_counter()
+            h.signal("go", i)
+            h.result(10)
+            times.append((time.perf_counter() - t) * 1000)
+    times = sorted(times[10:])
+    return {
+        "W4 signal round trip median ms": statistics.median(times),
+        "W4 signal round trip p95 ms": times[int(len(times) * 0.95) - 1],
+    }
+
+
 def w5_prepare(db: Path) -> dict:
     eng = nc.Engine(db)
     h = eng.start(resumable, 1000, 3600.0, id="resume-me")
@@ -151,6 +177,7 @@ WORKLOADS = {
     "W1": w1,
     "W2": w2,
     "W3": w3,
+    "W4": w4,
     "W5-prepare": w5_prepare,
     "W5": w5,
     "idle": idle_cpu,
@@ -161,6 +188,8 @@ TARGETS = {
     "W1 ms per sequential step": "<= 1.5",
     "W2 tasks/s (500 wf x 3 tasks)": ">= 1500",
     "W3 s for gather of 200": "<= 0.25",
+    "W4 signal round trip median ms": "<= 5",
+    "W4 signal round trip p95 ms": "<= 15",
     "W5 s to resume 1,000-task workflow": "<= 0.5",
     "idle CPU s over 10 s": "~ 0",
     "RSS MB, engine on 10,000 closed": "<= 80",
@@ -183,7 +212,7 @@ def _in_child(name: str, db: Path) -> dict:
 def run(skip: tuple[str, ...] = ()) -> list[tuple[str, float, str]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("W1", "W2", "W3", "W5", "idle", "rss"):
+        for name in ("W1", "W2", "W3", "W4", "W5", "idle", "rss"):
             if name in skip:
                 continue
             db = Path(tmp) / f"{name}.duckdb"

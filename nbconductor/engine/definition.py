@@ -131,9 +131,7 @@ class WorkflowDefinition:
 
         return wrap(fn) if fn is not None else wrap
 
-    def update(
-        self, fn: Callable | None = None, *, name: str | None = None, validator=None
-    ):
+    def update(self, fn: Callable | None = None, *, name: str | None = None, validator=None):
         """Declare an update handler: a signal that returns a value.
 
         ``fn(payload)`` runs inside the workflow (it may await tasks and change

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import copy
 import heapq
 import itertools
 import threading
@@ -26,18 +27,24 @@ import anyio
 
 from nbconductor.engine import payload
 from nbconductor.engine.clock import SystemClock
+from nbconductor.engine.control import Control
 from nbconductor.engine.definition import REGISTRY, Registry, WorkflowDefinition
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.live import LiveExecution, TaskState
 from nbconductor.engine.recovery import Recovery
 from nbconductor.engine.runtime import (
     CANCEL,
+    CANCEL_CHILD,
     CANCEL_TASK,
     CANCEL_TIMER,
     COMPLETE,
+    COMPLETE_UPDATE,
+    CONTINUE,
     FAIL,
     MARKER,
     SCHEDULE_TASK,
+    SIGNAL_CHILD,
+    START_CHILD,
     START_TIMER,
     Command,
     WorkflowRuntime,
@@ -95,7 +102,7 @@ def _open_store(path_or_store: str | Path | Store | None) -> Store:
     return path_or_store
 
 
-class Engine(TaskDispatch, Recovery):
+class Engine(TaskDispatch, Recovery, Control):
     """Runs workflow executions durably, recording every step in a history store.
 
     Args:
@@ -132,6 +139,10 @@ class Engine(TaskDispatch, Recovery):
         self._heap: list[tuple[float, int, str, tuple]] = []
         self._order = itertools.count()
         self._waiters: dict[str, list[Future]] = {}
+        self._update_waiters: dict[str, Future] = {}
+        self._recently_closed: collections.OrderedDict[str, ExecutionRecord] = (
+            collections.OrderedDict()
+        )
         self._accepted: set[str] = set()  # started by a caller, not yet taken by the thread
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[set[str]], None]] = []
@@ -308,6 +319,10 @@ class Engine(TaskDispatch, Recovery):
             if execution_id in self._live or execution_id in self._accepted:
                 self._waiters.setdefault(execution_id, []).append(future)
                 return future
+            recent = self._recently_closed.get(execution_id)
+        if recent is not None:  # spares a store read for the common start-then-wait
+            future.set_result(recent)
+            return future
         record = self.store.get_execution(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
@@ -463,15 +478,27 @@ class Engine(TaskDispatch, Recovery):
     # ------------------------------------------------------------------ starting
 
     def _start(
-        self, execution_id: str, definition: WorkflowDefinition, text: str, *, explicit: bool
-    ) -> None:
+        self,
+        execution_id: str,
+        definition: WorkflowDefinition,
+        text: str,
+        *,
+        explicit: bool,
+        parent: tuple[str, int] | None = None,
+        parent_close: str = "terminate",
+        origin_id: str | None = None,
+    ) -> bool:
+        """Record and run the first activation of a new execution.
+
+        Returns False when an execution with that id exists already (idempotent start).
+        """
         try:
             if self._stopping or execution_id in self._live:
-                return
+                return False
             if explicit and self.store.get_execution(execution_id) is not None:
                 # Idempotent start: it exists and is closed (open ones are in _live).
                 self._after_commit.append(lambda: self._resolve_waiters(execution_id))
-                return
+                return False
             record = ExecutionRecord(
                 id=execution_id,
                 workflow=definition.name,
@@ -480,13 +507,20 @@ class Engine(TaskDispatch, Recovery):
                 created_at=self._now,
                 updated_at=self._now,
                 input=text,
+                parent_id=parent[0] if parent else None,
+                origin_id=origin_id,
             )
-            live = LiveExecution(record)
+            live = LiveExecution(record, parent=parent, parent_close=parent_close)
             self._live[execution_id] = live
             self._batch.new_executions.append(record)
-            fields = {"workflow": definition.name, "version": definition.version}
+            fields: dict[str, Any] = {"workflow": definition.name, "version": definition.version}
             if definition.timeout is not None:
                 fields["timeout"] = definition.timeout
+            if parent is not None:
+                fields["parent"] = list(parent)
+                fields["parent_close"] = parent_close
+            if origin_id is not None:
+                fields["continued_from"] = origin_id
             self._record(
                 live,
                 EventKind.EXECUTION_STARTED,
@@ -496,8 +530,8 @@ class Engine(TaskDispatch, Recovery):
             self._arm_execution_timeout(live, definition)
             live.runtime = WorkflowRuntime(execution_id, definition, text, self._now)
             live.runtime.recorded_version = definition.version
-            live.runtime.start()
-            self._carry_out(live, live.runtime.take_commands())
+            self._run_code(live, live.runtime.start)
+            return True
         finally:
             with self._lock:
                 self._accepted.discard(execution_id)
@@ -562,6 +596,23 @@ class Engine(TaskDispatch, Recovery):
                     name=command.name,
                     data=payload.event_data(None, value=command.payload),
                 )
+            elif kind is START_CHILD:
+                self._start_child(live, command)
+            elif kind is CANCEL_CHILD:
+                self._cancel_child(live, command)
+            elif kind is SIGNAL_CHILD:
+                self._signal_child(live, command)
+            elif kind is COMPLETE_UPDATE:
+                self._record(
+                    live,
+                    EventKind.UPDATE_COMPLETED,
+                    name=command.name,
+                    data=payload.event_data(command.data, result=command.payload),
+                )
+                self._after_commit.append(lambda c=command: self._update_completed(c))
+            elif kind is CONTINUE:
+                self._continue_as_new(live, command)
+                return
             elif kind in _CLOSING:
                 event_kind, status = _CLOSING[kind]
                 if kind is COMPLETE:
@@ -604,15 +655,23 @@ class Engine(TaskDispatch, Recovery):
         live.timers.clear()
         if live.runtime is not None:
             live.runtime.close()
+        self._after_close_links(live, status, result, error)
+        closed = copy.copy(live.record)
+        closed.closed_at = closed.updated_at = self._now
+        closed.result, closed.error, closed.condition = result, error, None
+        self._after_commit.append(lambda: self._resolve_waiters(live.id, closed))
 
-        self._after_commit.append(lambda: self._resolve_waiters(live.id))
-
-    def _resolve_waiters(self, execution_id: str) -> None:
+    def _resolve_waiters(self, execution_id: str, record: ExecutionRecord | None = None) -> None:
         """Hand a closed execution's record to everyone waiting on it (after commit)."""
         with self._lock:
             self._live.pop(execution_id, None)
             waiters = self._waiters.pop(execution_id, [])
-        record = self.store.get_execution(execution_id) if waiters else None
+            if record is not None:
+                self._recently_closed[execution_id] = record
+                if len(self._recently_closed) > 1024:
+                    self._recently_closed.popitem(last=False)
+        if record is None and waiters:
+            record = self.store.get_execution(execution_id)
         for future in waiters:
             if not future.done():
                 future.set_result(record)
@@ -640,8 +699,28 @@ class Engine(TaskDispatch, Recovery):
         runtime = live.runtime
         if runtime is None or runtime.closed:
             return
-        runtime.activate(event)
-        self._carry_out(live, runtime.take_commands())
+        self._run_code(live, lambda: runtime.activate(event))
+
+    def _run_code(self, live: LiveExecution, step: Callable[[], None]) -> None:
+        """Run one activation of workflow code and carry out what it asked for.
+
+        Workflow errors end up in its coroutine; anything escaping here is a bug in
+        code run outside it (or in the engine). It parks this execution as blocked
+        instead of stopping every other one; re-running the definition retries it.
+        """
+        runtime = live.runtime
+        try:
+            step()
+            commands = runtime.take_commands()
+        except Exception as exc:
+            runtime.close()
+            live.runtime = None
+            self._set_condition(
+                live, f"blocked: {type(exc).__name__} while running workflow code: {exc}"
+            )
+            return
+        self._carry_out(live, commands)
+        self._snapshot(live)
 
     # ---------------------------------------------------------------- stopping
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from nbconductor.engine import payload
@@ -44,22 +45,71 @@ class Handle:
             ExecutionFailed: it failed, was cancelled, terminated or timed out.
             TimeoutError: still open after ``timeout`` seconds (the execution goes on).
         """
-        future = self.engine._result_future(self.id)
-        try:
-            record = future.result(timeout)
-        except TimeoutError:
-            condition = self.condition
-            extra = f" ({condition})" if condition else ""
-            raise TimeoutError(
-                f"execution {self.id!r} is still running after {timeout}s{extra}; it goes on "
-                "in the background"
-            ) from None
-        return _outcome(record)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        execution_id = self.id
+        while True:
+            future = self.engine._result_future(execution_id)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                record = future.result(left)
+            except TimeoutError:
+                condition = self.engine._condition_of(execution_id)
+                extra = f" ({condition})" if condition else ""
+                raise TimeoutError(
+                    f"execution {execution_id!r} is still running after {timeout}s{extra}; "
+                    "it goes on in the background"
+                ) from None
+            execution_id = _next_run(record)
+            if execution_id is None:
+                return _outcome(record)
 
     def __await__(self):
-        future = self.engine._result_future(self.id)
-        record = yield from asyncio.wrap_future(future).__await__()
-        return _outcome(record)
+        execution_id = self.id
+        while True:
+            future = self.engine._result_future(execution_id)
+            record = yield from asyncio.wrap_future(future).__await__()
+            execution_id = _next_run(record)
+            if execution_id is None:
+                return _outcome(record)
+
+    def signal(self, name: str, payload: Any = None) -> None:
+        """Send signal ``name`` (durably); returns once it is recorded."""
+        self.engine.signal(self.id, name, payload)
+
+    def cancel(self) -> None:
+        """Ask the execution to cancel (it may clean up or compensate first)."""
+        self.engine.cancel(self.id)
+
+    def terminate(self, reason: str | None = None) -> None:
+        """End the execution at once as Terminated; no more workflow code runs."""
+        self.engine.terminate(self.id, reason)
+
+    def update(self, name: str, payload: Any = None, *, timeout: float = 60) -> Any:
+        """Run the workflow's update handler ``name``; returns the handler's result."""
+        return self.engine.update(self.id, name, payload, timeout=timeout)
+
+    def query(self, name: str, *args: Any) -> Any:
+        """Run query handler ``name`` on the workflow's latest state snapshot."""
+        return self.engine.query(self.id, name, *args)
+
+    @property
+    def state(self) -> dict:
+        """A copy of the workflow's ``state`` mapping as of its last step."""
+        return self.engine.state_of(self.id)
+
+    @property
+    def progress(self) -> dict:
+        """``{"fraction", "message", "tasks": [...]}`` for the running execution."""
+        return self.engine.progress_of(self.id)
+
+    @property
+    def waiting_for(self) -> list[str]:
+        """Signal names the execution awaits right now."""
+        return self.engine.waiting_signals(self.id)
+
+    def fork(self, at: int | None = None, *, id: str | None = None) -> Handle:
+        """A new execution reusing this one's history up to event ``at``; see Engine.fork."""
+        return self.engine.fork(self.id, at, id=id)
 
     def history(self) -> list[EventRecord]:
         """The recorded events of this execution, in order."""
@@ -81,6 +131,13 @@ class Handle:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+def _next_run(record: ExecutionRecord) -> str | None:
+    """The id of the run that continued this one, if it continued as new."""
+    if record.status is Status.CONTINUED_AS_NEW and record.result:
+        return json.loads(record.result).get("next_id")
+    return None
 
 
 def _outcome(record: ExecutionRecord) -> Any:

@@ -35,6 +35,13 @@ class LiveExecution:
     tasks: dict[int, TaskState] = field(default_factory=dict)
     timers: dict[int, float] = field(default_factory=dict)  # command -> due (epoch s)
     condition: str | None = None  # why it does not run: no definition, non-determinism
+    parent: tuple[str, int] | None = None  # (parent execution id, its START_CHILD command)
+    parent_close: str = "terminate"
+    children: dict[int, str] = field(default_factory=dict)  # open children: command -> id
+    # What other threads may read at any time, refreshed after each activation.
+    waiting_signals: list[str] = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+    progress: tuple[float | None, str | None] = (None, None)
 
     @property
     def id(self) -> str:
@@ -80,6 +87,19 @@ def pending_work(history: list[EventRecord]) -> tuple[dict[int, TaskState], dict
         elif kind in (EventKind.TIMER_FIRED, EventKind.TIMER_CANCELLED):
             timers.pop(event.command, None)
     return tasks, timers
+
+
+def open_children(history: list[EventRecord]) -> dict[int, str]:
+    """Children started by this history that have not closed: command -> child id."""
+    from nbconductor.engine import payload
+
+    children: dict[int, str] = {}
+    for event in history:
+        if event.kind is EventKind.CHILD_STARTED:
+            children[event.command] = payload.read_data(event.data)["child_id"]
+        elif event.kind is EventKind.CHILD_CLOSED:
+            children.pop(event.command, None)
+    return children
 
 
 def _json(value) -> str:

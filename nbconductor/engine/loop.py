@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,7 +55,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def run_until_quiet(self) -> None:
         """Run ready callbacks until none are left (one activation)."""
         previous = _get_running_loop()
+        hooks = sys.get_asyncgen_hooks()
         _set_running_loop(self)
+        # Async generators in workflow code belong to this loop, not the engine's.
+        sys.set_asyncgen_hooks(firstiter=None, finalizer=self._finalize_asyncgen)
         try:
             ready = self._ready
             while ready:
@@ -62,7 +66,21 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
                 if not handle._cancelled:
                     handle._run()
         finally:
+            sys.set_asyncgen_hooks(*hooks)
             _set_running_loop(previous)
+
+    def call_in_context(self, fn):
+        """Call ``fn`` as workflow code (helpers like ``state`` work inside it)."""
+        previous = _get_running_loop()
+        _set_running_loop(self)
+        try:
+            return fn()
+        finally:
+            _set_running_loop(previous)
+
+    def _finalize_asyncgen(self, agen) -> None:
+        if not self._closed:
+            self.create_task(agen.aclose())
 
     def fire(self, timer: DurableTimer) -> None:
         if not timer._cancelled:

@@ -7,7 +7,8 @@ history no longer matches the code is parked as blocked until the code matches a
 
 from __future__ import annotations
 
-from nbconductor.engine.live import LiveExecution, pending_work
+from nbconductor.engine import payload
+from nbconductor.engine.live import LiveExecution, open_children, pending_work
 from nbconductor.engine.runtime import replay
 from nbconductor.errors import NonDeterminismError
 from nbconductor.storage.records import EventRecord
@@ -25,6 +26,12 @@ class Recovery:
             history = histories.get(record.id, [])
             live = LiveExecution(record, next_seq=(history[-1].seq + 1) if history else 1)
             self._live[record.id] = live
+            # Links first: a child may close while its parent still waits for its code.
+            started = payload.read_data(history[0].data) if history else {}
+            if started.get("parent"):
+                live.parent = tuple(started["parent"])
+                live.parent_close = started.get("parent_close", "terminate")
+            live.children = open_children(history)
             self._resume(live, history)
 
     def _resume(self, live: LiveExecution, history: list[EventRecord] | None = None) -> None:
@@ -61,6 +68,7 @@ class Recovery:
             self._push(due, "timer", live.id, command)
         self._arm_execution_timeout(live, definition)
         self._carry_out(live, commands)
+        self._snapshot(live)
 
     def _set_condition(self, live: LiveExecution, condition: str) -> None:
         live.condition = condition or None

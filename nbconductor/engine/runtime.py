@@ -185,14 +185,28 @@ class WorkflowRuntime:
         """Run to quiescence, re-checking wait_condition predicates each time."""
         self.loop.run_until_quiet()
         while self.conditions:
-            met = [(p, f) for p, f in self.conditions if f.done() or p()]
+            met = self.loop.call_in_context(self._conditions_met)
             if not met:
                 return
-            for item in met:
-                self.conditions.remove(item)
-                if not item[1].done():
-                    item[1].set_result(True)
             self.loop.run_until_quiet()
+
+    def _conditions_met(self) -> bool:
+        changed = False
+        for item in list(self.conditions):
+            predicate, future = item
+            if future.done():
+                self.conditions.remove(item)
+                continue
+            try:
+                if not predicate():
+                    continue
+            except Exception as exc:  # the predicate's error belongs to the waiting code
+                future.set_exception(exc)
+            else:
+                future.set_result(True)
+            self.conditions.remove(item)
+            changed = True
+        return changed
 
     def activate(self, event: EventRecord) -> None:
         """Apply one result event (task outcome, timer fired) and run to quiescence."""
@@ -351,10 +365,7 @@ class WorkflowRuntime:
 
     def wait_condition(self, predicate) -> asyncio.Future:
         future = self.loop.create_future()
-        if predicate():
-            future.set_result(True)
-        else:
-            self.conditions.append((predicate, future))
+        self.conditions.append((predicate, future))
         return future
 
     def start_child(

@@ -142,6 +142,8 @@ async def wait_condition(predicate: Callable[[], bool], timeout=None) -> bool:
     Returns True when the condition was met, False when the (durable) timeout elapsed.
     """
     runtime = _runtime("wait_condition", "outside one poll the condition yourself")
+    if predicate():
+        return True
     future = runtime.wait_condition(predicate)
     if future.done() or timeout is None:
         return await future
@@ -235,9 +237,7 @@ def start_child(
             f"parent_close={parent_close!r} is not a policy; use one of {PARENT_CLOSE_POLICIES}"
         )
     definition = _workflow_definition(workflow)
-    future = runtime.start_child(
-        definition, args, kwargs, child_id=id, parent_close=parent_close
-    )
+    future = runtime.start_child(definition, args, kwargs, child_id=id, parent_close=parent_close)
     return ChildHandle(runtime, future)
 
 
