@@ -8,7 +8,10 @@ import threading
 import pytest
 
 from nbconductor.engine.clock import VirtualClock
+from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.executor import Engine
+from nbconductor.engine.runtime import replay
+from nbconductor.storage.records import ExecutionFilter
 
 
 @pytest.fixture
@@ -21,7 +24,10 @@ def engine(db_path):
     """A real engine on a real DuckDB file (NBCONDUCTOR_TEST_STORE=memory for a quick run)."""
     eng = Engine(None if os.environ.get("NBCONDUCTOR_TEST_STORE") == "memory" else db_path)
     yield eng
-    eng.stop(grace=0)
+    try:
+        assert_histories_replay(eng.store)
+    finally:
+        eng.stop(grace=0)
 
 
 @pytest.fixture
@@ -29,7 +35,20 @@ def skipping_engine():
     """In memory, virtual clock that jumps to the next timer whenever all is idle."""
     eng = Engine(None, clock=VirtualClock(), time_skipping=True)
     yield eng
-    eng.stop(grace=0)
+    try:
+        assert_histories_replay(eng.store)
+    finally:
+        eng.stop(grace=0)
+
+
+def assert_histories_replay(store) -> None:
+    """Every history a test produced replays against the code that produced it: the
+    determinism check behind every engine feature, without a restart per test."""
+    for record in store.list_executions(ExecutionFilter(limit=None)):
+        definition = REGISTRY.find("workflow", record.workflow)
+        if definition is None or definition.version != record.version:
+            continue  # the test redefined this workflow on purpose
+        replay(definition, store.load_history(record.id))
 
 
 @pytest.fixture

@@ -221,3 +221,25 @@ def test_updates(db_path):
         assert h.result(timeout=10) == ["apple", "pear", "plum"]
     finally:
         eng.stop(grace=0)
+
+
+def test_signal_sent_while_the_engine_is_stopped_is_delivered_after_restart(db_path):
+    from nbconductor.engine import offline
+    from nbconductor.storage.duckdb_store import DuckDBStore
+
+    eng = Engine(db_path)
+    h = eng.start(approval, 1.0, id="offline-signal")
+    wait_for(lambda: h.waiting_for == ["approve"], what="the signal wait")
+    eng.stop(grace=0)
+    store = DuckDBStore(db_path)
+    try:
+        offline.signal(store, "offline-signal", "approve", {"by": "cli"})
+        with pytest.raises(ExecutionNotFound):
+            offline.signal(store, "nope", "approve")
+    finally:
+        store.close()
+    eng = Engine(db_path)
+    try:
+        assert eng.get("offline-signal").result(timeout=10) == "approved by cli"
+    finally:
+        eng.stop(grace=0)

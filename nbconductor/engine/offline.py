@@ -1,0 +1,79 @@
+"""Steering executions while no engine holds their history file.
+
+Used by the CLI when no kernel or worker has the file open: a signal or cancel
+request is appended to the execution's history as the event an engine would have
+recorded, so the next engine to open the file replays it and delivers it. Terminate
+closes the execution directly, since it runs no workflow code anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from nbconductor.engine import payload
+from nbconductor.engine.control import check_signal_name
+from nbconductor.errors import ExecutionClosed, ExecutionNotFound
+from nbconductor.storage.protocol import Store
+from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionUpdate, Status
+
+
+def _open_record(store: Store, execution_id: str):
+    record = store.get_execution(execution_id)
+    if record is None:
+        raise ExecutionNotFound(f"no execution with id {execution_id!r} in {store.path}")
+    if record.status.closed:
+        raise ExecutionClosed(
+            f"execution {execution_id!r} is already {record.status.title}; only open "
+            "executions take signals, cancels and terminations"
+        )
+    return record
+
+
+def _append(store: Store, execution_id: str, kind: EventKind, *, name=None, data="{}", update=None):
+    history = store.load_history(execution_id)
+    now = datetime.now(timezone.utc)
+    seq = (history[-1].seq if history else 0) + 1
+    batch = Batch(events=[EventRecord(execution_id, seq, kind, now, None, name, None, data)])
+    if update is not None:
+        batch.updates.append(ExecutionUpdate(execution_id, now, **update))
+    store.commit(batch)
+
+
+def signal(store: Store, execution_id: str, name: str, value: Any = None) -> None:
+    """Record signal ``name`` for an open execution; the next engine delivers it."""
+    check_signal_name(name)
+    text = payload.encode_value(value, what=f"the payload of signal {name!r}")
+    _open_record(store, execution_id)
+    _append(
+        store,
+        execution_id,
+        EventKind.SIGNAL_RECEIVED,
+        name=name,
+        data=payload.event_data(None, payload=text),
+    )
+
+
+def cancel(store: Store, execution_id: str) -> None:
+    """Record a cancel request; the next engine raises CancelledError in the workflow."""
+    _open_record(store, execution_id)
+    _append(store, execution_id, EventKind.CANCEL_REQUESTED)
+
+
+def terminate(store: Store, execution_id: str, reason: str | None = None) -> None:
+    """Close an open execution as Terminated right away."""
+    _open_record(store, execution_id)
+    reason = reason or "terminated"
+    now = datetime.now(timezone.utc)
+    _append(
+        store,
+        execution_id,
+        EventKind.EXECUTION_TERMINATED,
+        data=payload.event_data({"reason": reason}),
+        update={
+            "status": Status.TERMINATED,
+            "closed_at": now,
+            "error": json.dumps({"type": "Terminated", "message": reason}),
+        },
+    )
