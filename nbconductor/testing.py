@@ -26,7 +26,14 @@ from nbconductor.engine.runtime import replay as _replay
 from nbconductor.storage.protocol import Store
 from nbconductor.storage.records import EventKind, EventRecord
 
-__all__ = ("TimeSkippingEngine", "export_history", "load_history", "replay", "wait_for")
+__all__ = (
+    "TimeSkippingEngine",
+    "advance",
+    "export_history",
+    "load_history",
+    "replay",
+    "wait_for",
+)
 
 
 class TimeSkippingEngine(Engine):
@@ -118,3 +125,16 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         pause.wait(0.005)
+
+
+def advance(engine: Engine, when: datetime) -> None:
+    """Move a VirtualClock engine's clock to ``when`` and let the engine act on it.
+
+    Returns once everything that fell due (timers, retries, schedule fires) has been
+    processed and committed; tasks it started may still be running.
+    """
+    if not getattr(engine.clock, "virtual", False):
+        raise TypeError("advance() needs an engine built with clock=VirtualClock(...)")
+    engine.clock.advance_to(when)
+    engine._call(lambda: None)
+    engine._call(lambda: None)  # what the first tick posted (buffered starts) is done too

@@ -49,6 +49,7 @@ from nbconductor.engine.runtime import (
     Command,
     WorkflowRuntime,
 )
+from nbconductor.engine.scheduler import Schedules
 from nbconductor.engine.task_dispatch import TaskDispatch
 from nbconductor.engine.task_runner import ThreadRunner
 from nbconductor.errors import EngineStopped, ExecutionNotFound
@@ -156,6 +157,7 @@ class Engine(TaskDispatch, Recovery, Control):
         self._stopping = False
         self._stop_deadline: float | None = None
         self.error: BaseException | None = None
+        self.schedules = Schedules(self)
         self.started_at = self.clock.now()
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -382,6 +384,7 @@ class Engine(TaskDispatch, Recovery, Control):
         self._now = self.clock.now()
         self._record_definitions(self.registry.all())
         self._recover()
+        self.schedules._load()
         self._commit()
         self._ready.set()
         while True:
@@ -487,6 +490,7 @@ class Engine(TaskDispatch, Recovery, Control):
         parent: tuple[str, int] | None = None,
         parent_close: str = "terminate",
         origin_id: str | None = None,
+        tags: list[str] | None = None,
     ) -> bool:
         """Record and run the first activation of a new execution.
 
@@ -509,6 +513,7 @@ class Engine(TaskDispatch, Recovery, Control):
                 input=text,
                 parent_id=parent[0] if parent else None,
                 origin_id=origin_id,
+                tags=list(tags or ()),
             )
             live = LiveExecution(record, parent=parent, parent_close=parent_close)
             self._live[execution_id] = live
@@ -656,6 +661,8 @@ class Engine(TaskDispatch, Recovery, Control):
         if live.runtime is not None:
             live.runtime.close()
         self._after_close_links(live, status, result, error)
+        if "@" in live.id:
+            self.schedules._on_closed(live.id)
         closed = copy.copy(live.record)
         closed.closed_at = closed.updated_at = self._now
         closed.result, closed.error, closed.condition = result, error, None
@@ -684,6 +691,9 @@ class Engine(TaskDispatch, Recovery, Control):
             return
         event = self._record(live, EventKind.TIMER_FIRED, command=command)
         self._activate(live, event)
+
+    def _due_schedule(self, schedule_id: str, generation: int) -> None:
+        self.schedules._due(schedule_id, generation)
 
     def _due_execution_timeout(self, execution_id: str) -> None:
         live = self._live.get(execution_id)

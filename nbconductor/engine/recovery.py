@@ -81,6 +81,8 @@ class Recovery:
 
     def _definition_registered(self, definition) -> None:
         self._record_definitions([definition])
+        if definition.kind == "workflow":
+            self.schedules._on_registered(definition)
         for live in list(self._live.values()):
             if (
                 definition.kind == "workflow"

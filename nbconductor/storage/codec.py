@@ -207,7 +207,9 @@ class _Encoder:
                 data = pickle.dumps(value, protocol=pickle.DEFAULT_PROTOCOL)
             except Exception as exc:
                 raise self.fail(
-                    path, f"is a {_type_name(kind)} that cannot be pickled ({exc})", _HINT
+                    path,
+                    f"is a {_type_name(kind)} that cannot be pickled ({exc})",
+                    "convert it to a JSON-friendly value or a dataclass",
                 ) from exc
             return _tagged("pickle", _b64(data), type=_type_path(kind))
         raise self.fail(path, f"is a {_type_name(kind)}, which cannot be stored in history")

@@ -16,6 +16,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    ScheduleRecord,
     Status,
 )
 
@@ -30,6 +31,7 @@ class MemoryStore:
         self._executions: dict[str, ExecutionRecord] = {}
         self._events: dict[str, list[EventRecord]] = {}
         self._definitions: list[DefinitionRecord] = []
+        self._schedules: dict[str, ScheduleRecord] = {}
         self._closed = False
 
     def _check(self) -> None:
@@ -64,6 +66,10 @@ class MemoryStore:
             # Copies, like a real store: changing a record after commit changes no history.
             for ev in batch.events:
                 self._events.setdefault(ev.execution_id, []).append(copy.copy(ev))
+            for schedule in batch.schedules:
+                self._schedules[schedule.id] = copy.copy(schedule)
+            for schedule_id in batch.deleted_schedules:
+                self._schedules.pop(schedule_id, None)
             if not batch.definitions:
                 return
             known = {(d.name, d.kind, d.version) for d in self._definitions}
@@ -118,12 +124,14 @@ class MemoryStore:
         with self._lock:
             self._check()
             events = self._events.get(execution_id, ())
-            return [copy.copy(e) for e in events if e.seq > after_seq]
+            return [copy.copy(e) for e in _in_order(events) if e.seq > after_seq]
 
     def histories(self, execution_ids: list[str]) -> dict[str, list[EventRecord]]:
         with self._lock:
             self._check()
-            return {i: [copy.copy(e) for e in self._events.get(i, ())] for i in execution_ids}
+            return {
+                i: [copy.copy(e) for e in _in_order(self._events.get(i, ()))] for i in execution_ids
+            }
 
     def counts_by_status(self) -> dict[Status, int]:
         with self._lock:
@@ -136,6 +144,11 @@ class MemoryStore:
             found = [copy.copy(d) for d in self._definitions if name is None or d.name == name]
         return sorted(found, key=lambda d: d.registered_at)  # stable: ties keep commit order
 
+    def schedules(self) -> list[ScheduleRecord]:
+        with self._lock:
+            self._check()
+            return [copy.copy(self._schedules[k]) for k in sorted(self._schedules)]
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -146,3 +159,8 @@ def _copy(rec: ExecutionRecord) -> ExecutionRecord:
     out = copy.copy(rec)
     out.tags = list(rec.tags)
     return out
+
+
+def _in_order(events: list[EventRecord] | tuple[()]) -> list[EventRecord]:
+    """Events in seq order (the engine appends them in order, so this is one pass)."""
+    return sorted(events, key=lambda e: e.seq)

@@ -10,6 +10,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    ScheduleRecord,
     Status,
 )
 
@@ -50,6 +51,9 @@ class Store(Protocol):
 
     def definitions(self, name: str | None = None) -> list[DefinitionRecord]:
         """Recorded definition versions, oldest first."""
+
+    def schedules(self) -> list[ScheduleRecord]:
+        """Every stored schedule, by id."""
 
     def close(self) -> None:
         """Flush and release the file; later calls fail."""

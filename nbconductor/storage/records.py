@@ -128,6 +128,20 @@ class DefinitionRecord:
 
 
 @dataclass(slots=True)
+class ScheduleRecord:
+    """One row of the ``schedules`` table: a schedule's spec and its firing state.
+
+    ``spec`` and ``state`` are codec JSON text; the store keeps them as they are.
+    """
+
+    id: str
+    workflow: str
+    spec: str
+    state: str
+    updated_at: datetime
+
+
+@dataclass(slots=True)
 class Batch:
     """Everything one engine tick writes; a store commits it in one transaction."""
 
@@ -135,9 +149,18 @@ class Batch:
     updates: list[ExecutionUpdate] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     definitions: list[DefinitionRecord] = field(default_factory=list)
+    schedules: list[ScheduleRecord] = field(default_factory=list)  # inserted or replaced
+    deleted_schedules: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.new_executions or self.updates or self.events or self.definitions)
+        return bool(
+            self.new_executions
+            or self.updates
+            or self.events
+            or self.definitions
+            or self.schedules
+            or self.deleted_schedules
+        )
 
 
 @dataclass(slots=True)
