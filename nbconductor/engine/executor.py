@@ -9,6 +9,7 @@ allow (task attempts, results to waiting callers): the causal rule.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import contextlib
 import copy
@@ -17,6 +18,7 @@ import itertools
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime, timezone
@@ -73,6 +75,16 @@ _CLOSING = {
 
 _default_engine: Engine | None = None
 _default_lock = threading.Lock()
+_running_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_engines_at_exit() -> None:
+    # Python joins non-daemon threads before atexit; ours is a daemon, so this is the
+    # moment to commit and close the file (shared/JUPYTER.md). SIGKILL needs no help.
+    for engine in list(_running_engines):
+        with contextlib.suppress(Exception):
+            engine.stop(grace=2.0)
 
 
 def default_engine() -> Engine:
@@ -165,6 +177,7 @@ class Engine(TaskDispatch, Recovery, Control):
         self._thread.daemon = True  # see shared/JUPYTER.md: a kernel must never hang on us
         self.registry.add_listener(self._on_register)
         self._thread.start()
+        _running_engines.add(self)
         self._ready.wait()
         if self.error is not None:
             raise self.error
