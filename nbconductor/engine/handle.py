@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,9 @@ from nbconductor.storage.records import EventRecord, ExecutionRecord, Status
 
 if TYPE_CHECKING:
     from nbconductor.engine.executor import Engine
+
+
+NOTICE_AFTER = 2.0  # seconds a blocking result() waits before saying why it waits
 
 
 class Handle:
@@ -49,19 +53,44 @@ class Handle:
         execution_id = self.id
         while True:
             future = self.engine._result_future(execution_id)
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            record = self._wait(future, execution_id, deadline, timeout)
+            execution_id = _next_run(record)
+            if execution_id is None:
+                return _outcome(record)
+
+    def _wait(self, future, execution_id: str, deadline: float | None, timeout) -> Any:
+        # Short slices keep the wait interruptible (Interrupt kernel stops the waiting,
+        # not the execution), and let us say why an execution does not finish.
+        told = False
+        started = time.monotonic()
+        while True:
+            left = 0.25 if deadline is None else min(0.25, max(0.0, deadline - time.monotonic()))
             try:
-                record = future.result(left)
+                return future.result(left)
             except TimeoutError:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
                 condition = self.engine._condition_of(execution_id)
+                waiting = self.engine.waiting_signals(execution_id)
                 extra = f" ({condition})" if condition else ""
+                if waiting:
+                    extra += f"; it is waiting for signal {', '.join(map(repr, waiting))}"
                 raise TimeoutError(
                     f"execution {execution_id!r} is still running after {timeout}s{extra}; "
                     "it goes on in the background"
                 ) from None
-            execution_id = _next_run(record)
-            if execution_id is None:
-                return _outcome(record)
+            if not told and time.monotonic() - started > NOTICE_AFTER:
+                waiting = self.engine.waiting_signals(execution_id)
+                if waiting:
+                    told = True
+                    names = ", ".join(map(repr, waiting))
+                    print(
+                        f"execution {execution_id!r} is waiting for signal {names}; send it "
+                        "with handle.signal(name, payload). In a notebook, use "
+                        "'await handle' instead of handle.result() so the signal buttons "
+                        "stay clickable while you wait.",
+                        file=sys.stderr,
+                    )
 
     def __await__(self):
         execution_id = self.id

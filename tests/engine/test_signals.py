@@ -243,3 +243,16 @@ def test_signal_sent_while_the_engine_is_stopped_is_delivered_after_restart(db_p
         assert eng.get("offline-signal").result(timeout=10) == "approved by cli"
     finally:
         eng.stop(grace=0)
+
+
+def test_blocking_result_says_it_waits_for_a_signal(engine, capsys, monkeypatch):
+    from nbconductor.engine import handle as handle_module
+
+    monkeypatch.setattr(handle_module, "NOTICE_AFTER", 0.1)
+    h = engine.start(approval, 1.0)
+    wait_for(lambda: h.waiting_for == ["approve"], what="the signal wait")
+    with pytest.raises(TimeoutError, match="waiting for signal 'approve'"):
+        h.result(timeout=0.6)
+    assert "is waiting for signal 'approve'" in capsys.readouterr().err
+    h.signal("approve", {"by": "me"})
+    assert h.result(timeout=10) == "approved by me"
