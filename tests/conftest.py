@@ -28,3 +28,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("browser tests skipped", red=True)
         for nodeid in _skipped_browser:
             terminalreporter.line(f"{nodeid} was skipped, but NBCONDUCTOR_REQUIRE_BROWSER=1")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # Playwright's sync API keeps an asyncio loop running on the main thread while its
+    # session fixture lives; tests that call asyncio.run() must come before it.
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid)
