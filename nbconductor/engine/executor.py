@@ -257,8 +257,27 @@ class Engine(TaskDispatch, Recovery, Control):
             )
         )
 
+    def ping(self, timeout: float = 5.0) -> float:
+        """Round trip through the engine thread; returns the seconds it took.
+
+        Everything handed to the engine before the call has been processed and
+        committed when it returns (a barrier).
+
+        Raises:
+            TimeoutError: the engine thread did not answer in time (it is stuck).
+        """
+        started = time.perf_counter()
+        self._call(lambda: None, timeout=timeout)
+        return time.perf_counter() - started
+
     def describe(self, execution_id: str) -> ExecutionRecord:
         """The execution's record as stored, with the live condition if it is open."""
+        live = self._live.get(execution_id)
+        if live is not None and live.record.status is Status.RUNNING:
+            record = copy.copy(live.record)  # may not be committed yet: it was just started
+            record.tags = list(record.tags)
+            record.condition = live.condition
+            return record
         record = self.store.get_execution(execution_id)
         if record is None:
             if execution_id in self._accepted:

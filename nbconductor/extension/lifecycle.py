@@ -1,0 +1,384 @@
+"""The kernel's engine: started on load, one per process, stopped on unload and exit.
+
+The engine is a process-wide singleton held in :data:`_state`, which survives
+``%reload_ext`` (IPython reloads only the ``nbconductor`` package module, and a
+reload of this module re-executes it in the same namespace, where
+``globals().get`` finds the state again). ``%reload_ext`` calls unload and then load:
+unload sees that it runs inside a reload and leaves the engine running, so the
+reloaded extension picks up the very same engine.
+
+Shutdown has no IPython event (see shared/JUPYTER.md): the engine thread is a daemon,
+stopped at interpreter exit (grace :data:`EXIT_GRACE`, history committed, file
+closed); recovery never depends on that having happened.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbconductor.engine.definition import REGISTRY
+from nbconductor.engine.executor import Engine, default_engine
+from nbconductor.errors import EngineStopped, StoreError
+from nbconductor.extension import display, output
+from nbconductor.extension.notebook_path import DB_ENV, default_db_path, detect_notebook_path
+from nbconductor.storage.records import Status
+
+__all__ = (
+    "EXIT_GRACE",
+    "GRACE",
+    "KernelState",
+    "describe_open_executions",
+    "kernel_engine",
+    "load",
+    "require_engine",
+    "shown_path",
+    "start_engine",
+    "state",
+    "stop_engine",
+    "switch_db",
+    "unload",
+)
+
+#: Seconds running tasks get to finish when the engine stops (unload, `stop`).
+GRACE = 2.0
+#: The same when the kernel exits. jupyter_client sends SIGTERM half-way through its
+#: 5 s shutdown wait, and the kernel spends a few hundred ms getting from the
+#: shutdown request to interpreter exit: the stop, commit and close must fit in that.
+EXIT_GRACE = 1.5
+
+
+@dataclass
+class KernelState:
+    """What the extension keeps for the life of the kernel process.
+
+    Attributes:
+        engine: the kernel's engine, or None (not started, stopped, or the history
+            file could not be opened).
+        path: the history file the engine uses, or would use.
+        reason: one sentence on where ``path`` came from.
+        problem: why there is no engine, with what to do (None when there is one).
+        shell: the shell the extension is loaded in (None while unloaded).
+        exit_hook: whether the ``atexit`` hook is registered (once per process).
+    """
+
+    engine: Engine | None = None
+    path: Path | None = None
+    reason: str = ""
+    problem: str | None = None
+    shell: Any = None
+    exit_hook: bool = False
+
+
+_state: KernelState = globals().get("_state") or KernelState()
+
+
+def state() -> KernelState:
+    """The process-wide extension state."""
+    return _state
+
+
+def kernel_engine() -> Engine | None:
+    """The kernel's engine if it is running, else None."""
+    engine = _state.engine
+    return engine if engine is not None and engine.running else None
+
+
+def require_engine() -> Engine:
+    """The kernel's running engine.
+
+    Raises:
+        EngineStopped: with why there is none and what to do.
+    """
+    engine = kernel_engine()
+    if engine is not None:
+        return engine
+    if _state.problem:
+        raise EngineStopped(_state.problem)
+    where = f" on {shown_path(_state.path)}" if _state.path else ""
+    raise EngineStopped(
+        f"the nbconductor engine is not running{where}; start it with `%conductor start` "
+        "(or choose another history file with `%conductor db PATH`)"
+    )
+
+
+# --- choosing and opening the history file ----------------------------------------------
+
+
+def choose_path(shell: Any) -> tuple[Path, str]:
+    """The history file for this kernel and a sentence on why (see notebook_path)."""
+    path, _ = default_db_path(shell.user_ns)
+    if os.environ.get(DB_ENV, "").strip():
+        return path, f"from {DB_ENV}"
+    notebook, source = detect_notebook_path(shell.user_ns)
+    if notebook is not None:
+        return path, f"next to the notebook {notebook.name}, its path from {source}"
+    return path, _UNDETECTED
+
+
+_UNDETECTED = (
+    "the notebook's path was not detected, as under nbclient or nbval, so the working "
+    "directory's default file is used"
+)
+
+
+def shown_path(path: Path | str | None) -> str:
+    """A path relative to the working directory when it is inside it (stable output)."""
+    if path is None:
+        return "?"
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _open(path: Path, reason: str) -> str:
+    """Start an engine on ``path``; return what to tell the user (problems included)."""
+    _state.path, _state.reason = path, reason
+    try:
+        engine = _new_engine(path)
+    except StoreError as exc:  # locked by another kernel, not a history file, too new
+        _state.engine = None
+        _state.problem = (
+            f"nbconductor could not open its history file: {exc}\n"
+            "The extension is loaded without an engine. To carry on here, choose another "
+            "file with `%conductor db other.duckdb` (or set NBCONDUCTOR_DB before "
+            "`%load_ext nbconductor`), or stop the other kernel and run `%conductor start`."
+        )
+        return _state.problem
+    _state.engine, _state.problem = engine, None
+    return _started(engine, path, reason)
+
+
+def _new_engine(path: Path) -> Engine:
+    engine = Engine(path, make_default=True)
+    if _state.shell is not None:
+        _listen()  # after the new engine's own registry listener
+    return engine
+
+
+def _started(engine: Engine, path: Path, reason: str) -> str:
+    lines = [f"nbconductor: engine started; history in {shown_path(path)} ({reason})."]
+    if reason == _UNDETECTED:
+        lines.append(
+            f"To use another file, set {DB_ENV} before loading or run `%conductor db PATH`."
+        )
+    summary = describe_open_executions(engine)
+    if summary:
+        lines.append(summary)
+    return "\n".join(lines)
+
+
+def describe_open_executions(engine: Engine) -> str:
+    """``2 executions are waiting for their definitions: order ×1, report ×1 ...``."""
+    try:
+        records = engine.list(status=Status.RUNNING, limit=None)
+    except StoreError:
+        return ""
+    waiting = collections.Counter(
+        r.workflow for r in records if REGISTRY.find("workflow", r.workflow) is None
+    )
+    resumed = collections.Counter(
+        r.workflow for r in records if REGISTRY.find("workflow", r.workflow) is not None
+    )
+    lines = []
+    if waiting:
+        n = sum(waiting.values())
+        lines.append(
+            f"{n} execution{' is' if n == 1 else 's are'} waiting for "
+            f"{'its definition' if n == 1 else 'their definitions'}: {_counts(waiting)}. "
+            "Run the cells that define them and they carry on."
+        )
+    if resumed:
+        n = sum(resumed.values())
+        lines.append(
+            f"Resuming {n} open execution{'s' * (n != 1)} whose definitions are in this "
+            f"kernel: {_counts(resumed)}."
+        )
+    return "\n".join(lines)
+
+
+def _counts(counter: collections.Counter) -> str:
+    return ", ".join(f"{name} ×{n}" for name, n in sorted(counter.items()))
+
+
+# --- commands behind %conductor start / stop / db ------------------------------------------
+
+
+def start_engine() -> str:
+    """Start the kernel's engine on its history file (``%conductor start``)."""
+    engine = kernel_engine()
+    if engine is not None:
+        return f"nbconductor: the engine is already running on {shown_path(engine.store.path)}."
+    if _state.path is None:
+        if _state.shell is None:
+            raise EngineStopped("load the extension first: %load_ext nbconductor")
+        _state.path, _state.reason = choose_path(_state.shell)
+    return _open(_state.path, _state.reason)
+
+
+def stop_engine(grace: float = GRACE) -> str:
+    """Stop the kernel's engine (``%conductor stop``): tasks get ``grace`` seconds,
+    history is committed and the file closed. Open executions resume at the next start."""
+    engine, _state.engine = _state.engine, None
+    _state.problem = None
+    if engine is None or not engine.running:
+        return "nbconductor: the engine is not running."
+    return _stop(engine, grace)
+
+
+def _stop(engine: Engine, grace: float) -> str:
+    open_count = engine.status().get("open_executions", 0)
+    engine.stop(grace=grace)
+    tail = ""
+    if open_count:
+        verb = "resumes" if open_count == 1 else "resume"
+        tail = f"; {open_count} open execution{'s' * (open_count != 1)} {verb} when it starts again"
+    return (
+        f"nbconductor: engine stopped; history committed to {shown_path(engine.store.path)}{tail}."
+    )
+
+
+def switch_db(path: str | os.PathLike[str] | None) -> str:
+    """Show the history file, or move the engine to another one (``%conductor db``).
+
+    The new file is opened before the old one is let go, so a file that cannot be
+    opened (locked by another kernel, not a history) leaves the engine where it was.
+    """
+    if path is None:
+        if _state.path is None:
+            return "nbconductor: no history file chosen yet (load the extension first)."
+        engine = kernel_engine()
+        running = "the engine is running" if engine else "the engine is not running"
+        return f"nbconductor: history in {shown_path(_state.path)} ({_state.reason}); {running}."
+    target = Path(path).expanduser()
+    if not target.is_absolute():
+        target = Path.cwd() / target
+    previous = kernel_engine()
+    if previous is None:
+        return _open(target, _CHOSEN)
+    if previous.store.path == str(target.resolve()):
+        return f"nbconductor: already using {shown_path(target)}."
+    try:
+        engine = _new_engine(target)
+    except StoreError as exc:
+        return (
+            f"nbconductor could not open {shown_path(target)}: {exc}\n"
+            f"The engine stays on {shown_path(previous.store.path)}."
+        )
+    _state.engine, _state.path, _state.reason, _state.problem = engine, target, _CHOSEN, None
+    return "\n".join([_stop(previous, GRACE), _started(engine, target, _CHOSEN)])
+
+
+_CHOSEN = "chosen with %conductor db"
+
+
+# --- load / unload / exit --------------------------------------------------------------------
+
+
+def load(shell: Any) -> None:
+    """Everything ``%load_ext nbconductor`` does; harmless when repeated."""
+    from nbconductor.extension import magics
+
+    _state.shell = shell
+    output.install()
+    display.register(shell)
+    magics.register(shell)
+    _listen()
+    if not _state.exit_hook:
+        _register_exit_hook()
+        _state.exit_hook = True
+    if kernel_engine() is not None:
+        return  # a reload, or a second load: same engine, nothing new to say
+    path, reason = choose_path(shell)
+    adopted = _adopt(path)
+    if adopted is not None:
+        _state.engine, _state.path, _state.reason, _state.problem = adopted, path, reason, None
+        return
+    message = _open(path, reason)
+    print(message, file=sys.stderr if _state.engine is None else sys.stdout)
+
+
+def _listen() -> None:
+    """Put the announcing registry listener last.
+
+    Listeners run in the order they were added. The announcement waits for the
+    engine to replay the executions a definition resumes, which the engine's own
+    listener sets off: ours must come after it, also after `%conductor start`/`db`
+    made a new engine.
+    """
+    from nbconductor.extension import define
+
+    REGISTRY.remove_listener(define.on_registered)  # the same function across reloads
+    REGISTRY.add_listener(define.on_registered)
+
+
+def _adopt(path: Path) -> Engine | None:
+    # A running default engine on the same file (this module's state was lost, e.g.
+    # deleted from sys.modules and imported afresh): use it, never open a second one.
+    try:
+        engine = default_engine()
+    except EngineStopped:
+        return None
+    same = engine.store.path is not None and engine.store.path == str(path.resolve())
+    return engine if same else None
+
+
+def unload(shell: Any) -> None:
+    """Everything ``%unload_ext nbconductor`` does.
+
+    Inside ``%reload_ext`` the engine keeps running for the load that follows.
+    """
+    from nbconductor.extension import define, magics
+
+    REGISTRY.remove_listener(define.on_registered)
+    magics.unregister(shell)
+    display.unregister(shell)
+    output.uninstall()
+    _state.shell = None
+    if _called_from_reload():
+        return
+    if _state.engine is not None:
+        print(stop_engine())
+
+
+def _called_from_reload() -> bool:
+    """Whether IPython's ``ExtensionManager.reload_extension`` is on the call stack."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "reload_extension" and str(
+            frame.f_globals.get("__name__", "")
+        ).startswith("IPython."):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _register_exit_hook() -> None:
+    """Stop the engine when the interpreter exits.
+
+    At exit Python first runs threading's own exit hooks, then joins every
+    non-daemon thread (the task pool's workers: a hung task blocks here until the
+    client kills the kernel), and only then runs ``atexit`` handlers. The engine is
+    stopped from threading's hook, so history is committed and the file closed before
+    that join; ``atexit`` is the fallback where that private hook does not exist.
+    Both are registered once per process; stopping twice is harmless.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(_stop_at_exit)
+    atexit.register(_stop_at_exit)
+
+
+def _stop_at_exit() -> None:
+    engine = _state.engine
+    if engine is not None:
+        _state.engine = None
+        engine.stop(grace=EXIT_GRACE)
