@@ -6,6 +6,7 @@ step is recorded in a history (a DuckDB file), so executions survive restarts.
 
 from __future__ import annotations
 
+from nbconductor import engine
 from nbconductor._version import __version__
 from nbconductor.engine.definition import task, workflow
 from nbconductor.engine.executor import Engine
@@ -37,11 +38,14 @@ from nbconductor.engine.workflow_api import (
 from nbconductor.errors import (
     ApplicationError,
     ChildFailed,
+    EngineStopped,
     ExecutionClosed,
     ExecutionFailed,
     ExecutionNotFound,
     NbconductorError,
     NonDeterminismError,
+    ScheduleError,
+    StoreLocked,
     TaskFailed,
     UpdateRejected,
 )
@@ -52,6 +56,7 @@ __all__ = (
     "ChildFailed",
     "ChildHandle",
     "Engine",
+    "EngineStopped",
     "ExecutionClosed",
     "ExecutionFailed",
     "ExecutionNotFound",
@@ -60,7 +65,9 @@ __all__ = (
     "NonDeterminismError",
     "Retry",
     "Saga",
+    "ScheduleError",
     "Status",
+    "StoreLocked",
     "TaskFailed",
     "UpdateRejected",
     "__version__",
@@ -88,18 +95,6 @@ __all__ = (
     "wait_condition",
     "workflow",
 )
-
-
-def engine() -> Engine:
-    """This process's engine: the kernel's once ``%load_ext nbconductor`` ran, else the
-    last ``Engine`` created.
-
-    Raises:
-        EngineStopped: no engine is running in this process.
-    """
-    from nbconductor.engine.executor import default_engine
-
-    return default_engine()
 
 
 def load_ipython_extension(ipython):  # pragma: no cover - thin hook, tested via kernel tests

@@ -1,7 +1,7 @@
 """Testing support: a time-skipping engine and a history replayer.
 
 Example:
-    >>> from nbconductor.testing import TimeSkippingEngine, replay
+    >>> from nbconductor.testing import TimeSkippingEngine, export_history, replay
     >>> with TimeSkippingEngine() as eng:
     ...     h = eng.start(reminder, "bob")     # sleeps a week, done in milliseconds
     ...     assert h.result(timeout=5) == "reminded bob"
@@ -28,6 +28,7 @@ from nbconductor.storage.records import EventKind, EventRecord
 
 __all__ = (
     "TimeSkippingEngine",
+    "VirtualClock",
     "advance",
     "export_history",
     "load_history",

@@ -16,7 +16,7 @@ import uuid
 from concurrent.futures import Future
 from typing import Any
 
-from nbconductor.engine import payload
+from nbconductor.engine import payload as _payload
 from nbconductor.engine.live import LiveExecution
 from nbconductor.errors import (
     ExecutionClosed,
@@ -44,7 +44,7 @@ class Control:
 
     # ---------------------------------------------------------------- public API
 
-    def signal(self, execution_id: str, name: str, payload_value: Any = None) -> None:
+    def signal(self, execution_id: str, name: str, payload: Any = None) -> None:
         """Send signal ``name`` with a payload to an open execution (durably).
 
         Raises:
@@ -52,7 +52,7 @@ class Control:
             ExecutionClosed: it has already closed.
         """
         check_signal_name(name)
-        text = payload.encode_value(payload_value, what=f"the payload of signal {name!r}")
+        text = _payload.encode_value(payload, what=f"the payload of signal {name!r}")
         self._call(lambda: self._signal(execution_id, name, text))
 
     def cancel(self, execution_id: str) -> None:
@@ -65,7 +65,7 @@ class Control:
         self._call(lambda: self._terminate(self._open(execution_id), reason))
 
     def update(
-        self, execution_id: str, name: str, payload_value: Any = None, *, timeout: float = 60
+        self, execution_id: str, name: str, payload: Any = None, *, timeout: float = 60
     ) -> Any:
         """Run the workflow's update handler ``name`` and return its result.
 
@@ -75,9 +75,9 @@ class Control:
             NbconductorError: the handler raised (its error is in the message).
         """
         check_signal_name(name, "update")
-        text = payload.encode_value(payload_value, what=f"the payload of update {name!r}")
+        text = _payload.encode_value(payload, what=f"the payload of update {name!r}")
         result: Future = Future()
-        self._call(lambda: self._accept_update(execution_id, name, text, payload_value, result))
+        self._call(lambda: self._accept_update(execution_id, name, text, payload, result))
         return result.result(timeout)
 
     def query(self, execution_id: str, name: str, *args: Any) -> Any:
@@ -206,7 +206,7 @@ class Control:
             live,
             EventKind.SIGNAL_RECEIVED,
             name=name,
-            data=payload.event_data(None, payload=text),
+            data=_payload.event_data(None, payload=text),
         )
         self._activate(live, event)
 
@@ -217,7 +217,7 @@ class Control:
     def _terminate(self, live: LiveExecution, reason: str | None) -> None:
         reason = reason or "terminated"
         self._record(
-            live, EventKind.EXECUTION_TERMINATED, data=payload.event_data({"reason": reason})
+            live, EventKind.EXECUTION_TERMINATED, data=_payload.event_data({"reason": reason})
         )
         error = {"type": "Terminated", "message": reason}
         self._close(live, Status.TERMINATED, error=json.dumps(error))
@@ -248,7 +248,7 @@ class Control:
             live,
             EventKind.UPDATE_ACCEPTED,
             name=name,
-            data=payload.event_data({"update_id": update_id}, payload=text),
+            data=_payload.event_data({"update_id": update_id}, payload=text),
         )
         self._activate(live, event)
 
@@ -265,7 +265,7 @@ class Control:
                 )
             )
         else:
-            future.set_result(payload.decode_value(command.payload))
+            future.set_result(_payload.decode_value(command.payload))
 
     # ------------------------------------------------------------------ children
 
@@ -277,7 +277,7 @@ class Control:
             EventKind.CHILD_STARTED,
             command=command.id,
             name=command.name,
-            data=payload.event_data(
+            data=_payload.event_data(
                 {"child_id": child_id, "parent_close": command.data["parent_close"]},
                 input=command.payload,
             ),
@@ -322,7 +322,7 @@ class Control:
             parent,
             EventKind.CHILD_CLOSED,
             command=command,
-            data=payload.event_data(fields, result=result),
+            data=_payload.event_data(fields, result=result),
         )
         self._activate(parent, event)
 
@@ -354,7 +354,7 @@ class Control:
             live,
             EventKind.CHILD_CANCEL_REQUESTED,
             command=command.id,
-            data=payload.event_data({"child_id": child_id}),
+            data=_payload.event_data({"child_id": child_id}),
         )
 
         def deliver() -> None:
@@ -371,7 +371,7 @@ class Control:
             EventKind.SIGNAL_SENT,
             command=command.id,
             name=command.name,
-            data=payload.event_data({"child_id": child_id}, payload=command.payload),
+            data=_payload.event_data({"child_id": child_id}, payload=command.payload),
         )
 
         def deliver() -> None:
@@ -388,7 +388,7 @@ class Control:
         self._record(
             live,
             EventKind.EXECUTION_CONTINUED_AS_NEW,
-            data=payload.event_data({"next_id": next_id}, input=command.payload),
+            data=_payload.event_data({"next_id": next_id}, input=command.payload),
         )
         parent, parent_close = live.parent, live.parent_close
         parent_live = self._live.get(parent[0]) if parent is not None else None
@@ -431,9 +431,10 @@ class Control:
         from nbconductor.storage.records import EventRecord
 
         first = history[0]
-        started = payload.read_data(first.data)
+        started = _payload.read_data(first.data)
         started.pop("parent", None)
         started["forked_from"] = [origin.id, at]
+        started.setdefault("seed_id", origin.id)
         copied = [
             EventRecord(new_id, e.seq, e.kind, e.at, e.command, e.name, e.attempt, e.data)
             for e in history[1:at]
@@ -471,7 +472,7 @@ class Control:
 
 def _default_fork_point(history, closing) -> int:
     for event in history:
-        if event.kind is EventKind.TASK_FAILED and payload.read_data(event.data).get("final"):
+        if event.kind is EventKind.TASK_FAILED and _payload.read_data(event.data).get("final"):
             return event.seq - 1
     for event in history:
         if event.kind in closing:

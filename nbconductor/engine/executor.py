@@ -125,6 +125,10 @@ class Engine(TaskDispatch, Recovery, Control):
         task_workers: threads for sync task attempts.
         time_skipping: with a virtual clock, jump to the next due timer whenever every
             execution is idle (see nbconductor.testing).
+        make_default: become the engine that ``nbconductor.engine()`` returns.
+        allow_pickle: store values the codec cannot (arbitrary objects) by pickle, and
+            unpickle them when read. Off by default: unpickling a file runs code. Once
+            one engine opts in, the whole process has.
 
     Example:
         >>> eng = Engine("history.duckdb")
@@ -141,7 +145,10 @@ class Engine(TaskDispatch, Recovery, Control):
         registry: Registry = REGISTRY,
         time_skipping: bool = False,
         make_default: bool = True,
+        allow_pickle: bool = False,
     ) -> None:
+        if allow_pickle:
+            payload.allow_pickle = True  # process-wide, see payload.allow_pickle
         self.store: Store = _open_store(store)
         self.clock = clock or SystemClock()
         self.registry = registry
@@ -188,6 +195,7 @@ class Engine(TaskDispatch, Recovery, Control):
 
     @property
     def running(self) -> bool:
+        """True while the engine thread runs and no stop was requested."""
         return self._thread.is_alive() and not self._stopping
 
     def start(
@@ -304,9 +312,7 @@ class Engine(TaskDispatch, Recovery, Control):
             "started_at": self.started_at,
             "open_executions": len(live),
             "waiting_for_definition": sum(
-                1
-                for x in live
-                if x.runtime is None and x.condition and x.condition.startswith("waiting")
+                1 for x in live if x.condition and x.condition.startswith("waiting")
             ),
             "blocked": sum(1 for x in live if x.condition and x.condition.startswith("blocked")),
             "pending_timers": sum(len(x.timers) for x in live),

@@ -12,18 +12,24 @@ from typing import Any
 from nbconductor.errors import PayloadError
 from nbconductor.storage import codec
 
+# Pickling arbitrary objects is opt-in (Engine(allow_pickle=True)) and process-wide:
+# unpickling runs code, so a history file is only trusted that far on request.
+allow_pickle = False
+
 
 def encode_input(args: tuple, kwargs: dict, *, what: str, signature=None) -> str:
     """Encode call arguments; a failure names the argument that cannot be stored."""
     try:
-        return codec.encode({"args": list(args), "kwargs": kwargs}, what=what)
+        return codec.encode(
+            {"args": list(args), "kwargs": kwargs}, what=what, allow_pickle=allow_pickle
+        )
     except PayloadError:
         names = _parameter_names(signature, len(args))
         for i, value in enumerate(args):
             label = f"argument {names[i]!r}" if i < len(names) else f"positional argument {i}"
-            codec.encode(value, what=f"{label} of {what}")
+            codec.encode(value, what=f"{label} of {what}", allow_pickle=allow_pickle)
         for key, value in kwargs.items():
-            codec.encode(value, what=f"argument {key!r} of {what}")
+            codec.encode(value, what=f"argument {key!r} of {what}", allow_pickle=allow_pickle)
         raise
 
 
@@ -34,18 +40,18 @@ def _parameter_names(signature, count: int) -> list[str]:
 
 
 def decode_input(text: str) -> tuple[tuple, dict]:
-    value = codec.decode(text)
+    value = codec.decode(text, allow_pickle=allow_pickle)
     if value is None:
         return (), {}
     return tuple(value.get("args", ())), dict(value.get("kwargs", {}))
 
 
 def encode_value(value: Any, *, what: str) -> str:
-    return codec.encode(value, what=what)
+    return codec.encode(value, what=what, allow_pickle=allow_pickle)
 
 
 def decode_value(text: str | None) -> Any:
-    return None if text is None else codec.decode(text)
+    return None if text is None else codec.decode(text, allow_pickle=allow_pickle)
 
 
 def event_data(fields: dict | None = None, **payloads: str | None) -> str:
@@ -66,4 +72,4 @@ def payload_field(data: dict, key: str) -> Any:
     """Decode an embedded payload field of event data (None when absent)."""
     if key not in data:
         return None
-    return codec.decode(json.dumps(data[key], separators=(",", ":")))
+    return codec.decode(json.dumps(data[key], separators=(",", ":")), allow_pickle=allow_pickle)

@@ -17,6 +17,24 @@ from nbconductor.storage.records import EventRecord
 class Recovery:
     """Resuming executions from their recorded histories."""
 
+    def rescan(self) -> list[str]:
+        """Try again every open execution that is not running its code (waiting for
+        a definition, or blocked): what ``%conductor resume`` does.
+
+        Returns the ids of the executions that run their code again.
+        """
+
+        def run() -> list[str]:
+            resumed = []
+            for live in list(self._live.values()):
+                if live.runtime is None:
+                    self._resume(live)
+                    if live.runtime is not None:
+                        resumed.append(live.id)
+            return resumed
+
+        return self._call(run)
+
     def _recover(self) -> None:
         records = self.store.open_executions()
         if not records:
@@ -104,4 +122,4 @@ class Recovery:
                         if live.condition and live.condition.startswith(
                             "waiting for the definition of task"
                         ):
-                            live.condition = None
+                            self._set_condition(live, "")

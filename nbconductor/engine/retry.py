@@ -62,6 +62,7 @@ class Retry:
         return not any(n in names for n in self.non_retryable)
 
     def to_dict(self) -> dict:
+        """The policy as plain JSON values (seconds for durations)."""
         return {
             "initial": self.initial,
             "backoff": self.backoff,

@@ -144,6 +144,7 @@ class WorkflowRuntime:
         started_at: datetime,
         *,
         markers: dict[int, EventRecord] | None = None,
+        seed_id: str | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.definition = definition
@@ -163,7 +164,8 @@ class WorkflowRuntime:
         self.closed = False
         self.replaying = False
         self._next_id = 1
-        seed = hashlib.sha256(execution_id.encode()).digest()
+        # A fork keeps its origin's seed, so random()/uuid4() replay the copied history.
+        seed = hashlib.sha256((seed_id or execution_id).encode()).digest()
         self.rng = _random.Random(int.from_bytes(seed[:8], "big"))
         self.set_time(started_at)
         self.main: asyncio.Task | None = None
@@ -514,6 +516,7 @@ def replay(
         _embedded(first.data, "input"),
         first.at,
         markers=markers,
+        seed_id=started.get("seed_id"),
     )
     runtime.recorded_version = started.get("version")
     runtime.max_recorded_command = max(

@@ -53,10 +53,12 @@ class ScheduleInfo:
 
     @property
     def id(self) -> str:
+        """The schedule's id."""
         return self.spec.id
 
     @property
     def paused(self) -> bool:
+        """Whether the schedule is paused (it then has no next fire)."""
         return self.spec.paused
 
 
@@ -234,7 +236,8 @@ class Schedules:
 
     def _trigger(self, id: str) -> str | None:
         item = self._item(id)
-        started = self._fire(item, self._engine._now)
+        # Whole seconds: a manual fire's execution id reads like a scheduled one's.
+        started = self._fire(item, self._engine._now.replace(microsecond=0))
         self._save(item)
         return started
 

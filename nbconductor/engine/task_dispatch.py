@@ -27,9 +27,11 @@ class TaskDispatch:
         """Start the next attempt of a task (after the events it follows committed)."""
         if self._stopping or live.tasks.get(state.command) is not state:
             return
-        definition = state.definition or self.registry.find("task", state.name)
+        # The registry's current version: re-running a fixed task cell makes the next
+        # attempt (a retry, or a fork's re-run) use the fix.
+        definition = self.registry.find("task", state.name) or state.definition
         if definition is None:
-            live.condition = f"waiting for the definition of task {state.name!r}"
+            self._set_condition(live, f"waiting for the definition of task {state.name!r}")
             return
         state.definition = definition
         state.retry_at = None

@@ -8,8 +8,9 @@ what it means (completed, retried, timed out, ignored because abandoned).
 from __future__ import annotations
 
 import contextvars
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -123,19 +124,54 @@ async def run_async(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
 
 
 class ThreadRunner:
-    """Sync task attempts on a thread pool; outcomes go to ``report`` from the worker."""
+    """Sync task attempts on a pool of daemon threads; outcomes go to ``report``.
+
+    Not concurrent.futures' pool: its threads are joined at interpreter exit, so one
+    hung task would keep a kernel from restarting. A task thread that never returns
+    is abandoned (its attempt timed out); it must never hold up the process.
+    """
 
     def __init__(self, max_workers: int = 32) -> None:
-        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="nbconductor-task")
+        self._max = max_workers
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._closed = False
 
     def submit(
         self, attempt: Attempt, now: Callable[[], datetime], report: Callable[[Outcome], None]
     ) -> None:
-        self._pool.submit(_run_and_report, attempt, now, report)
+        with self._lock:
+            if self._closed:
+                return
+            self._queue.put((attempt, now, report))
+            if self._idle > 0:
+                self._idle -= 1  # an idle worker takes it
+            elif self._threads < self._max:
+                self._threads += 1
+                threading.Thread(
+                    target=self._work, name=f"nbconductor-task-{self._threads}", daemon=True
+                ).start()
+            # else: every worker is busy; the first to finish takes it
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            _run_and_report(*item)
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle += 1
 
     def shutdown(self) -> None:
-        # Hung task threads cannot be killed; they are abandoned, never waited for.
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            threads = self._threads
+        for _ in range(threads):
+            self._queue.put(None)
 
 
 def _run_and_report(attempt: Attempt, now, report) -> None:

@@ -24,10 +24,12 @@ class Status(str, Enum):
 
     @property
     def closed(self) -> bool:
+        """True for every status but Running: the execution will not change again."""
         return self is not Status.RUNNING
 
     @property
     def title(self) -> str:
+        """The name people read: ``Completed``, ``TimedOut``, ``ContinuedAsNew``."""
         return {"timed_out": "TimedOut", "continued_as_new": "ContinuedAsNew"}.get(
             self.value, self.value.capitalize()
         )

@@ -392,3 +392,77 @@ def test_fork_reruns_from_the_failed_task(engine):
     assert forked.describe().origin_id == "to-fork"
     with pytest.raises(ValueError, match="fork point"):
         h.fork(at=999)
+
+
+# --- fixing code while executions run ---------------------------------------------
+
+
+def define_flaky_step(works: bool):
+    @nc.task(name="fixable", retry=nc.Retry(initial=0.05, backoff=1.0, max_attempts=50))
+    def fixable() -> str:
+        RUNS.append("fixed" if works else "broken")
+        if not works:
+            raise ValueError("bug")
+        return "fixed"
+
+    return fixable
+
+
+@nc.workflow
+async def uses_fixable() -> str:
+    return await nc.engine.definition.REGISTRY.find("task", "fixable")()
+
+
+def test_a_fixed_task_cell_is_used_by_the_next_retry(engine):
+    define_flaky_step(works=False)
+    h = engine.start(uses_fixable)
+    wait_for(lambda: RUNS.count("broken") >= 2, what="a failed retry")
+    define_flaky_step(works=True)  # the user re-runs the fixed %%task cell
+    assert h.result(timeout=10) == "fixed"
+
+
+@nc.task(retry=nc.Retry(max_attempts=1))
+def fails_on_demand(value: str) -> str:
+    if BROKEN["flag"]:
+        raise ValueError("not yet")
+    return value
+
+
+@nc.workflow
+async def random_then_fails() -> list:
+    token = str(nc.uuid4())
+    first = await fragile(0)
+    return [token, nc.random(), first, await fails_on_demand(token)]
+
+
+def test_fork_keeps_the_origins_random_values(engine):
+    h = engine.start(random_then_fails)
+    with pytest.raises(ExecutionFailed):
+        h.result(timeout=10)
+    BROKEN["flag"] = False
+    try:
+        result = h.fork().result(timeout=10)
+    finally:
+        BROKEN["flag"] = True
+    assert result[0] == result[3]
+    # The fork's uuid is the one the origin recorded in the failed task's input.
+    scheduled = [e for e in h.history() if e.kind is EventKind.TASK_SCHEDULED]
+    assert result[0] in scheduled[-1].data
+
+
+def test_rescan_resumes_blocked_executions(db_path):
+    from nbconductor.engine.definition import REGISTRY
+
+    eng = Engine(db_path)
+    h = eng.start(cleans_up, id="rescan-me")
+    wait_for(lambda: EventKind.TIMER_STARTED in kinds(h), what="the sleep")
+    eng.stop(grace=0)
+    saved = REGISTRY._items.pop(("workflow", "cleans_up"))
+    eng = Engine(db_path)
+    try:
+        assert eng.rescan() == []
+        REGISTRY._items[("workflow", "cleans_up")] = saved  # back, without a listener call
+        assert eng.rescan() == ["rescan-me"]
+        assert eng.get("rescan-me").condition is None
+    finally:
+        eng.stop(grace=0)

@@ -280,3 +280,36 @@ def test_seven_day_sleep_finishes_at_once_with_time_skipping(skipping_engine):
     history = h.history()
     fired = [e.at - history[0].at for e in history if e.kind is EventKind.TIMER_FIRED]
     assert fired == [timedelta(days=7), timedelta(days=7, hours=1)]
+
+
+class Opaque:
+    def __init__(self, value):
+        self.value = value
+
+
+@nc.task
+def unwrap(box: Opaque) -> int:
+    return box.value
+
+
+@nc.workflow
+async def opaque_flow(box: Opaque) -> int:
+    return await unwrap(box)
+
+
+def test_pickle_is_opt_in(db_path, monkeypatch):
+    from nbconductor.engine import payload
+    from nbconductor.engine.executor import Engine
+
+    monkeypatch.setattr(payload, "allow_pickle", False)
+    plain = Engine(None, make_default=False)
+    try:
+        with pytest.raises(PayloadError, match="allow_pickle=True"):
+            plain.start(opaque_flow, Opaque(7))
+    finally:
+        plain.stop(grace=0)
+    opted = Engine(db_path, make_default=False, allow_pickle=True)
+    try:
+        assert opted.start(opaque_flow, Opaque(7)).result(timeout=10) == 7
+    finally:
+        opted.stop(grace=0)

@@ -168,3 +168,40 @@ def test_cancel_flag_reaches_running_task(engine):
 
     assert engine.start(cancels_task).result(timeout=10) == "timed out"
     assert seen.wait(5), "the task never saw its cancellation"
+
+
+def test_a_hung_task_does_not_keep_the_process_alive(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "hung.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, threading, nbconductor as nc
+
+            @nc.task(timeout=0.1, retry=nc.Retry(max_attempts=1))
+            def hang():
+                threading.Event().wait(600)
+
+            @nc.workflow
+            async def flow():
+                try:
+                    await hang()
+                except nc.TaskFailed:
+                    return "timed out"
+
+            eng = nc.Engine(sys.argv[1])
+            print(eng.start(flow).result(30), flush=True)
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "h.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "timed out"
