@@ -466,3 +466,55 @@ def test_rescan_resumes_blocked_executions(db_path):
         assert eng.get("rescan-me").condition is None
     finally:
         eng.stop(grace=0)
+
+
+@nc.workflow
+async def parallel_saga() -> str:
+    async with nc.Saga(parallel_compensation=True) as saga:
+        for name in ("payment", "inventory", "shipping"):
+            await step(name)
+            saga.add(undo, name, fail=(name == "inventory"))
+        await step("confirmation", fail=True)
+    return "ok"
+
+
+def test_parallel_compensation_runs_every_undo_even_when_one_fails(engine):
+    with pytest.raises(ExecutionFailed, match="confirmation failed"):
+        engine.start(parallel_saga).result(timeout=10)
+    undone = sorted(r for r in RUNS if r.startswith("undo"))
+    assert undone == ["undo inventory", "undo payment", "undo shipping"]
+
+
+def define_deprecated(with_marker_check: bool):
+    @nc.workflow(name="deprecating")
+    async def deprecating() -> str:
+        if with_marker_check:
+            nc.deprecate_patch("new-b")
+        else:
+            nc.patched("new-b")
+        await nc.signal("go")
+        return await record("b")
+
+    return deprecating
+
+
+def test_deprecate_patch_keeps_patched_histories_replaying(db_path):
+    eng = Engine(db_path)
+    h = eng.start(define_deprecated(False), id="had-patch")
+    wait_for(lambda: h.waiting_for == ["go"], what="the wait")
+    eng.stop(grace=0)
+    define_deprecated(True)  # the old branch is gone; the patch call is deprecated
+    eng = Engine(db_path)
+    try:
+        fresh = eng.start(define_deprecated(True), id="after-deprecation")
+        wait_for(lambda: fresh.waiting_for == ["go"], what="the new run")
+        eng.signal("had-patch", "go")
+        eng.signal("after-deprecation", "go")
+        assert eng.get("had-patch").result(timeout=10) == "b"
+        assert eng.get("after-deprecation").result(timeout=10) == "b"
+        new_markers = [
+            e for e in eng.history("after-deprecation") if e.kind is EventKind.MARKER_RECORDED
+        ]
+        assert new_markers == []
+    finally:
+        eng.stop(grace=0)
