@@ -44,6 +44,18 @@ class TaskOptions:
     heartbeat: float | None = None
 
 
+def _describe(definition, fn: Callable, name: str, source: str | None) -> None:
+    """Version the source and look like the wrapped function (docs, help, inspect)."""
+    definition.source = normalized_source(fn, source)
+    definition.version = version_of(definition.source)
+    definition.signature = inspect.signature(fn)
+    definition.__wrapped__ = fn
+    definition.__doc__ = fn.__doc__
+    definition.__name__ = getattr(fn, "__name__", name)
+    definition.__qualname__ = getattr(fn, "__qualname__", name)
+    definition.__module__ = getattr(fn, "__module__", __name__)
+
+
 class TaskDefinition:
     """A registered task. Inside a workflow, calling it schedules it; elsewhere it just runs."""
 
@@ -58,14 +70,7 @@ class TaskDefinition:
         self.name = name
         self.options = options
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.source = normalized_source(fn, source)
-        self.version = version_of(self.source)
-        self.signature = inspect.signature(fn)
-        self.__wrapped__ = fn
-        self.__doc__ = fn.__doc__
-        self.__name__ = getattr(fn, "__name__", name)
-        self.__qualname__ = getattr(fn, "__qualname__", name)
-        self.__module__ = getattr(fn, "__module__", __name__)
+        _describe(self, fn, name, source)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from nbconductor.engine.runtime import current_runtime
@@ -104,14 +109,7 @@ class WorkflowDefinition:
         self.signals = signals
         self.queries: dict[str, Handler] = {}
         self.updates: dict[str, Handler] = {}
-        self.source = normalized_source(fn, source)
-        self.version = version_of(self.source)
-        self.signature = inspect.signature(fn)
-        self.__wrapped__ = fn
-        self.__doc__ = fn.__doc__
-        self.__name__ = getattr(fn, "__name__", name)
-        self.__qualname__ = getattr(fn, "__qualname__", name)
-        self.__module__ = getattr(fn, "__module__", __name__)
+        _describe(self, fn, name, source)
 
     def query(self, fn: Callable | None = None, *, name: str | None = None):
         """Declare a query handler: ``fn(state, *args)`` reads the workflow's ``state``.
