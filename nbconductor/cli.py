@@ -150,9 +150,39 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("status", "Engine health (exit 0 healthy, 1 unhealthy, 2 no engine).")
     sub.set_defaults(run=_cmd_status)
 
-    # --- worker: wired by the headless-worker work (it needs the Jupyter extension) ---
-    sub = command("worker", "Run a notebook's definitions headless (not available yet).")
+    # --- worker: runs the notebook in an IPython shell (nbconductor.extension.worker) ---
+    sub = commands.add_parser(
+        "worker",
+        help="Run a notebook headless and serve its executions until stopped.",
+        description="Run a notebook headless: its code cells (only those tagged "
+        "nbconductor, if any are), then serve its executions, schedules and control "
+        "socket until SIGTERM or SIGINT. The history file is the one a kernel would use "
+        "(.nbconductor/<notebook>.duckdb beside the notebook) unless --db or "
+        f"${DB_ENV} names another. Logs one line per state change to stderr. Exit 0 "
+        "after a signal, 1 when a cell failed, 2 when it cannot start (e.g. another "
+        "process holds the history file).",
+    )
+    # Only --db of the common options: the worker answers no engine, it is one.
+    sub.add_argument(
+        "--db",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"history file (default: ${DB_ENV}, else the notebook's, as a kernel chooses it)",
+    )
     sub.add_argument("notebook", metavar="NOTEBOOK.ipynb")
+    sub.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="running tasks get this long to finish when stopping (default 10)",
+    )
+    sub.add_argument(
+        "--keep-going", action="store_true", help="carry on when a cell fails (default: exit 1)"
+    )
+    sub.add_argument(
+        "--json-logs", action="store_true", help="log JSON lines to stderr instead of text"
+    )
     sub.set_defaults(run=_cmd_worker, needs_db=False)
     return parser
 
@@ -485,13 +515,21 @@ def _cmd_status(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if result.get("healthy") else EXIT_FAILED
 
 
-# --- worker: to be wired to the headless worker (needs the Jupyter extension) ----------
+# --- worker: the notebook in an IPython shell, served until stopped ---------------------
 
 
 def _cmd_worker(ops: None, args: argparse.Namespace, out: TextIO) -> int:
-    raise UsageError(
-        f"`nbconductor worker {args.notebook}` is not available in this version yet; run "
-        "the notebook in a kernel with %load_ext nbconductor meanwhile"
+    # Imported here: the worker loads IPython, which no other command needs.
+    from nbconductor.extension.worker import run_worker
+
+    if args.grace < 0:
+        raise UsageError(f"--grace must be 0 or more seconds, not {args.grace:g}")
+    return run_worker(
+        args.notebook,
+        db=args.db,
+        grace=args.grace,
+        keep_going=args.keep_going,
+        json_logs=args.json_logs,
     )
 
 

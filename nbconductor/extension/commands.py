@@ -83,6 +83,7 @@ def status() -> str:
     lines = [
         "engine: running (thread alive)",
         f"history: {path}" + (f" ({state.reason})" if state.reason else ""),
+        _socket_line(state),
         f"started: {format_time(started)} UTC" if isinstance(started, datetime) else "",
         f"executions: {by_state}",
         f"open: {info.get('open_executions', 0)} "
@@ -94,6 +95,15 @@ def status() -> str:
     if info.get("error"):
         lines.append(f"error: {info['error']}")
     return "\n".join(line for line in lines if line)
+
+
+def _socket_line(state: lifecycle.KernelState) -> str:
+    """Where the ``nbconductor`` command reaches this engine, or why it cannot."""
+    socket = lifecycle.socket_path()
+    if socket is not None:
+        return f"control socket: {socket} (for the `nbconductor` command)"
+    why = state.socket_problem or "no control server runs"
+    return f"control socket: none; the `nbconductor` command cannot reach this kernel ({why})"
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:

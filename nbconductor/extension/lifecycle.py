@@ -10,6 +10,12 @@ reloaded extension picks up the very same engine.
 Shutdown has no IPython event (see shared/JUPYTER.md): the engine thread is a daemon,
 stopped at interpreter exit (grace :data:`EXIT_GRACE`, history committed, file
 closed); recovery never depends on that having happened.
+
+Every engine started here is served on its control socket
+(:class:`~nbconductor.control.ControlServer`), so that the ``nbconductor`` command
+reaches the kernel while it holds the history file. The server starts right after its
+engine and stops before it; a server that cannot start (no private directory for the
+socket, another live server on the path) costs the CLI its access, never the engine.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbconductor.control import ControlError, ControlServer, UnsafeSocketPath
 from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.executor import Engine, default_engine
 from nbconductor.errors import EngineStopped, StoreError
@@ -39,6 +46,7 @@ __all__ = (
     "load",
     "require_engine",
     "shown_path",
+    "socket_path",
     "start_engine",
     "state",
     "stop_engine",
@@ -66,6 +74,9 @@ class KernelState:
         problem: why there is no engine, with what to do (None when there is one).
         shell: the shell the extension is loaded in (None while unloaded).
         exit_hook: whether the ``atexit`` hook is registered (once per process).
+        server: the control server of ``engine``, or None (no engine, or it could
+            not start: see ``socket_problem``).
+        socket_problem: why the CLI cannot reach the engine (None when it can).
     """
 
     engine: Engine | None = None
@@ -74,6 +85,8 @@ class KernelState:
     problem: str | None = None
     shell: Any = None
     exit_hook: bool = False
+    server: ControlServer | None = None
+    socket_problem: str | None = None
 
 
 _state: KernelState = globals().get("_state") or KernelState()
@@ -146,6 +159,7 @@ def _open(path: Path, reason: str) -> str:
         engine = _new_engine(path)
     except StoreError as exc:  # locked by another kernel, not a history file, too new
         _state.engine = None
+        _unserve()
         _state.problem = (
             f"nbconductor could not open its history file: {exc}\n"
             "The extension is loaded without an engine. To carry on here, choose another "
@@ -154,7 +168,7 @@ def _open(path: Path, reason: str) -> str:
         )
         return _state.problem
     _state.engine, _state.problem = engine, None
-    return _started(engine, path, reason)
+    return _started(engine, path, reason, _serve(engine))
 
 
 def _new_engine(path: Path) -> Engine:
@@ -164,8 +178,10 @@ def _new_engine(path: Path) -> Engine:
     return engine
 
 
-def _started(engine: Engine, path: Path, reason: str) -> str:
+def _started(engine: Engine, path: Path, reason: str, socket_problem: str | None) -> str:
     lines = [f"nbconductor: engine started; history in {shown_path(path)} ({reason})."]
+    if socket_problem is not None:
+        lines.append(socket_problem)
     if reason == _UNDETECTED:
         lines.append(
             f"To use another file, set {DB_ENV} before loading or run `%conductor db PATH`."
@@ -209,6 +225,45 @@ def _counts(counter: collections.Counter) -> str:
     return ", ".join(f"{name} ×{n}" for name, n in sorted(counter.items()))
 
 
+# --- the control socket -----------------------------------------------------------------------
+
+
+def _serve(engine: Engine) -> str | None:
+    """Serve ``engine`` on its control socket (replacing any earlier server).
+
+    Returns None when it serves, else one line saying that the CLI cannot reach this
+    kernel and why; the engine runs either way.
+    """
+    _unserve()
+    try:
+        # A stopped ControlServer cannot start again: always a new one.
+        _state.server = ControlServer(engine).start()
+    except (UnsafeSocketPath, ControlError, OSError) as exc:
+        _state.server = None
+        _state.socket_problem = f"{type(exc).__name__}: {exc}"
+        return (
+            "nbconductor: the `nbconductor` command cannot reach this kernel (no control "
+            f"socket): {_state.socket_problem}"
+        )
+    _state.socket_problem = None
+    return None
+
+
+def _unserve(engine: Engine | None = None) -> None:
+    """Stop the control server (only if it serves ``engine``, when one is given)."""
+    server = _state.server
+    if server is None or (engine is not None and server.engine is not engine):
+        return
+    _state.server = None
+    server.stop()
+
+
+def socket_path() -> Path | None:
+    """The control socket the kernel's engine is served on, or None."""
+    server = _state.server
+    return server.socket_path if server is not None and server.running else None
+
+
 # --- commands behind %conductor start / stop / db ------------------------------------------
 
 
@@ -230,12 +285,14 @@ def stop_engine(grace: float = GRACE) -> str:
     engine, _state.engine = _state.engine, None
     _state.problem = None
     if engine is None or not engine.running:
+        _unserve()  # a server left by an engine whose thread died
         return "nbconductor: the engine is not running."
     return _stop(engine, grace)
 
 
 def _stop(engine: Engine, grace: float) -> str:
     open_count = engine.status().get("open_executions", 0)
+    _unserve(engine)  # first: no request may reach an engine that is stopping
     engine.stop(grace=grace)
     tail = ""
     if open_count:
@@ -274,7 +331,8 @@ def switch_db(path: str | os.PathLike[str] | None) -> str:
             f"The engine stays on {shown_path(previous.store.path)}."
         )
     _state.engine, _state.path, _state.reason, _state.problem = engine, target, _CHOSEN, None
-    return "\n".join([_stop(previous, GRACE), _started(engine, target, _CHOSEN)])
+    stopped = _stop(previous, GRACE)  # stops the old file's server too
+    return "\n".join([stopped, _started(engine, target, _CHOSEN, _serve(engine))])
 
 
 _CHOSEN = "chosen with %conductor db"
@@ -301,6 +359,9 @@ def load(shell: Any) -> None:
     adopted = _adopt(path)
     if adopted is not None:
         _state.engine, _state.path, _state.reason, _state.problem = adopted, path, reason, None
+        problem = _serve(adopted)
+        if problem is not None:
+            print(problem, file=sys.stderr)
         return
     message = _open(path, reason)
     print(message, file=sys.stderr if _state.engine is None else sys.stdout)
@@ -379,6 +440,7 @@ def _register_exit_hook() -> None:
 
 def _stop_at_exit() -> None:
     engine = _state.engine
+    _unserve()
     if engine is not None:
         _state.engine = None
         engine.stop(grace=EXIT_GRACE)

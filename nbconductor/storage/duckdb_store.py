@@ -499,6 +499,9 @@ class DuckDBStore:
                 self._root.close()
                 self._con.close()
             finally:
+                # Drop the objects too: a thread that outlives us (a hung task) may keep
+                # this store reachable until exit, and DuckDB reports live objects then.
+                self._root = self._con = None
                 self._release()
 
     def __enter__(self) -> DuckDBStore:

@@ -319,8 +319,3 @@ def test_top_level_help_documents_exit_codes(cli):
     assert cli("frobnicate").code == 2
     assert cli("--db", "x", "show").code == 2  # missing ID
     assert {a.dest for a in build_parser()._actions} >= {"db", "timeout", "command"}
-
-
-def test_worker_is_not_wired_yet(cli, tmp_path):
-    result = cli("worker", tmp_path / "n.ipynb")
-    assert result.code == 2 and "not available" in result.err

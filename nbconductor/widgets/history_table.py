@@ -1,0 +1,235 @@
+"""The history table: ``%conductor list`` and ``nbconductor.history()``, live.
+
+The filter bar, sort headers, pager and rows live in the browser (``static/panel.js``)
+and send their requests as messages; the kernel's main thread only records a request
+(:meth:`HistoryTable.apply`) and marks the table dirty. The coalescer's thread applies
+the requests, queries the store and writes the traits: one writer. A row click opens
+that execution's view below the table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from nbconductor.storage.records import Status
+from nbconductor.widgets.coalescer import Coalescer, shared
+from nbconductor.widgets.execution_view import ExecutionView
+from nbconductor.widgets.history import (
+    PAGE_SIZES,
+    RANGES,
+    SORTS,
+    Chart,
+    HistoryPage,
+    HistoryQuery,
+    load_chart,
+    load_page,
+    render,
+    summary_text,
+    workflow_names,
+)
+from nbconductor.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from nbconductor.engine.executor import Engine
+
+__all__ = ("CHART_EVERY", "HistoryTable")
+
+#: Seconds between two reloads of the chart while executions keep changing (the page
+#: itself follows every change, at most ~10 times a second).
+CHART_EVERY = 1.0
+
+
+class HistoryTable(w.VBox):
+    """A live, paged, filterable table of executions with a chart of them over time.
+
+    Create it with :func:`nbconductor.widgets.history_table`.
+
+    Attributes:
+        panel: the table, chart and filter bar (an anywidget model).
+        detail: the execution view opened by a row click.
+        page: the page shown (rows, total, page number) as last loaded.
+        query: the filters, sort and page applied.
+        refreshes: how many times the table re-read the store.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        coalescer: Coalescer | None = None,
+        live: bool = True,
+        **filters: Any,
+    ) -> None:
+        self.engine = engine
+        self.query = HistoryQuery().merged(filters)  # ValueError for a bad filter
+        self.refreshes = 0
+        self.page: HistoryPage | None = None
+        self.chart: Chart | None = None
+        self.selected: str | None = None
+        self._coalescer = coalescer or shared()
+        self._lock = threading.Lock()  # one refresh at a time: one writer
+        self._pending: list[dict[str, Any]] = []  # requests in arrival order
+        self._chart_dirty = False  # executions changed since the chart was loaded
+        self._pending_lock = threading.Lock()
+        self._chart_at = -1e9
+        self._chart_query: HistoryQuery | None = None
+        self._ended = False
+        self.panel = Panel(kind="history", on_action=self._on_panel_action)
+        self.detail = w.VBox([])
+        self.detail.add_class("nbc-detail")
+        super().__init__([self.panel, self.detail])
+        self.add_class("nbc-history-view")
+        self._unsubscribe = engine.subscribe(self._on_engine_change) if live else None
+        self.refresh()
+
+    # ---------------------------------------------------------------- requests
+
+    def apply(self, **changes: Any) -> None:
+        """Change filters, sort or page (thread-safe); the table updates shortly after.
+
+        Takes the names of :meth:`HistoryQuery.merged`, e.g.
+        ``table.apply(status=["failed"], search="order-")``.
+
+        Raises:
+            ValueError: an unknown filter or value.
+        """
+        self.query.merged(changes)  # validate on the caller's thread
+        with self._pending_lock:
+            self._pending.append(changes)
+        self._coalescer.mark(self, urgent=True)
+
+    def _on_panel_action(self, action: str, value: Any) -> None:
+        # The kernel's main thread: a request from the browser.
+        try:
+            if action == "query" and isinstance(value, dict):
+                self.apply(**value)
+            elif action == "sort":
+                self.apply(toggle_sort=value)
+            elif action == "toggle-status":
+                self.apply(toggle_status=value)
+            elif action == "page":
+                self.apply(page=int(value))
+            elif action == "open" and isinstance(value, str):
+                self.open_execution(value)
+        except (ValueError, TypeError):
+            pass  # a stale or tampered request from the page: nothing to do
+
+    def _on_engine_change(self, changed: set[str]) -> None:
+        self._chart_dirty = True  # engine thread: only mark
+        self._coalescer.mark(self)
+
+    def open_execution(self, execution_id: str) -> ExecutionView | None:
+        """Show an execution's view below the table; the one shown already closes it."""
+        current = self.detail.children[0] if self.detail.children else None
+        if current is not None:
+            current.close()
+        if isinstance(current, ExecutionView) and current.id == execution_id:
+            self.detail.children = ()
+            self.selected = None
+            return None
+        view = ExecutionView(self.engine, execution_id, coalescer=self._coalescer)
+        self.detail.children = (view,)
+        self.selected = execution_id
+        self._coalescer.mark(self, urgent=True)  # highlight the row
+        return view
+
+    # ---------------------------------------------------------------- refreshing
+
+    def refresh(self) -> float | None:
+        """Apply pending requests, reload the page (and the chart when due), update the
+        widget. Returns seconds until the chart wants reloading, or None."""
+        with self._lock:
+            if self._ended:
+                return None
+            with self._pending_lock:
+                pending, self._pending = self._pending, []
+            query = self.query
+            for changes in pending:  # in order: two clicks on a header sort twice
+                # Validated when asked; failing now means a race with another change.
+                with contextlib.suppress(ValueError):
+                    query = query.merged(changes)
+            now = self.engine.clock.now()
+            page = load_page(self.engine, query, now)
+            self.refreshes += 1
+            poll = None
+            chart = self.chart
+            stale = time.monotonic() - self._chart_at
+            if self._chart_query != _chart_key(query) or (
+                self._chart_dirty and stale >= CHART_EVERY
+            ):
+                self._chart_dirty = False
+                chart = load_chart(self.engine, query, now)
+                self._chart_query, self._chart_at = _chart_key(query), time.monotonic()
+                options = _options(self.engine)
+                if options != self.panel.options:
+                    self.panel.options = options
+            elif self._chart_dirty:
+                poll = CHART_EVERY - stale  # reload it once the interval is over
+            applied = {**query.to_json(), "page": page.page}
+            if applied != self.panel.query:
+                self.panel.query = applied
+            html = render(page, chart, selected=self.selected)
+            if html != self.panel.html:
+                self.panel.html = html
+            # Published last: whoever sees this page sees the widget showing it.
+            self.query, self.chart, self.page = query, chart, page
+            return poll
+
+    # ---------------------------------------------------------------- display
+
+    def text(self) -> str:
+        """The deterministic ``text/plain``: the count of matches and the filters."""
+        page = getattr(self, "page", None)
+        return summary_text(page) if page else "<History>"
+
+    def snapshot_html(self) -> str:
+        """The static ``text/html``: the current page, counts instead of the chart."""
+        return render(self.page, self.chart, live=False) if self.page else ""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, tuple):
+            bundle = bundle[0]
+        bundle["text/plain"] = self.text()
+        bundle["text/html"] = self.snapshot_html()
+        return bundle
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def close(self) -> None:
+        """Stop following the engine and close the widgets."""
+        if not hasattr(self, "_lock"):  # __init__ raised (ipywidgets' __del__ calls this)
+            super().close()
+            return
+        with self._lock:
+            self._ended = True
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+        self._coalescer.forget(self)
+        for child in self.detail.children:
+            child.close()
+        self.panel.close()
+        self.detail.close()
+        super().close()
+
+
+def _chart_key(query: HistoryQuery) -> HistoryQuery:
+    """The part of the query the chart depends on (not the sort or the page)."""
+    return query.merged({"sort": "started", "descending": True, "page": 0})
+
+
+def _options(engine: Engine) -> dict[str, Any]:
+    return {
+        "workflows": workflow_names(engine),
+        "statuses": [[s.value, s.title] for s in Status],
+        "ranges": list(RANGES),
+        "sorts": list(SORTS),
+        "page_sizes": list(PAGE_SIZES),
+    }

@@ -1,0 +1,414 @@
+"""Schedules: each schedule's trigger, next fires, last runs and policies; a cron preview.
+
+:func:`cron_preview` and :func:`render_schedule` are pure (the static snapshot and the
+tests use them); :class:`SchedulesView` is the live widget of ``%conductor schedules``
+and :class:`SchedulePreview` the preview shown while writing a new schedule.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from nbconductor.engine.schedule_policy import (
+    CATCHUP_POLICIES,
+    OVERLAP_POLICIES,
+    ScheduleSpec,
+    describe,
+)
+from nbconductor.errors import NbconductorError
+from nbconductor.widgets.coalescer import Coalescer, shared
+from nbconductor.widgets.execution_view import ExecutionView
+from nbconductor.widgets.markup import FONT, MONO, MUTED, badge, esc
+from nbconductor.widgets.panel import Panel
+
+if TYPE_CHECKING:
+    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.scheduler import ScheduleInfo
+
+__all__ = (
+    "POLL",
+    "SchedulePreview",
+    "SchedulesView",
+    "cron_preview",
+    "preview_html",
+    "render_schedule",
+    "schedules_text",
+    "snapshot_html",
+)
+
+#: Seconds between checks for schedule changes made from code (pausing a schedule
+#: commits no execution change, so no notice tells the view).
+POLL = 2.0
+
+
+def cron_preview(
+    *,
+    cron: str | None = None,
+    every: float | str | None = None,
+    timezone: str = "UTC",
+    overlap: str = "skip",
+    catchup: str = "latest",
+    workflow: str = "workflow",
+    n: int = 5,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The next ``n`` fire times of a trigger in its zone and what its policies do.
+
+    Returns:
+        ``describe()``'s dict (``upcoming``, ``explanation``, ...), or ``{"error": ...}``
+        saying what is wrong with the trigger.
+
+    Example:
+        >>> p = cron_preview(cron="0 9 * * MON-FRI", timezone="Europe/Paris", n=2)
+        >>> [f["local"] for f in p["upcoming"]]   # doctest: +SKIP
+        ['2026-11-24T09:00:00+01:00', '2026-11-25T09:00:00+01:00']
+    """
+    from datetime import timezone as tz
+
+    try:
+        spec = ScheduleSpec.create(
+            "preview",
+            workflow,
+            cron=cron or None,
+            every=every or None,
+            timezone=timezone or "UTC",
+            overlap=overlap,
+            catchup=catchup,
+        )
+        return describe(spec, now or datetime.now(tz.utc), n=n).to_dict()
+    except (NbconductorError, ValueError, TypeError) as exc:
+        return {"error": str(exc)}
+
+
+def _local(text: str) -> str:
+    """``2026-11-24 09:00:00 +01:00`` from an ISO local time (sanitize-friendly)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return esc(text)
+    offset = value.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}" if offset else ""
+    return esc(f"{value.strftime('%Y-%m-%d %H:%M:%S')} {offset}".strip())
+
+
+def preview_html(preview: dict[str, Any]) -> str:
+    """A preview's next fires (in the schedule's zone) and its policies in words."""
+    if "error" in preview:
+        return (
+            '<div class="nbc-preview-error" data-testid="nbc-preview-error" '
+            f'style="color:var(--jp-error-color1,#d32f2f)">{esc(preview["error"])}</div>'
+        )
+    fires = "".join(
+        f'<li data-testid="nbc-next-fire">{_local(f["local"])}</li>' for f in preview["upcoming"]
+    )
+    zone = esc(preview.get("timezone", "UTC"))
+    return (
+        f'<div class="nbc-preview" data-testid="nbc-preview" style="{FONT}">'
+        f'<div>Next fires ({zone}):</div><ul style="margin:2px 0 4px 1.2em;padding:0">'
+        f"{fires or '<li>none</li>'}</ul>"
+        f'<div style="{MUTED}">{esc(preview["explanation"])}</div></div>'
+    )
+
+
+def render_schedule(info: ScheduleInfo, description: dict[str, Any]) -> str:
+    """One schedule as HTML: trigger, zone, state, next fires, last runs, policies."""
+    spec = info.spec
+    if info.paused:
+        state = badge("Paused", "cancelled", testid="nbc-schedule-state")
+    elif info.waiting:
+        state = badge("Waiting", "waiting", testid="nbc-schedule-state", title=info.waiting)
+    else:
+        state = badge("Active", "completed", testid="nbc-schedule-state")
+    trigger = f'cron <code style="{MONO}">{esc(spec.cron)}</code>' if spec.cron else ""
+    trigger = trigger or esc(description.get("trigger", ""))
+    runs = []
+    for run in description.get("last_runs", ()):
+        tone = run["status"]
+        runs.append(
+            f'<a class="nbc-run-link" data-testid="nbc-run-link" data-nbc-action="open" '
+            f'data-nbc-value="{esc(run["execution_id"])}" style="cursor:pointer;'
+            f'color:var(--jp-content-link-color,#1976d2)">'
+            f'<code style="{MONO}">{esc(run["execution_id"])}</code></a> '
+            f"{badge(tone.replace('_', ' ').capitalize(), tone, testid='nbc-run-status')}"
+        )
+    counts = f"fired {info.fired}, skipped {info.skipped}"
+    if info.open_runs:
+        counts += f", {len(info.open_runs)} open"
+    if info.buffered:
+        counts += f", {len(info.buffered)} waiting to start"
+    note = f' <span style="{MUTED}">{esc(spec.note)}</span>' if spec.note else ""
+    return (
+        f'<div class="nbc-schedule" data-testid="nbc-schedule" data-schedule-id="{esc(info.id)}" '
+        f'style="{FONT}"><div style="display:flex;gap:10px;align-items:baseline;flex-wrap:wrap">'
+        f"<strong>{esc(info.id)}</strong><span>→ {esc(spec.workflow)}</span>{state}{note}</div>"
+        f'<div style="{MUTED}">{trigger} · zone {esc(spec.timezone)} · overlap '
+        f"{esc(spec.overlap)} · catch-up {esc(spec.catchup)} · {esc(counts)}</div>"
+        f"{preview_html(description)}"
+        f'<div style="margin-top:2px">Last runs: {" · ".join(runs) if runs else "none yet"}'
+        "</div></div>"
+    )
+
+
+def schedules_text(infos: list[ScheduleInfo]) -> str:
+    """The deterministic ``text/plain``: how many schedules, their ids, how many paused."""
+    if not infos:
+        return "<Schedules: none>"
+    paused = sum(1 for i in infos if i.paused)
+    extra = f", {paused} paused" if paused else ""
+    return f"<Schedules: {len(infos)} ({', '.join(i.id for i in infos)}){extra}>"
+
+
+def snapshot_html(engine: Engine) -> str:
+    """Every schedule, as static HTML."""
+    infos = engine.schedules.list()
+    if not infos:
+        return f'<div style="{FONT};{MUTED}">no schedules</div>'
+    cards = "".join(render_schedule(info, engine.schedules.describe(info.id)) for info in infos)
+    return f'<div class="nbc-schedules" style="display:grid;gap:10px">{cards}</div>'
+
+
+# ================================================================== widgets
+
+
+class SchedulePreview(w.VBox):
+    """Type a cron expression or an interval and see the next fires and the policies.
+
+    Only the kernel's main thread writes it (it follows its own fields).
+    """
+
+    def __init__(
+        self,
+        cron: str = "0 9 * * MON-FRI",
+        every: str = "",
+        timezone: str = "UTC",
+        overlap: str = "skip",
+        catchup: str = "latest",
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        self._now = now
+        self.cron = w.Text(value=cron or "", description="cron", placeholder="0 9 * * MON-FRI")
+        self.every = w.Text(value=every or "", description="or every", placeholder="15 minutes")
+        self.timezone = w.Text(value=timezone, description="zone", placeholder="Europe/Paris")
+        self.overlap = w.Dropdown(options=OVERLAP_POLICIES, value=overlap, description="overlap")
+        self.catchup = w.Dropdown(options=CATCHUP_POLICIES, value=catchup, description="catch-up")
+        self.output = w.HTML()
+        for field in (self.cron, self.every, self.timezone, self.overlap, self.catchup):
+            field.add_class("nbc-preview-field")
+            field.observe(lambda _change: self.update(), names="value")
+        super().__init__(
+            [
+                w.HBox([self.cron, self.every, self.timezone]),
+                w.HBox([self.overlap, self.catchup]),
+                self.output,
+            ]
+        )
+        self.add_class("nbc-schedule-preview")
+        self.update()
+
+    def update(self) -> None:
+        """Recompute the preview from the fields."""
+        every = self.every.value.strip()
+        self.output.value = preview_html(
+            cron_preview(
+                cron=None if every else self.cron.value.strip(),
+                every=every or None,
+                timezone=self.timezone.value.strip() or "UTC",
+                overlap=self.overlap.value,
+                catchup=self.catchup.value,
+                now=self._now,
+            )
+        )
+
+    def __repr__(self) -> str:
+        return "<SchedulePreview>"
+
+
+class _Card:
+    """One schedule's picture and its buttons."""
+
+    def __init__(self, view: SchedulesView, schedule_id: str) -> None:
+        self.id = schedule_id
+        self.panel = Panel(kind="schedule", on_action=view._on_panel_action)
+        self.pause = w.Button(description="Pause", tooltip="stop firing until resumed")
+        self.resume = w.Button(description="Resume", tooltip="fire again from now on")
+        self.trigger = w.Button(description="Trigger now", tooltip="fire once now")
+        self.error = w.HTML("")
+        for button, css in (
+            (self.pause, "pause"),
+            (self.resume, "resume"),
+            (self.trigger, "trigger"),
+        ):
+            button.add_class(f"nbc-schedule-{css}")
+        self.error.add_class("nbc-control-error")
+        self.pause.on_click(lambda _b: view._act(self, "pause"))
+        self.resume.on_click(lambda _b: view._act(self, "resume"))
+        self.trigger.on_click(lambda _b: view._act(self, "trigger"))
+        self.box = w.VBox([self.panel, w.HBox([self.pause, self.resume, self.trigger]), self.error])
+        self.box.add_class("nbc-schedule-card")
+
+    def widgets(self) -> list[w.Widget]:
+        return [self.panel, self.pause, self.resume, self.trigger, self.error, self.box]
+
+
+class SchedulesView(w.VBox):
+    """Every schedule with pause / resume / trigger-now buttons; live.
+
+    Create it with :func:`nbconductor.widgets.schedules_view`. Clicking a run opens its
+    execution view below; "Trigger now" opens the run it started.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        coalescer: Coalescer | None = None,
+        live: bool = True,
+        poll: float = POLL,
+    ) -> None:
+        self.engine = engine
+        self._poll = poll if live else None
+        self.refreshes = 0
+        self._coalescer = coalescer or shared()
+        self._lock = threading.Lock()
+        self._cards: dict[str, _Card] = {}
+        self._seen: tuple | None = None
+        self._runs_changed = True
+        self._ended = False
+        self.cards = w.VBox([])
+        self.cards.add_class("nbc-schedules")
+        self.empty = w.HTML("")
+        self.preview = SchedulePreview()
+        self.preview_box = w.Accordion([self.preview], titles=("Preview a new schedule",))
+        self.preview_box.selected_index = None
+        self.detail = w.VBox([])
+        self.detail.add_class("nbc-detail")
+        super().__init__([self.empty, self.cards, self.preview_box, self.detail])
+        self.add_class("nbc-schedules-view")
+        self._unsubscribe = engine.subscribe(self._on_engine_change) if live else None
+        self.refresh()
+        if self._poll is not None:
+            self._coalescer.mark(self, self._poll)
+
+    def _on_engine_change(self, changed: set[str]) -> None:
+        if any("@" in i for i in changed):  # a schedule's run started or changed
+            self._runs_changed = True
+            self._coalescer.mark(self)
+
+    def refresh(self) -> float | None:
+        """Redraw the schedules that changed; returns the next poll delay."""
+        with self._lock:
+            if self._ended:
+                return None
+            # Take the flag before reading, so a change arriving meanwhile marks again.
+            runs_changed, self._runs_changed = self._runs_changed, False
+            infos = self.engine.schedules.list()
+            seen = tuple(infos)
+            if seen == self._seen and not runs_changed:
+                return self._poll
+            self._seen = seen
+            self.refreshes += 1
+            ids = [info.id for info in infos]
+            if list(self._cards) != ids:
+                for gone in set(self._cards) - set(ids):
+                    for widget in self._cards.pop(gone).widgets():
+                        widget.close()
+                self._cards = {i: self._cards.get(i) or _Card(self, i) for i in ids}
+                self.cards.children = tuple(card.box for card in self._cards.values())
+            for info in infos:
+                card = self._cards[info.id]
+                try:
+                    description = self.engine.schedules.describe(info.id)
+                except NbconductorError:  # deleted meanwhile: the next refresh drops it
+                    continue
+                if card.pause.disabled != info.paused:
+                    card.pause.disabled = info.paused
+                if card.resume.disabled != (not info.paused):
+                    card.resume.disabled = not info.paused
+                html = render_schedule(info, description)  # last: the picture follows
+                if card.panel.html != html:
+                    card.panel.html = html
+            empty = "" if infos else f'<div style="{MUTED}">no schedules</div>'
+            if self.empty.value != empty:
+                self.empty.value = empty
+            return self._poll
+
+    # ------------------------------------------------------- main-thread actions
+
+    def _act(self, card: _Card, action: str) -> None:
+        schedules = self.engine.schedules
+        try:
+            if action == "pause":
+                schedules.pause(card.id)
+            elif action == "resume":
+                schedules.resume(card.id)
+            else:
+                handle = schedules.trigger_now(card.id)
+                if handle is None:
+                    card.error.value = (
+                        f'<span style="{MUTED}">not started: the overlap policy '
+                        f"({esc(schedules.get(card.id).spec.overlap)}) skipped it</span>"
+                    )
+                    self._coalescer.mark(self, urgent=True)
+                    return
+                self.open_execution(handle.id)
+        except Exception as exc:
+            card.error.value = (
+                '<span style="color:var(--jp-error-color1,#d32f2f)">'
+                f"{esc(type(exc).__name__)}: {esc(exc)}</span>"
+            )
+            return
+        card.error.value = ""
+        self._runs_changed = True
+        self._coalescer.mark(self, urgent=True)
+
+    def _on_panel_action(self, action: str, value: Any) -> None:
+        if action == "open" and isinstance(value, str):
+            self.open_execution(value)
+
+    def open_execution(self, execution_id: str) -> ExecutionView:
+        """Show a run's execution view below the schedules."""
+        for child in self.detail.children:
+            child.close()
+        view = ExecutionView(self.engine, execution_id, coalescer=self._coalescer)
+        self.detail.children = (view,)
+        return view
+
+    # ---------------------------------------------------------------- display
+
+    def text(self) -> str:
+        """The deterministic ``text/plain``."""
+        return schedules_text(self.engine.schedules.list())
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, tuple):
+            bundle = bundle[0]
+        bundle["text/plain"] = self.text()
+        bundle["text/html"] = snapshot_html(self.engine)
+        return bundle
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def close(self) -> None:
+        """Stop following the engine and close the widgets."""
+        if not hasattr(self, "_lock"):  # __init__ raised (ipywidgets' __del__ calls this)
+            super().close()
+            return
+        with self._lock:
+            self._ended = True
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+        self._coalescer.forget(self)
+        for card in self._cards.values():
+            for widget in card.widgets():
+                widget.close()
+        for child in self.detail.children:
+            child.close()
+        super().close()
