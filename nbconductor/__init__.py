@@ -78,6 +78,7 @@ __all__ = (
     "engine",
     "gather",
     "heartbeat",
+    "history",
     "now",
     "patched",
     "progress",
@@ -95,6 +96,21 @@ __all__ = (
     "wait_condition",
     "workflow",
 )
+
+
+def history(**filters):
+    """The live history table of this process's engine (what ``%conductor list`` shows).
+
+    Filters: ``status`` (a name or a list), ``workflow``, ``search`` (id or tag text),
+    ``range`` (``"1h"``, ``"24h"``, ``"7d"``), ``since``/``until``, ``sort``,
+    ``descending``, ``page_size``.
+
+    Example:
+        >>> nbconductor.history(status=["failed"], range="24h")
+    """
+    from nbconductor import widgets
+
+    return widgets.history_table(engine(), **filters)
 
 
 def load_ipython_extension(ipython):  # pragma: no cover - thin hook, tested via kernel tests

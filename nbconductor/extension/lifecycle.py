@@ -33,7 +33,7 @@ from nbconductor.control import ControlError, ControlServer, UnsafeSocketPath
 from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.executor import Engine, default_engine
 from nbconductor.errors import EngineStopped, StoreError
-from nbconductor.extension import display, output
+from nbconductor.extension import display, output, views
 from nbconductor.extension.notebook_path import DB_ENV, default_db_path, detect_notebook_path
 from nbconductor.storage.records import Status
 
@@ -348,6 +348,7 @@ def load(shell: Any) -> None:
     _state.shell = shell
     output.install()
     display.register(shell)
+    views.register(shell)
     magics.register(shell)
     _listen()
     if not _state.exit_hook:
@@ -401,6 +402,7 @@ def unload(shell: Any) -> None:
 
     REGISTRY.remove_listener(define.on_registered)
     magics.unregister(shell)
+    views.unregister(shell)
     display.unregister(shell)
     output.uninstall()
     _state.shell = None

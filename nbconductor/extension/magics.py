@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 from IPython.utils.text import DollarFormatter
 
 from nbconductor.errors import NbconductorError
-from nbconductor.extension import commands, define, lifecycle
+from nbconductor.extension import commands, define, lifecycle, views
 from nbconductor.extension.cell_header import usage
 
 __all__ = ("NbconductorMagics", "conductor", "register", "unregister")
@@ -85,7 +85,8 @@ def _sub(name: str) -> _Parser:
         )
         add("--name", metavar="N", help="workflow name")
         add("--since", metavar="WHEN", help="a duration ago (2h, 1 day) or a date/time")
-        add("--limit", type=_positive_int, default=20, metavar="N", help="at most N rows (20)")
+        add("--limit", type=_positive_int, default=20, metavar="N", help="rows per page (20)")
+        add("--text", action="store_true", help="a plain table instead of the live view")
     elif name in ("show", "history", "cancel"):
         add("id", metavar="ID", help="execution id")
     elif name == "signal":
@@ -110,6 +111,8 @@ def _sub(name: str) -> _Parser:
             metavar="S",
             help=f"seconds running tasks get to finish ({lifecycle.GRACE:g})",
         )
+    elif name == "schedules":
+        add("--text", action="store_true", help="a plain table instead of the live view")
     elif name == "db":
         add("path", nargs="?", metavar="PATH", help="history file to use from now on")
     return parser
@@ -230,9 +233,16 @@ def _run(name: str, args: argparse.Namespace, shell: Any) -> Any:
     if name == "list":
         statuses = [s.strip() for s in args.status.split(",")] if args.status else None
         since = commands.parse_since(args.since) if args.since else None
-        return commands.list_executions(
-            engine, status=statuses, name=args.name, since=since, limit=args.limit
-        )
+        if args.text:
+            return commands.list_executions(
+                engine, status=statuses, name=args.name, since=since, limit=args.limit
+            )
+        # The live table pages in fixed sizes; take the first that shows --limit rows.
+        page_size = next((n for n in (25, 50, 100, 200) if n >= args.limit), 200)
+        filters = {"status": statuses, "workflow": args.name, "page_size": page_size}
+        if since is not None:
+            filters["since"] = since
+        return views.history(engine, **{k: v for k, v in filters.items() if v is not None})
     if name == "show":
         print(commands.show(engine, args.id, shell=shell))
         return None
@@ -250,6 +260,10 @@ def _run(name: str, args: argparse.Namespace, shell: Any) -> Any:
     if name == "resume":
         print(commands.resume(engine))
         return None
+    if name == "schedules" and not args.text:
+        view = views.schedules(engine)
+        if view is not None:
+            return view
     if name == "schedules":
         found = commands.schedules(engine)
         if isinstance(found, str):

@@ -428,12 +428,19 @@ def test_status_list_show_history_and_sql(shell, capsys):
     assert "engine: running (thread alive)" in out
     assert "history: history.duckdb (from NBCONDUCTOR_DB)" in out
     assert "executions: Completed 1" in out and "running tasks: 0" in out
-    result, _ = run(shell, capsys, f"%conductor list --status completed --name {flow} --since 1h")
+    result, out = run(shell, capsys, f"%conductor list --status completed --name {flow} --since 1h")
+    live = result.result
+    assert live is not None, out  # the live history table, with a text snapshot for nbval
+    assert "1 execution" in live._repr_mimebundle_()["text/plain"]
+    assert "listed-1" in live._repr_mimebundle_()["text/html"]
+    result, _ = run(
+        shell, capsys, f"%conductor list --text --status completed --name {flow} --since 1h"
+    )
     table = result.result
     assert isinstance(table, display.Table)
     assert [r["id"] for r in table.records()] == ["listed-1"]
     assert "listed-1" in repr(table) and "<table" in table._repr_html_()
-    result, _ = run(shell, capsys, "%wf list --status failed")
+    result, _ = run(shell, capsys, "%wf list --text --status failed")
     assert len(result.result) == 0 and repr(result.result) == "no executions"
     _, out = run(shell, capsys, "%conductor show listed-1")
     assert "status:    Completed" in out and "input:     (2)" in out and "result:    10" in out
@@ -455,7 +462,7 @@ def test_status_list_show_history_and_sql(shell, capsys):
         ("bogus", "invalid choice: 'bogus'"),
         ("list --limit x", "'x' is not a whole number"),
         ("list --limit 0", "give 1 or more"),
-        ("list --status sleeping", "unknown status 'sleeping'"),
+        ("list --status sleeping", "'sleeping'"),
         ("list --since yesterdayish", "give a duration ago"),
         ("show", "the following arguments are required: ID"),
         ("show no-such-id", "no execution with id 'no-such-id'"),
@@ -624,3 +631,16 @@ def test_parse_since_reads_durations_ago_and_dates():
     )
     with pytest.raises(ValueError, match="give a duration ago"):
         commands.parse_since("whenever", now=now)
+
+
+def test_handles_display_as_the_live_view_with_a_text_snapshot(shell, capsys):
+    _task, flow = define_pair(shell, capsys)
+    run(shell, capsys, f"run = {flow}.start(2, id='shown-1')\nrun.result(timeout=10)")
+    data, _ = shell.display_formatter.format(shell.user_ns["run"])
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/plain"].startswith(f"<Execution {flow}")
+    assert "shown-1" in data["text/html"]
+    import nbconductor
+
+    table = nbconductor.history(status="completed")
+    assert "1 execution" in table._repr_mimebundle_()["text/plain"]

@@ -1,0 +1,69 @@
+"""The bridge from the extension to the live widgets.
+
+Handles display as the live execution view (the widget plus its static text/plain and
+text/html snapshot); ``%conductor list`` and ``schedules`` display the history table and
+the schedules view. When a view cannot be built (no engine, a closed history file),
+display falls back to the plain text/HTML formatters in :mod:`display`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from nbconductor.engine.handle import Handle
+from nbconductor.extension import display, output
+
+_registered: dict[str, Any] = {}
+
+
+def register(shell: Any) -> None:
+    """Show handles as live views in ``shell`` and feed the views' hooks (idempotent)."""
+    from nbconductor import widgets
+
+    widgets.log_source = output.execution_log
+    widgets.traceback_mapper = lambda text: display.map_traceback(text, shell)
+    formatter = shell.display_formatter.mimebundle_formatter
+    if "shell" not in _registered:
+        _registered["previous"] = formatter.type_printers.get(Handle)
+    _registered["shell"] = shell
+    formatter.for_type(Handle, _handle_bundle)
+
+
+def unregister(shell: Any) -> None:
+    """Stop showing handles as live views in ``shell``."""
+    if _registered.get("shell") is not shell:
+        return
+    formatter = shell.display_formatter.mimebundle_formatter
+    formatter.pop(Handle, None)
+    if _registered.get("previous") is not None:
+        formatter.for_type(Handle, _registered["previous"])
+    _registered.clear()
+
+
+def _handle_bundle(handle: Handle, include=None, exclude=None):
+    from nbconductor import widgets
+
+    if not handle.engine.running:
+        return None  # the text/HTML formatters describe it from what is stored
+    try:
+        view = widgets.execution_view(handle.engine, handle.id)
+    except Exception:  # a view is a nicety: never let it break display
+        return None
+    return view._repr_mimebundle_(include=include, exclude=exclude)
+
+
+def history(engine: Any, **filters: Any):
+    """The live history table (``%conductor list``, ``nbconductor.history()``)."""
+    from nbconductor import widgets
+
+    return widgets.history_table(engine, **filters)
+
+
+def schedules(engine: Any):
+    """The live schedules view (``%conductor schedules``)."""
+    from nbconductor import widgets
+
+    with contextlib.suppress(AttributeError):
+        return widgets.schedules_view(engine)
+    return None
