@@ -8,6 +8,7 @@ schedules) are looked up when called, so they work as soon as the engine has the
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -316,3 +317,40 @@ def sql(engine: Engine, query: str) -> Any:
     except ImportError:
         return Table(columns, rows)
     return pandas.DataFrame(rows, columns=columns)
+
+
+def schedule(engine: Engine, args: Any) -> Any:
+    """``%conductor schedule ACTION ID ...``: create, pause, resume, trigger, delete or
+    describe one schedule. Returns what the notebook should show."""
+    schedules_api = engine.schedules
+    if args.action == "create":
+        if not args.workflow:
+            raise ValueError("schedule create ID WORKFLOW --cron EXPR | --every DURATION")
+        options: dict[str, Any] = {}
+        for key in ("cron", "every", "timezone", "overlap", "catchup", "jitter"):
+            value = getattr(args, key)
+            if value is not None:
+                options[key] = value
+        if args.args:
+            try:
+                options["args"] = json.loads(args.args)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"--args is not JSON ({exc}); write e.g. --args '[1, \"x\"]'"
+                ) from None
+        info = schedules_api.create(args.id, args.workflow, **options)
+        nxt = info.next_fire.isoformat() if info.next_fire else "never"
+        return f"schedule {info.id} created; next fire {nxt}"
+    if args.action == "pause":
+        schedules_api.pause(args.id, note=args.note)
+        return f"schedule {args.id} paused"
+    if args.action == "resume":
+        schedules_api.resume(args.id)
+        return f"schedule {args.id} resumed"
+    if args.action == "trigger":
+        return schedules_api.trigger_now(args.id) or f"schedule {args.id}: fire skipped (overlap)"
+    if args.action == "delete":
+        schedules_api.delete(args.id)
+        return f"schedule {args.id} deleted"
+    described = schedules_api.describe(args.id)
+    return json.dumps(described, indent=2, default=str)

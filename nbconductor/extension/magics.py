@@ -34,8 +34,11 @@ _SUBCOMMANDS = {
     "cancel": "ask an execution to stop (its code may clean up): cancel ID",
     "terminate": "stop an execution at once: terminate ID [REASON]",
     "resume": "look again at open executions and resume those that can go on",
-    "schedules": "the schedules",
-    "sql": "read-only SQL over the history (tables executions, events, definitions): sql QUERY",
+    "schedules": "the schedules (live view; --text for a table)",
+    "schedule": "manage one schedule: schedule create|pause|resume|trigger|delete|describe ID ...",
+    "fork": "re-run an execution from a step with the current code: fork ID [--at N]",
+    "sql": "read-only SQL over the history (tables executions, events, definitions, "
+    "schedules): sql QUERY",
     "start": "start the engine",
     "stop": "stop the engine: stop [--grace S] (open executions resume at the next start)",
     "db": "show the history file, or move the engine to another: db [PATH]",
@@ -113,6 +116,26 @@ def _sub(name: str) -> _Parser:
         )
     elif name == "schedules":
         add("--text", action="store_true", help="a plain table instead of the live view")
+    elif name == "schedule":
+        add("action", choices=("create", "pause", "resume", "trigger", "delete", "describe"))
+        add("id", metavar="ID", help="schedule id")
+        add("workflow", nargs="?", metavar="WORKFLOW", help="workflow name (create)")
+        add("--cron", metavar="EXPR", help='cron expression, quoted: --cron "0 9 * * MON-FRI"')
+        add("--every", metavar="DURATION", help="an interval instead of cron: 15m, 1h")
+        add("--timezone", metavar="ZONE", help="the cron's time zone (UTC)")
+        add("--overlap", metavar="POLICY", help="skip, buffer_one, buffer_all, cancel_other, ...")
+        add("--catchup", metavar="POLICY", help="none, latest or all")
+        add("--jitter", metavar="DURATION", help="random delay per fire, up to this")
+        add("--args", metavar="JSON", help="the workflow's arguments as a JSON list")
+        add("--note", metavar="TEXT", help="a note (pause)")
+    elif name == "fork":
+        add("id", metavar="ID", help="execution id")
+        add(
+            "--at",
+            type=_positive_int,
+            metavar="N",
+            help="last event to reuse (default: just before the first task that failed for good)",
+        )
     elif name == "db":
         add("path", nargs="?", metavar="PATH", help="history file to use from now on")
     return parser
@@ -260,6 +283,14 @@ def _run(name: str, args: argparse.Namespace, shell: Any) -> Any:
     if name == "resume":
         print(commands.resume(engine))
         return None
+    if name == "fork":
+        return engine.fork(args.id, args.at)
+    if name == "schedule":
+        shown = commands.schedule(engine, args)
+        if isinstance(shown, str):
+            print(shown)
+            return None
+        return shown
     if name == "schedules" and not args.text:
         view = views.schedules(engine)
         if view is not None:

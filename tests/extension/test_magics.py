@@ -644,3 +644,26 @@ def test_handles_display_as_the_live_view_with_a_text_snapshot(shell, capsys):
 
     table = nbconductor.history(status="completed")
     assert "1 execution" in table._repr_mimebundle_()["text/plain"]
+
+
+def test_schedule_and_fork_subcommands(shell, capsys):
+    _task, flow = define_pair(shell, capsys)
+    _, out = run(
+        shell, capsys, f'%conductor schedule create nightly {flow} --cron "0 3 * * *" --args "[1]"'
+    )
+    assert "schedule nightly created; next fire" in out
+    _, out = run(shell, capsys, "%conductor schedule pause nightly --note maintenance")
+    assert "paused" in out
+    _, out = run(shell, capsys, "%conductor schedule describe nightly")
+    assert '"paused": true' in out
+    result, _ = run(shell, capsys, "%conductor schedule trigger nightly")
+    assert result.result.result(timeout=10) is not None
+    _, out = run(shell, capsys, "%conductor schedule delete nightly")
+    assert "deleted" in out
+    failed, out = run(shell, capsys, "%conductor schedule create bad nope_flow --every 1h")
+    assert isinstance(failed.error_in_exec, UsageError) and "nope_flow" in out
+    run(shell, capsys, f"origin = {flow}.start(3, id='fork-origin')\norigin.result(timeout=10)")
+    result, _ = run(shell, capsys, "%conductor fork fork-origin --at 3")
+    forked = result.result
+    assert forked.result(timeout=10) == shell.user_ns["origin"].result(timeout=10)
+    assert forked.describe().origin_id == "fork-origin"
