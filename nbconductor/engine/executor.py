@@ -222,10 +222,22 @@ class Engine(TaskDispatch, Recovery, Control):
         execution_id = id if id is not None else str(uuid.uuid4())
         if not isinstance(execution_id, str) or not execution_id:
             raise ValueError(f"an execution id is a non-empty string, got {execution_id!r}")
+        if id is not None:
+            existing = self._existing(execution_id)
+            if existing is not None:  # idempotent start: that execution, whatever it runs
+                return Handle(self, execution_id, existing)
         with self._lock:
             self._accepted.add(execution_id)
         self._post(lambda: self._start(execution_id, definition, text, explicit=id is not None))
         return Handle(self, execution_id, definition.name)
+
+    def _existing(self, execution_id: str) -> str | None:
+        """The workflow name of an execution with this id, if one exists (or starts)."""
+        live = self._live.get(execution_id)
+        if live is not None:
+            return live.record.workflow
+        record = self.store.get_execution(execution_id)
+        return record.workflow if record is not None else None
 
     def get(self, execution_id: str) -> Handle:
         """The handle of an existing execution.

@@ -34,8 +34,23 @@ class Handle:
 
     @property
     def status(self) -> Status:
-        """Running, Completed, Failed, Cancelled, Terminated, TimedOut or ContinuedAsNew."""
-        return self.engine._status_of(self.id)
+        """Running, Completed, Failed, Cancelled, Terminated or TimedOut: the state of
+        the execution, or of the latest run of its continue-as-new chain."""
+        return self.engine._status_of(self.latest_run)
+
+    @property
+    def latest_run(self) -> str:
+        """The id of the chain's latest run (this id unless it continued as new)."""
+        execution_id = self.id
+        while True:
+            live = self.engine._live.get(execution_id)
+            if live is not None or execution_id in self.engine._accepted:
+                return execution_id
+            record = self.engine.store.get_execution(execution_id)
+            following = _next_run(record) if record is not None else None
+            if following is None:
+                return execution_id
+            execution_id = following
 
     @property
     def condition(self) -> str | None:

@@ -182,6 +182,8 @@ class Schedules:
         """The next ``n`` fire times, what the policies will do, and the last runs."""
         info = self.get(id)
         out = describe(info.spec, self._engine.clock.now(), n=n).to_dict()
+        if info.paused:
+            out["upcoming"] = []  # nothing fires until it is resumed
         recent = self._engine.store.list_executions(ExecutionFilter(search=f"{id}@", limit=n))
         out["last_runs"] = [
             {"execution_id": r.id, "status": r.status.value, "started": r.created_at.isoformat()}
@@ -236,8 +238,7 @@ class Schedules:
 
     def _trigger(self, id: str) -> str | None:
         item = self._item(id)
-        # Whole seconds: a manual fire's execution id reads like a scheduled one's.
-        started = self._fire(item, self._engine._now.replace(microsecond=0))
+        started = self._fire(item, self._engine._now)
         self._save(item)
         return started
 

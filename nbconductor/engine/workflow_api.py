@@ -94,12 +94,16 @@ async def race(*aws: Awaitable[T]) -> T:
     if not aws:
         raise ValueError("race() needs at least one awaitable")
     futures = [asyncio.ensure_future(a) for a in aws]
-    await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
-    winner = next(f for f in futures if f.done())
-    for future in futures:  # in argument order, so the cancel commands replay alike
-        if not future.done():
-            future.cancel()
-    return winner.result()
+    try:
+        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # The winner is known, or the race itself was cancelled (a deadline around it,
+        # a workflow cancel): either way the others stop. In argument order, so the
+        # cancel commands replay alike.
+        for future in futures:
+            if not future.done():
+                future.cancel()
+    return next(f for f in futures if f.done() and not f.cancelled()).result()
 
 
 # --- signals and conditions -----------------------------------------------------------

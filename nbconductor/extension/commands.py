@@ -305,18 +305,15 @@ def _schedule_row(info: Any) -> tuple:
     )
 
 
-def sql(engine: Engine, query: str) -> Any:
-    """``%conductor sql``: a read-only query over the history; a DataFrame when pandas
-    is installed, else a :class:`~nbconductor.extension.display.Table`."""
+def sql(engine: Engine, query: str) -> Table:
+    """``%conductor sql``: a read-only query over the history, as a
+    :class:`~nbconductor.extension.display.Table` (``.to_pandas()`` when pandas is
+    installed): the same type whatever is installed, so saved outputs do not change."""
     run = getattr(engine.store, "sql", None)
     if run is None:
         raise NotAvailable("this engine's history store does not answer SQL (an in-memory store)")
     columns, rows = run(query)
-    try:
-        import pandas
-    except ImportError:
-        return Table(columns, rows)
-    return pandas.DataFrame(rows, columns=columns)
+    return Table(columns, rows)
 
 
 def schedule(engine: Engine, args: Any) -> Any:

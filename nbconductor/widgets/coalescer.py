@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Protocol
 
+from nbconductor.errors import EngineStopped, StoreError
+
 __all__ = ("Coalescer", "Refreshable", "shared")
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,11 @@ class Coalescer:
                 begun = time.monotonic()
                 try:
                     poll = view.refresh()
+                except (StoreError, EngineStopped):
+                    # Its engine stopped (unload, %conductor stop): the view keeps what
+                    # it shows; displaying the handle again reconnects.
+                    self.forget(view)
+                    poll = None
                 except Exception:  # one broken view must not stop the others
                     log.exception("refreshing %r failed", view)
                     poll = None

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from labtools import LabServer
+from labtools import ARTIFACTS, LATENCY_REPORT, LabServer
 
 from nbconductor.testing import wait_for
 
@@ -31,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def pytest_collection_modifyitems(items):
@@ -123,7 +122,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, request):
+def page(browser, lab, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     yield page
@@ -132,6 +131,8 @@ def page(browser, request):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+    # Idle kernels of earlier tests would share the two cores with the later ones.
+    lab.shut_down_kernels()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -139,3 +140,15 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    report = config.stash.get(LATENCY_REPORT, None)
+    if report is not None:
+        terminalreporter.section("widget latency (browser)")
+        terminalreporter.line(
+            f"task finishing -> view showing it: median {report['median_ms']} ms, "
+            f"p95 {report['p95_ms']} ms over {report['samples']} "
+            f"(target median <= {report['target_median_ms']} ms); "
+            "test-artifacts/widget-latency.json"
+        )

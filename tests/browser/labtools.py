@@ -1,4 +1,4 @@
-"""Helpers for browser tests: the Lab server handle and notebook actions."""
+"""Helpers for browser tests: the Lab server handle, notebooks and nbconductor's views."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
+
+import nbformat
+import pytest
+
+#: Screenshots of failing tests and the latency report.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+#: How long a browser-side wait may take (ms): a kernel start on a busy 2-core runner.
+DEADLINE = 30_000
+#: Where the latency benchmark leaves its numbers for the terminal summary.
+LATENCY_REPORT = pytest.StashKey[dict]()
 
 
 class LabServer:
@@ -18,14 +28,22 @@ class LabServer:
         return f"http://127.0.0.1:{self.port}"
 
     def notebook_url(self, relative: str) -> str:
-        return f"{self.url}/lab/tree/{relative}?token={self.token}"
+        # ?reset: a fresh workspace, so Lab does not reopen earlier tests' notebooks
+        # (and start their kernels again) beside this one.
+        return f"{self.url}/lab/tree/{relative}?reset&token={self.token}"
 
-    def api(self, path: str):
+    def api(self, path: str, method: str = "GET", timeout: float = 5):
         request = urllib.request.Request(
-            f"{self.url}{path}", headers={"Authorization": f"token {self.token}"}
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
         )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.loads(response.read())
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def shut_down_kernels(self) -> None:
+        """End every session and its kernel (a test's notebook, once the test is over)."""
+        for session in self.api("/api/sessions"):
+            self.api(f"/api/sessions/{session['id']}", method="DELETE", timeout=15)
 
 
 def copy_notebook(lab: LabServer, source: Path, name: str | None = None) -> str:
@@ -33,6 +51,22 @@ def copy_notebook(lab: LabServer, source: Path, name: str | None = None) -> str:
     target = lab.root / (name or source.name)
     shutil.copy(source, target)
     return target.name
+
+
+def write_notebook(lab: LabServer, name: str, cells: list[str]) -> str:
+    """Write a notebook into the scratch directory whose first cell loads nbconductor
+    with a history file of its own (``<name>.duckdb``); returns its relative path."""
+    db = lab.root / f"{name}.duckdb"
+    setup = (
+        f"import os\nos.environ['NBCONDUCTOR_DB'] = {str(db)!r}\n"
+        "%load_ext nbconductor\nimport nbconductor as nc"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in [setup, *cells]]
+    relative = f"{name}.ipynb"
+    (lab.root / relative).write_text(nbformat.writes(nb))
+    return relative
 
 
 def open_notebook(page, lab: LabServer, relative: str) -> None:
@@ -48,3 +82,14 @@ def run_all(page) -> None:
     page.keyboard.press("Escape")
     page.keyboard.press("Control+a")  # select all cells in command mode
     page.keyboard.press("Shift+Enter")
+
+
+def execution_view(page, execution_id: str):
+    """The live view of one execution: its picture and its ipywidgets controls."""
+    picture = page.locator(f'[data-testid=nbc-execution][data-execution-id="{execution_id}"]')
+    return page.locator(".nbc-execution-view").filter(has=picture)
+
+
+def badge(view):
+    """The execution's status badge (in the header, not a step's)."""
+    return view.locator(".nbc-header [data-testid=nbc-status-badge]")

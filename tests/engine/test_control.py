@@ -518,3 +518,10 @@ def test_deprecate_patch_keeps_patched_histories_replaying(db_path):
         assert new_markers == []
     finally:
         eng.stop(grace=0)
+
+
+def test_a_handle_follows_its_continue_as_new_chain(skipping_engine):
+    h = skipping_engine.start(countdown, 3, id="short-chain")
+    assert h.result(timeout=10) == 3
+    assert h.latest_run == "short-chain#3"
+    assert h.status is Status.COMPLETED

@@ -313,3 +313,32 @@ def test_pickle_is_opt_in(db_path, monkeypatch):
         assert opted.start(opaque_flow, Opaque(7)).result(timeout=10) == 7
     finally:
         opted.stop(grace=0)
+
+
+def test_idempotent_start_answers_with_the_existing_execution_at_once(engine):
+    first = engine.start(sequence, 1, id="exists-1")
+    first.result(timeout=10)
+    again = engine.start(fan_out, 3, id="exists-1")  # another workflow, same id
+    assert again.workflow == "sequence"
+    assert again.status is Status.COMPLETED  # no "Running" moment
+    assert again.result(timeout=1) == [0]
+
+
+@nc.workflow
+async def raced_with_deadline() -> str:
+    try:
+        return await asyncio.wait_for(nc.race(slow("a"), slow("b")), timeout=0.2)
+    except asyncio.TimeoutError:
+        return "deadline"
+
+
+def test_a_cancelled_race_cancels_its_contenders(engine):
+    GATES["a"], GATES["b"] = threading.Event(), threading.Event()
+    try:
+        h = engine.start(raced_with_deadline)
+        assert h.result(timeout=10) == "deadline"
+        cancelled = [e.command for e in h.history() if e.kind is EventKind.TASK_CANCEL_REQUESTED]
+        assert cancelled == [1, 2]
+    finally:
+        GATES["a"].set()
+        GATES["b"].set()

@@ -1,0 +1,73 @@
+"""An execution's live view in JupyterLab: send a signal, cancel, terminate."""
+
+from __future__ import annotations
+
+from labtools import DEADLINE, badge, execution_view, open_notebook, run_all, write_notebook
+from playwright.sync_api import expect
+
+APPROVAL = [
+    "%%task prepare(amount: float) -> float\nreturn amount * 2",
+    "%%workflow approval(amount: float) -> str --signals approve\n"
+    "prepared = await prepare(amount)\n"
+    'decision = await nc.signal("approve")\n'
+    "return f\"approved by {decision['by']}: {prepared}\"",
+    'h = approval.start(21.0, id="approval-1")',
+    "h",
+]
+
+SNOOZE = [
+    '%%workflow snooze() -> str\nawait nc.sleep("1 hour")\nreturn "woke up"',
+    'to_cancel = snooze.start(id="snooze-cancel")\nto_end = snooze.start(id="snooze-terminate")',
+    "to_cancel",
+    "to_end",
+]
+
+
+def test_approve_from_the_view(lab, page):
+    open_notebook(page, lab, write_notebook(lab, "approval", APPROVAL))
+    run_all(page)
+    view = execution_view(page, "approval-1")
+    status = badge(view)
+    expect(status).to_have_text("Waiting for signal", timeout=DEADLINE)
+    button = view.locator("button.nbc-signal")
+    expect(button).to_have_text("approve")
+    payload = view.locator(".nbc-signal-payload input")
+
+    # Invalid JSON is refused in the view: nothing is sent, the execution still waits.
+    payload.fill('{"by": ann}')
+    button.click()
+    expect(view.locator(".nbc-signal-error")).to_contain_text("not valid JSON", timeout=DEADLINE)
+    expect(status).to_have_text("Waiting for signal")
+    expect(view.locator("[data-testid=nbc-execution]")).to_have_attribute("data-status", "waiting")
+    signals = view.locator("[data-testid=nbc-step][data-kind=signal]")
+    expect(signals).to_have_count(0)
+
+    payload.fill('{"by": "ann"}')
+    button.click()
+    expect(status).to_have_text("Completed", timeout=DEADLINE)
+    expect(view.locator("[data-testid=nbc-result]")).to_contain_text("approved by ann: 42.0")
+    expect(view.locator("[data-testid=nbc-error]")).to_have_count(0)
+    expect(signals).to_have_count(1)
+
+
+def test_cancel_and_terminate_from_the_view(lab, page):
+    open_notebook(page, lab, write_notebook(lab, "snooze", SNOOZE))
+    run_all(page)
+    to_cancel = execution_view(page, "snooze-cancel")
+    to_end = execution_view(page, "snooze-terminate")
+    expect(badge(to_cancel)).to_have_text("Sleeping", timeout=DEADLINE)
+    expect(badge(to_end)).to_have_text("Sleeping", timeout=DEADLINE)
+
+    to_cancel.locator("button.nbc-cancel").click()
+    expect(badge(to_cancel)).to_have_text("Cancelled", timeout=DEADLINE)
+    expect(to_cancel.locator("button.nbc-cancel")).to_be_disabled()
+
+    # Terminate asks first; only the confirmation ends the execution.
+    to_end.locator("button.nbc-terminate").click()
+    confirm = to_end.locator("button.nbc-terminate-confirm")
+    expect(confirm).to_be_visible(timeout=DEADLINE)
+    expect(badge(to_end)).to_have_text("Sleeping")
+    confirm.click()
+    expect(badge(to_end)).to_have_text("Terminated", timeout=DEADLINE)
+    expect(confirm).to_be_hidden()
+    expect(badge(to_cancel)).to_have_text("Cancelled")
