@@ -245,7 +245,11 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        """Executions, newest first, filtered by status, workflow name and start time."""
+        """Executions, newest first, filtered by status, workflow name and start time.
+
+        At most ``limit`` records (100 by default; ``limit=None`` for all of them),
+        from ``offset`` on, so a large history is read a page at a time.
+        """
         if status is not None:
             items = status if isinstance(status, (list, tuple, set)) else [status]
             status = [_status(s) for s in items]

@@ -18,7 +18,7 @@ from typing import Any
 from nbconductor.engine import payload
 from nbconductor.engine.definition import TaskDefinition
 from nbconductor.engine.failure import describe_exception
-from nbconductor.errors import NotInWorkflow, PayloadError, TaskCancelled
+from nbconductor.errors import PayloadError, TaskCancelled
 
 
 @dataclass(eq=False)
@@ -80,11 +80,13 @@ def heartbeat(details: Any = None, progress: float | None = None) -> None:
 
 
 def cancelled() -> bool:
-    """True when the running task has been asked to stop (cancel, timeout, terminate)."""
+    """True when the running task has been asked to stop (cancel, timeout, terminate).
+
+    Outside a task (a task function called directly, e.g. to try it in a cell) it is
+    False, like :func:`heartbeat` does nothing there.
+    """
     attempt = _current.get()
-    if attempt is None:
-        raise NotInWorkflow("nbconductor.cancelled() only works inside a running task")
-    return attempt.cancel_requested
+    return attempt is not None and attempt.cancel_requested
 
 
 def _finish(attempt: Attempt, value: Any) -> Outcome:

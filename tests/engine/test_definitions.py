@@ -112,3 +112,8 @@ def test_unknown_workflow_name_lists_known_ones():
 def test_workflow_helpers_outside_a_workflow(call):
     with pytest.raises(NotInWorkflow, match="only works inside a running workflow"):
         call()
+
+
+def test_task_helpers_outside_a_task_are_harmless():
+    assert nc.cancelled() is False
+    assert nc.heartbeat(details="x") is None
