@@ -154,6 +154,8 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
         self._stopping = False
         self._stop_deadline: float | None = None
         self.error: BaseException | None = None
+        # The executions that were open when this engine started (what it recovered).
+        self.recovered: list[ExecutionRecord] = []
         self.schedules = Schedules(self)
         self.started_at = self.clock.now()
         self._ready = threading.Event()

@@ -37,6 +37,7 @@ class Recovery:
 
     def _recover(self) -> None:
         records = self.store.open_executions()
+        self.recovered = list(records)
         if not records:
             return
         histories = self.store.histories([r.id for r in records])

@@ -194,10 +194,14 @@ def _started(engine: Engine, path: Path, reason: str, socket_problem: str | None
 
 def describe_open_executions(engine: Engine) -> str:
     """``2 executions are waiting for their definitions: order ×1, report ×1 ...``."""
-    try:
-        records = engine.list(status=Status.RUNNING, limit=None)
-    except StoreError:
-        return ""
+    # What the engine found open when it started: a fast execution may already have
+    # finished by now, and the message must not depend on that race.
+    records = getattr(engine, "recovered", None)
+    if records is None:
+        try:
+            records = engine.list(status=Status.RUNNING, limit=None)
+        except StoreError:
+            return ""
     waiting = collections.Counter(
         r.workflow for r in records if REGISTRY.find("workflow", r.workflow) is None
     )
