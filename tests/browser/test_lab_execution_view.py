@@ -71,3 +71,26 @@ def test_cancel_and_terminate_from_the_view(lab, page):
     expect(badge(to_end)).to_have_text("Terminated", timeout=DEADLINE)
     expect(confirm).to_be_hidden()
     expect(badge(to_cancel)).to_have_text("Cancelled")
+
+
+RELOAD = [
+    '%%workflow nap() -> str\nawait nc.sleep("1 hour")\nreturn "woke up"',
+    'napping = nap.start(id="nap-reload")',
+    "napping",
+]
+
+
+def test_view_reattaches_after_a_page_reload(lab, page):
+    open_notebook(page, lab, write_notebook(lab, "reload", RELOAD))
+    run_all(page)
+    view = execution_view(page, "nap-reload")
+    expect(badge(view)).to_have_text("Sleeping", timeout=DEADLINE)
+    page.keyboard.press("Control+s")  # the saved output refers to the live widget model
+    expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=DEADLINE)
+    page.reload()
+    page.wait_for_selector(".jp-Notebook", timeout=DEADLINE)
+    view = execution_view(page, "nap-reload")
+    expect(badge(view)).to_have_text("Sleeping", timeout=DEADLINE)
+    # Still live, not a static snapshot: its buttons reach the kernel's engine.
+    view.locator("button.nbc-cancel").click()
+    expect(badge(view)).to_have_text("Cancelled", timeout=DEADLINE)
