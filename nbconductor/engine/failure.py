@@ -7,7 +7,7 @@ import traceback as tb
 from nbconductor.errors import ApplicationError
 
 
-def describe_exception(exc: BaseException, *, skip_frames: int = 0) -> dict:
+def describe_exception(exc: BaseException) -> dict:
     """A JSON-friendly description of ``exc``: what the history and the UI show."""
     frames = tb.format_exception(type(exc), exc, exc.__traceback__)
     info = {

@@ -14,7 +14,7 @@ import hashlib
 import json
 import random as _random
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from nbconductor.engine import payload
@@ -547,7 +547,3 @@ def _embedded(data_text: str, key: str) -> str:
     """The codec JSON text of an embedded payload field."""
     data = payload.read_data(data_text)
     return json.dumps(data.get(key), separators=(",", ":"))
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -9,17 +9,14 @@ schedules) are looked up when called, so they work as soon as the engine has the
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.duration import format_duration, parse_duration
 from nbconductor.engine.executor import Engine
 from nbconductor.engine.failure import summary
 from nbconductor.errors import InvalidDuration, NbconductorError
 from nbconductor.extension import lifecycle
-from nbconductor.extension.define import RESUME_WAIT
 from nbconductor.extension.display import (
     Table,
     decoded,
@@ -214,48 +211,16 @@ def terminate(engine: Engine, execution_id: str, reason: str | None = None) -> s
 
 def resume(engine: Engine) -> str:
     """``%conductor resume``: look again at every open execution and carry on those
-    whose definitions are now in this kernel (waiting or blocked ones).
-
-    Registering a workflow's definition again makes the engine replay its open
-    executions that are not running; that is the re-scan, done through the public
-    registry so it works with any engine.
-    """
+    whose definitions are now in this kernel (waiting or blocked ones)."""
     records = engine.list(status=Status.RUNNING, limit=None)
     if not records:
         return "no open executions"
-    stalled = [
-        r
-        for r in records
-        if (engine.get(r.id).condition or "").startswith(("waiting for the definition", "blocked"))
-        and REGISTRY.find("workflow", r.workflow) is not None
-    ]
-    if stalled:
-        _replayed(engine, stalled)
+    engine.rescan()  # returns once the engine replayed (or re-blocked) each of them
     lines = [f"{len(records)} open execution{'s' * (len(records) != 1)}:"]
     for record in records:
         condition = engine.get(record.id).condition
         lines.append(f"  {record.id}  {record.workflow}  {condition or 'running'}")
     return "\n".join(lines)
-
-
-def _replayed(engine: Engine, records: list) -> None:
-    """Register the definitions of ``records`` again and wait until the engine has
-    replayed each (it reports a change of every execution it resumes or blocks)."""
-    pending = {r.id for r in records}
-    done = threading.Event()
-
-    def changed(ids: set[str]) -> None:  # on the engine thread, after a commit
-        pending.difference_update(ids)
-        if not pending:
-            done.set()
-
-    unsubscribe = engine.subscribe(changed)
-    try:
-        for name in sorted({r.workflow for r in records}):
-            REGISTRY.register(REGISTRY.find("workflow", name))
-        done.wait(RESUME_WAIT)
-    finally:
-        unsubscribe()
 
 
 def schedules(engine: Engine) -> Table | str:
