@@ -67,6 +67,11 @@ class Recovery:
         except NonDeterminismError as exc:
             self._set_condition(live, f"blocked: {exc}")
             return
+        except Exception as exc:  # e.g. a payload it cannot decode: park this one only
+            self._set_condition(
+                live, f"blocked: {type(exc).__name__} while replaying its history: {exc}"
+            )
+            return
         live.runtime = runtime
         if live.condition:
             self._set_condition(live, "")
