@@ -14,17 +14,22 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 from nbconductor._version import __version__
 from nbconductor.control import render
+from nbconductor.control.arguments import (
+    UsageError,
+    loose_json,
+    parse_when,
+    read_json_argument,
+    statuses,
+)
 from nbconductor.control.operations import Operations, open_operations
 from nbconductor.control.protocol import BadRequest, NoEngine, RemoteError
-from nbconductor.engine.duration import parse_duration
 from nbconductor.engine.schedule_spec import CATCHUP_POLICIES, OVERLAP_POLICIES
-from nbconductor.errors import InvalidDuration, NbconductorError
+from nbconductor.errors import NbconductorError
 from nbconductor.storage.records import Status
 
 __all__ = ("EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main")
@@ -47,10 +52,6 @@ exit codes:
   status: 0 healthy engine, 1 unhealthy engine, 2 no engine holds the file
 
 every command takes --help; --json prints stable JSON (see docs/cli.md)."""
-
-
-class UsageError(NbconductorError, ValueError):
-    """The command line is not valid; see ``nbconductor COMMAND --help``."""
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -334,7 +335,7 @@ def _cmd_list(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError(f"--limit must be 0 or more, not {args.limit}")
     if args.status:
-        query["status"] = _statuses(args.status)
+        query["status"] = statuses(args.status)
     if args.workflow:
         query["workflow"] = args.workflow
     if args.since:
@@ -384,13 +385,13 @@ def _cmd_terminate(ops: Operations, args: argparse.Namespace, out: TextIO) -> in
 
 
 def _cmd_start(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
-    positional = [_loose_json(a) for a in args.args]
+    positional = [loose_json(a) for a in args.args]
     keywords: dict[str, Any] = {}
     for item in args.kw:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
             raise UsageError(f"--kw {item!r}: write NAME=VALUE, e.g. --kw amount=42.5")
-        keywords[name] = _loose_json(value)
+        keywords[name] = loose_json(value)
     request: dict[str, Any] = {"workflow": args.workflow, "args": positional, "kwargs": keywords}
     if args.id:
         request["id"] = args.id
@@ -531,80 +532,6 @@ def _cmd_worker(ops: None, args: argparse.Namespace, out: TextIO) -> int:
         keep_going=args.keep_going,
         json_logs=args.json_logs,
     )
-
-
-# --- argument parsing helpers ----------------------------------------------------------
-
-
-def read_json_argument(text: str, what: str) -> Any:
-    """A JSON value from the command line, ``@FILE`` or ``@-`` (stdin).
-
-    Raises:
-        UsageError: the file cannot be read, or the text is not JSON (with the position).
-    """
-    source = what
-    if text.startswith("@"):
-        name = text[1:]
-        try:
-            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{what}: cannot read {name}: {exc}") from None
-        source = f"{what} (from {'stdin' if name == '-' else name})"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        hint = " (quote a string as JSON: '\"text\"')" if exc.pos == 0 else ""
-        raise UsageError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
-            f"(character {exc.pos}){hint}"
-        ) from None
-    except RecursionError:
-        raise UsageError(f"{source} is nested too deeply") from None
-
-
-def _loose_json(text: str) -> Any:
-    """A JSON value, or the text itself when it is not JSON (``A-17`` is a string)."""
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return text
-
-
-def _statuses(values: list[str]) -> list[str]:
-    valid = {s.value: s.value for s in Status}
-    valid.update({s.title.lower(): s.value for s in Status})
-    out = []
-    for value in values:
-        for item in value.split(","):
-            key = item.strip().lower()
-            if key not in valid:
-                raise UsageError(
-                    f"--status {item!r}: use one of {', '.join(s.value for s in Status)}"
-                )
-            out.append(valid[key])
-    return sorted(set(out), key=out.index)
-
-
-def parse_when(text: str, what: str, *, now: datetime | None = None) -> str:
-    """A duration ago (``2h``, ``1 day``) or an ISO date/time (local time when it has no
-    zone), as ISO 8601 in UTC.
-
-    Raises:
-        UsageError: neither form.
-    """
-    now = now or datetime.now(timezone.utc)
-    try:
-        return (now - timedelta(seconds=parse_duration(text, what=what))).isoformat()
-    except InvalidDuration:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"{what} {text!r}: give a duration ago (30m, 2h, 1 day) or a date/time "
-            "(2024-05-01, 2024-05-01T12:00, 2024-05-01T12:00+02:00)"
-        ) from None
-    return moment.astimezone(timezone.utc).isoformat()
 
 
 if __name__ == "__main__":  # pragma: no cover
