@@ -192,12 +192,8 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
             raise TypeError(
                 f"start() needs a workflow (an @workflow function or its name), got {workflow!r}"
             )
-        try:
-            definition.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"workflow {definition.name}(): {exc}") from None
-        text = payload.encode_input(
-            args, kwargs, what=f"workflow {definition.name}", signature=definition.signature
+        text = payload.encode_call(
+            definition.signature, args, kwargs, what=f"workflow {definition.name}"
         )
         execution_id = id if id is not None else str(uuid.uuid4())
         if not isinstance(execution_id, str) or not execution_id:

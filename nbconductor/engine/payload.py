@@ -33,6 +33,20 @@ def encode_input(args: tuple, kwargs: dict, *, what: str, signature=None) -> str
         raise
 
 
+def encode_call(signature, args: tuple, kwargs: dict, *, what: str) -> str:
+    """Check a call's arguments against ``signature`` and encode them.
+
+    Raises:
+        TypeError: the arguments do not fit (``"task fetch(): missing ..."``).
+        PayloadError: an argument cannot be stored (naming the argument).
+    """
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{what}(): {exc}") from None
+    return encode_input(args, kwargs, what=what, signature=signature)
+
+
 def _parameter_names(signature, count: int) -> list[str]:
     if signature is None:
         return []

@@ -298,12 +298,8 @@ class WorkflowRuntime:
         return ident
 
     def schedule_task(self, definition: TaskDefinition, args: tuple, kwargs: dict) -> TaskFuture:
-        try:
-            definition.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"task {definition.name}(): {exc}") from None
-        text = payload.encode_input(
-            args, kwargs, what=f"task {definition.name}", signature=definition.signature
+        text = payload.encode_call(
+            definition.signature, args, kwargs, what=f"task {definition.name}"
         )
         command = self.next_id()
         future = TaskFuture(loop=self.loop)
@@ -379,12 +375,8 @@ class WorkflowRuntime:
         child_id: str | None,
         parent_close: str,
     ) -> ChildFuture:
-        try:
-            definition.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"child workflow {definition.name}(): {exc}") from None
-        text = payload.encode_input(
-            args, kwargs, what=f"child workflow {definition.name}", signature=definition.signature
+        text = payload.encode_call(
+            definition.signature, args, kwargs, what=f"child workflow {definition.name}"
         )
         command = self.next_id()
         future = ChildFuture(loop=self.loop)

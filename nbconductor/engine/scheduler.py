@@ -38,6 +38,12 @@ if TYPE_CHECKING:
     from nbconductor.engine.handle import Handle
 
 
+_EXISTS = (
+    "a schedule with id {id!r} exists already; use schedules.update() to change it "
+    "or delete it first"
+)
+
+
 @dataclass(frozen=True)
 class ScheduleInfo:
     """A snapshot of one schedule: its spec and where its firing stands."""
@@ -126,6 +132,8 @@ class Schedules:
         name = workflow.name if isinstance(workflow, WorkflowDefinition) else workflow
         known = {d.name for d in self._engine.registry.all() if d.kind == "workflow"}
         spec = ScheduleSpec.create(id, name, known_workflows=known, **options)
+        if spec.id in self._infos:  # say so before complaining about its arguments
+            raise ScheduleError(_EXISTS.format(id=spec.id))
         self._check_input(spec)
         return self._engine._call(lambda: self._create(spec))
 
@@ -197,7 +205,14 @@ class Schedules:
         return out
 
     def _check_input(self, spec: ScheduleSpec) -> None:
-        payload.encode_input(tuple(spec.args), dict(spec.kwargs), what=f"schedule {spec.id!r}")
+        # Bad arguments fail here, when the schedule is made, not at its first fire.
+        definition = self._engine.registry.find("workflow", spec.workflow)
+        args, kwargs = tuple(spec.args), dict(spec.kwargs)
+        what = f"schedule {spec.id!r}: workflow {spec.workflow}"
+        if definition is None:
+            payload.encode_input(args, kwargs, what=what)
+        else:
+            payload.encode_call(definition.signature, args, kwargs, what=what)
 
     # ------------------------------------------------------------ engine thread
 
@@ -211,10 +226,7 @@ class Schedules:
 
     def _create(self, spec: ScheduleSpec) -> ScheduleInfo:
         if spec.id in self._items:
-            raise ScheduleError(
-                f"a schedule with id {spec.id!r} exists already; use schedules.update() "
-                "to change it or delete it first"
-            )
+            raise ScheduleError(_EXISTS.format(id=spec.id))
         item = _Schedule(spec, last_nominal=self._engine._now)
         self._items[spec.id] = item
         self._fire_due(item)

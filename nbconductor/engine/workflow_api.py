@@ -267,13 +267,11 @@ def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
     result of the chain's last run. Nothing after this call runs.
     """
     runtime = _runtime("continue_as_new", "outside one start a new execution")
-    signature = runtime.definition.signature
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise TypeError(f"continue_as_new() for {runtime.definition.name}: {exc}") from None
-    text = payload.encode_input(
-        args, kwargs, what=f"continue_as_new of {runtime.definition.name}", signature=signature
+    text = payload.encode_call(
+        runtime.definition.signature,
+        args,
+        kwargs,
+        what=f"continue_as_new of {runtime.definition.name}",
     )
     raise ContinueAsNew(text)
 
