@@ -25,6 +25,7 @@ import ipywidgets as w
 from nbconductor.widgets.coalescer import Coalescer, shared
 from nbconductor.widgets.execution import ExecutionReader, ExecutionSnapshot, render, snapshot_text
 from nbconductor.widgets.panel import Panel
+from nbconductor.widgets.view import SnapshotView
 
 if TYPE_CHECKING:
     from nbconductor.engine.executor import Engine
@@ -66,7 +67,7 @@ class _SignalRow:
             widget.close()
 
 
-class ExecutionView(w.VBox):
+class ExecutionView(SnapshotView):
     """A live view of one execution: status, progress, timeline, signals, controls.
 
     Create it with :func:`nbconductor.widgets.execution_view`. Once the execution has
@@ -182,12 +183,6 @@ class ExecutionView(w.VBox):
                 return None
             return POLL_WHILE_TASKS_RUN if snapshot.running else None
 
-    def _stop_following(self) -> None:
-        unsubscribe, self._unsubscribe = self._unsubscribe, None
-        if unsubscribe is not None:
-            unsubscribe()
-        self._coalescer.forget(self)
-
     def _update_controls(self, s: ExecutionSnapshot) -> None:
         closed = s.closed_status
         names = () if closed else s.signals
@@ -278,17 +273,6 @@ class ExecutionView(w.VBox):
     def snapshot_html(self) -> str:
         """The static ``text/html`` fallback of what the view shows now."""
         return render(self._snapshot, live=False) if self._snapshot else ""
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, tuple):  # (data, metadata) in some ipywidgets versions
-            bundle = bundle[0]
-        bundle["text/plain"] = self.text()
-        bundle["text/html"] = self.snapshot_html()
-        return bundle
-
-    def __repr__(self) -> str:
-        return self.text()
 
     def close(self) -> None:
         """Stop following the execution and close the widgets."""

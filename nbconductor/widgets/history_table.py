@@ -33,6 +33,7 @@ from nbconductor.widgets.history import (
     workflow_names,
 )
 from nbconductor.widgets.panel import Panel
+from nbconductor.widgets.view import SnapshotView
 
 if TYPE_CHECKING:
     from nbconductor.engine.executor import Engine
@@ -44,7 +45,7 @@ __all__ = ("CHART_EVERY", "HistoryTable")
 CHART_EVERY = 1.0
 
 
-class HistoryTable(w.VBox):
+class HistoryTable(SnapshotView):
     """A live, paged, filterable table of executions with a chart of them over time.
 
     Create it with :func:`nbconductor.widgets.history_table`.
@@ -191,17 +192,6 @@ class HistoryTable(w.VBox):
         """The static ``text/html``: the current page, counts instead of the chart."""
         return render(self.page, self.chart, live=False) if self.page else ""
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, tuple):
-            bundle = bundle[0]
-        bundle["text/plain"] = self.text()
-        bundle["text/html"] = self.snapshot_html()
-        return bundle
-
-    def __repr__(self) -> str:
-        return self.text()
-
     def close(self) -> None:
         """Stop following the engine and close the widgets."""
         if not hasattr(self, "_lock"):  # __init__ raised (ipywidgets' __del__ calls this)
@@ -209,10 +199,7 @@ class HistoryTable(w.VBox):
             return
         with self._lock:
             self._ended = True
-            unsubscribe, self._unsubscribe = self._unsubscribe, None
-        if unsubscribe is not None:
-            unsubscribe()
-        self._coalescer.forget(self)
+        self._stop_following()
         for child in self.detail.children:
             child.close()
         self.panel.close()

@@ -24,6 +24,7 @@ from nbconductor.widgets.coalescer import Coalescer, shared
 from nbconductor.widgets.execution_view import ExecutionView
 from nbconductor.widgets.markup import FONT, MONO, MUTED, badge, esc
 from nbconductor.widgets.panel import Panel
+from nbconductor.widgets.view import SnapshotView
 
 if TYPE_CHECKING:
     from nbconductor.engine.executor import Engine
@@ -255,7 +256,7 @@ class _Card:
         return [self.panel, self.pause, self.resume, self.trigger, self.error, self.box]
 
 
-class SchedulesView(w.VBox):
+class SchedulesView(SnapshotView):
     """Every schedule with pause / resume / trigger-now buttons; live.
 
     Create it with :func:`nbconductor.widgets.schedules_view`. Clicking a run opens its
@@ -384,16 +385,9 @@ class SchedulesView(w.VBox):
         """The deterministic ``text/plain``."""
         return schedules_text(self.engine.schedules.list())
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, tuple):
-            bundle = bundle[0]
-        bundle["text/plain"] = self.text()
-        bundle["text/html"] = snapshot_html(self.engine)
-        return bundle
-
-    def __repr__(self) -> str:
-        return self.text()
+    def snapshot_html(self) -> str:
+        """The static ``text/html``: every schedule as it stands now."""
+        return snapshot_html(self.engine)
 
     def close(self) -> None:
         """Stop following the engine and close the widgets."""
@@ -402,10 +396,7 @@ class SchedulesView(w.VBox):
             return
         with self._lock:
             self._ended = True
-            unsubscribe, self._unsubscribe = self._unsubscribe, None
-        if unsubscribe is not None:
-            unsubscribe()
-        self._coalescer.forget(self)
+        self._stop_following()
         for card in self._cards.values():
             for widget in card.widgets():
                 widget.close()
