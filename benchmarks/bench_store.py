@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from nbconductor.storage.duckdb_store import DuckDBStore
+from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.storage.records import (
     Batch,
     EventKind,

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import nbconductor as nc
-from nbconductor.engine.executor import Engine
-from nbconductor.storage.duckdb_store import DuckDBStore
+from nbconductor.engine.engine import Engine
+from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.storage.records import Batch, ExecutionRecord, Status
 from nbconductor.widgets.coalescer import Coalescer
 from nbconductor.widgets.execution_view import ExecutionView

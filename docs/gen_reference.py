@@ -411,10 +411,10 @@ def _todo(what: str) -> str:
 def package_section(w: Writer) -> None:
     import nbconductor
     from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
     from nbconductor.engine.handle import Handle
-    from nbconductor.engine.schedule_spec import ScheduleSpec
-    from nbconductor.engine.scheduler import ScheduleInfo, Schedules
+    from nbconductor.engine.schedules.scheduler import ScheduleInfo, Schedules
+    from nbconductor.engine.schedules.spec import ScheduleSpec
 
     w.heading(2, "`nbconductor`", toc=True)
     w.add(*markdown(nbconductor.__doc__), "")
@@ -633,11 +633,11 @@ def _cli_commands(w: Writer, parser: argparse.ArgumentParser, prefix: str, level
 
 def control_section(w: Writer) -> None:
     try:
-        control = importlib.import_module("nbconductor.control")
+        control = importlib.import_module("nbconductor.remote")
     except Exception as exc:  # a layer still being built must not stop the reference
-        w.add(_todo(f"nbconductor.control could not be imported ({exc})"), "")
+        w.add(_todo(f"nbconductor.remote could not be imported ({exc})"), "")
         return
-    w.heading(2, "`nbconductor.control`", toc=True)
+    w.heading(2, "`nbconductor.remote`", toc=True)
     w.add(*markdown(control.__doc__), "")
     for name in getattr(control, "__all__", ()):
         obj = getattr(control, name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from nbconductor import engine
 from nbconductor._version import __version__
 from nbconductor.engine.definition import task, workflow
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.retry import Retry
 from nbconductor.engine.task_runner import cancelled, heartbeat

@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nbconductor._version import __version__
-from nbconductor.control import render
-from nbconductor.control.arguments import (
+from nbconductor.engine.schedules.spec import CATCHUP_POLICIES, OVERLAP_POLICIES
+from nbconductor.errors import NbconductorError
+from nbconductor.remote import render
+from nbconductor.remote.arguments import (
     UsageError,
     loose_json,
     parse_when,
     read_json_argument,
     statuses,
 )
-from nbconductor.control.operations import Operations, open_operations
-from nbconductor.control.protocol import BadRequest, NoEngine, RemoteError
-from nbconductor.engine.schedule_spec import CATCHUP_POLICIES, OVERLAP_POLICIES
-from nbconductor.errors import NbconductorError
+from nbconductor.remote.operations import Operations, open_operations
+from nbconductor.remote.protocol import BadRequest, NoEngine, RemoteError
 from nbconductor.storage.records import Status
 
 __all__ = ("EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main")

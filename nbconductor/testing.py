@@ -21,10 +21,10 @@ from pathlib import Path
 
 from nbconductor.engine.clock import VirtualClock
 from nbconductor.engine.definition import WorkflowDefinition
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.runtime import replay as _replay
-from nbconductor.storage.protocol import Store
 from nbconductor.storage.records import EventKind, EventRecord
+from nbconductor.storage.store import Store
 
 __all__ = (
     "TimeSkippingEngine",

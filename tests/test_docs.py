@@ -35,9 +35,9 @@ import pytest
 import nbconductor
 from nbconductor import testing
 from nbconductor.engine.definition import REGISTRY, TaskDefinition, WorkflowDefinition
-from nbconductor.engine.executor import Engine, _running_engines
+from nbconductor.engine.engine import Engine, _running_engines
 from nbconductor.engine.handle import Handle
-from nbconductor.engine.scheduler import ScheduleInfo, Schedules
+from nbconductor.engine.schedules.scheduler import ScheduleInfo, Schedules
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -33,8 +33,8 @@ def modules_importing(prefix: str) -> set[str]:
 
 def test_engine_and_storage_do_not_load_jupyter():
     code = (
-        "import sys, nbconductor, nbconductor.engine.executor, nbconductor.testing, "
-        "nbconductor.storage.duckdb_store\n"
+        "import sys, nbconductor, nbconductor.engine.engine, nbconductor.testing, "
+        "nbconductor.storage.duckdb.duckdb_store\n"
         "bad = [m for m in ('IPython', 'ipywidgets', 'ipykernel') if m in sys.modules]\n"
         "print(','.join(bad))"
     )
@@ -46,18 +46,18 @@ def test_layers_import_downwards():
     for path in (PACKAGE / "storage").rglob("*.py"):
         for name in imported_modules(path):
             assert not name.startswith(("nbconductor.engine", "nbconductor.extension")), path
-            assert not name.startswith(("nbconductor.widgets", "nbconductor.control")), path
+            assert not name.startswith(("nbconductor.widgets", "nbconductor.remote")), path
     for path in (PACKAGE / "engine").rglob("*.py"):
         for name in imported_modules(path):
             assert not name.startswith(
-                ("nbconductor.extension", "nbconductor.widgets", "nbconductor.control")
+                ("nbconductor.extension", "nbconductor.widgets", "nbconductor.remote")
             ), path
             assert name.split(".")[0] not in {"IPython", "ipywidgets", "ipykernel"}, path
 
 
 def test_heavy_libraries_live_in_one_module_each():
-    assert modules_importing("duckdb") == {"storage/duckdb_store.py"}
-    assert modules_importing("croniter") == {"engine/cron.py"}
+    assert modules_importing("duckdb") == {"storage/duckdb/duckdb_store.py"}
+    assert modules_importing("croniter") == {"engine/schedules/cron.py"}
 
 
 def test_public_names_are_exported_and_documented():
@@ -75,7 +75,7 @@ def test_public_names_are_exported_and_documented():
         "widgets",
         "testing",
         "cli",
-        "control",
+        "remote",
     }
     undeclared = (
         public

@@ -3,7 +3,7 @@ process's engine (the kernel's once ``%load_ext nbconductor`` ran, else the last
 ``Engine`` created) and raises EngineStopped when none is running.
 
 The package is made callable rather than shadowed by a function of the same name, so
-that ``import nbconductor.engine.executor`` keeps working.
+that ``import nbconductor.engine.engine`` keeps working.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import types
 
 class _CallablePackage(types.ModuleType):
     def __call__(self):
-        from nbconductor.engine.executor import default_engine
+        from nbconductor.engine.engine import default_engine
 
         return default_engine()
 

@@ -1,6 +1,6 @@
 """Activations: starting executions, carrying out their commands, closing them.
 
-A mixin of :class:`~nbconductor.engine.executor.Engine`; runs on the engine thread.
+A mixin of :class:`~nbconductor.engine.engine.Engine`; runs on the engine thread.
 Each activation's events are appended to the tick's batch in the order replay
 expects: the event that caused it, then the commands it issued.
 """

@@ -1,6 +1,6 @@
 """Steering executions from outside and between executions.
 
-A mixin of :class:`~nbconductor.engine.executor.Engine`. The public methods are
+A mixin of :class:`~nbconductor.engine.engine.Engine`. The public methods are
 thread-safe: they validate on the caller's thread, hand the change to the engine
 thread, and return once it is committed (the causal rule). Interactions between
 executions (a child closing, a parent closing, a signal to a child) are posted to the

@@ -145,7 +145,7 @@ class WorkflowDefinition:
 
     def start(self, *args: Any, id: str | None = None, engine=None, **kwargs: Any):
         """Start an execution on ``engine`` (default: this process's engine); returns a Handle."""
-        from nbconductor.engine.executor import default_engine
+        from nbconductor.engine.engine import default_engine
 
         return (engine or default_engine()).start(self, *args, id=id, **kwargs)
 

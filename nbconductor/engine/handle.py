@@ -14,7 +14,7 @@ from nbconductor.errors import ExecutionFailed
 from nbconductor.storage.records import EventRecord, ExecutionRecord, Status
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
 
 NOTICE_AFTER = 2.0  # seconds a blocking result() waits before saying why it waits

@@ -15,8 +15,8 @@ from typing import Any
 from nbconductor.engine import payload
 from nbconductor.engine.control import check_signal_name
 from nbconductor.errors import ExecutionClosed, ExecutionNotFound
-from nbconductor.storage.protocol import Store
 from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionUpdate, Status
+from nbconductor.storage.store import Store
 
 
 def _open_record(store: Store, execution_id: str):

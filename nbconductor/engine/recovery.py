@@ -1,6 +1,6 @@
 """Recovery: loading open executions from history and resuming them by replay.
 
-A mixin of :class:`~nbconductor.engine.executor.Engine`; runs on the engine thread.
+A mixin of :class:`~nbconductor.engine.engine.Engine`; runs on the engine thread.
 An execution whose workflow is not registered waits for its definition; one whose
 history no longer matches the code is parked as blocked until the code matches again.
 """

@@ -1,6 +1,6 @@
 """Task attempts as the engine sees them: dispatch, outcomes, retries and timeouts.
 
-A mixin of :class:`~nbconductor.engine.executor.Engine`; every method runs on the
+A mixin of :class:`~nbconductor.engine.engine.Engine`; every method runs on the
 engine thread except ``_report``, which pool threads call.
 """
 

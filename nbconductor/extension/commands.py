@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from nbconductor.engine.duration import format_duration, parse_duration
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.failure import summary
 from nbconductor.errors import InvalidDuration, NbconductorError
 from nbconductor.extension import lifecycle

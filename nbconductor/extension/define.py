@@ -28,7 +28,7 @@ from nbconductor.engine.definition import (
     task,
     workflow,
 )
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.retry import Retry
 from nbconductor.errors import NbconductorError
 from nbconductor.extension import lifecycle

@@ -12,7 +12,7 @@ stopped at interpreter exit (grace :data:`EXIT_GRACE`, history committed, file
 closed); recovery never depends on that having happened.
 
 Every engine started here is served on its control socket
-(:class:`~nbconductor.control.ControlServer`), so that the ``nbconductor`` command
+(:class:`~nbconductor.remote.ControlServer`), so that the ``nbconductor`` command
 reaches the kernel while it holds the history file. The server starts right after its
 engine and stops before it; a server that cannot start (no private directory for the
 socket, another live server on the path) costs the CLI its access, never the engine.
@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbconductor.control import ControlError, ControlServer, UnsafeSocketPath
 from nbconductor.engine.definition import REGISTRY
-from nbconductor.engine.executor import Engine, default_engine
+from nbconductor.engine.engine import Engine, default_engine
 from nbconductor.errors import EngineStopped, StoreError
-from nbconductor.extension import display, output, views
+from nbconductor.extension import display, output, widget_bridge
 from nbconductor.extension.notebook_path import DB_ENV, default_db_path, detect_notebook_path
+from nbconductor.remote import ControlError, ControlServer, UnsafeSocketPath
 from nbconductor.storage.records import Status
 
 __all__ = (
@@ -352,7 +352,7 @@ def load(shell: Any) -> None:
     _state.shell = shell
     output.install()
     display.register(shell)
-    views.register(shell)
+    widget_bridge.register(shell)
     magics.register(shell)
     _listen()
     if not _state.exit_hook:
@@ -406,7 +406,7 @@ def unload(shell: Any) -> None:
 
     REGISTRY.remove_listener(define.on_registered)
     magics.unregister(shell)
-    views.unregister(shell)
+    widget_bridge.unregister(shell)
     display.unregister(shell)
     output.uninstall()
     _state.shell = None

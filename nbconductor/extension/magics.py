@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 from IPython.utils.text import DollarFormatter
 
 from nbconductor.errors import NbconductorError
-from nbconductor.extension import commands, define, lifecycle, views
+from nbconductor.extension import commands, define, lifecycle, widget_bridge
 from nbconductor.extension.cell_header import usage
 
 __all__ = ("NbconductorMagics", "conductor", "register", "unregister")
@@ -265,7 +265,7 @@ def _run(name: str, args: argparse.Namespace, shell: Any) -> Any:
         filters = {"status": statuses, "workflow": args.name, "page_size": page_size}
         if since is not None:
             filters["since"] = since
-        return views.history(engine, **{k: v for k, v in filters.items() if v is not None})
+        return widget_bridge.history(engine, **{k: v for k, v in filters.items() if v is not None})
     if name == "show":
         print(commands.show(engine, args.id, shell=shell))
         return None
@@ -292,7 +292,7 @@ def _run(name: str, args: argparse.Namespace, shell: Any) -> Any:
             return None
         return shown
     if name == "schedules" and not args.text:
-        view = views.schedules(engine)
+        view = widget_bridge.schedules(engine)
         if view is not None:
             return view
     if name == "schedules":

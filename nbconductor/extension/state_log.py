@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.storage.records import ExecutionRecord, Status
 
 # Closed executions remembered so that a late notice about one is not logged as new.
@@ -99,7 +99,7 @@ class StateLog:
         self._thread.join(5.0)
         self._thread = None
         if self._unresolved and db is not None:
-            from nbconductor.storage.duckdb_store import DuckDBStore
+            from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 
             # Best effort: a log line must never keep the worker from exiting.
             with contextlib.suppress(Exception), DuckDBStore(db, read_only=True) as store:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nbconductor.engine.definition import REGISTRY
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.runtime import current_runtime
 from nbconductor.errors import StoreError
 from nbconductor.extension.notebook_path import DB_ENV, default_db_path
@@ -428,7 +428,7 @@ def _shell() -> Any:
 def _open_executions(db: Path | None, *, default: int) -> int:
     """How many executions the closed history file holds open (``default`` when it
     cannot be read, e.g. because the engine did not let go of it)."""
-    from nbconductor.storage.duckdb_store import DuckDBStore
+    from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 
     if db is None:
         return default

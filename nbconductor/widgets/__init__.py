@@ -28,17 +28,17 @@ from nbconductor.widgets.execution_view import ExecutionView
 from nbconductor.widgets.history import HistoryQuery, load_chart, load_page, summary_text
 from nbconductor.widgets.history import render as render_history
 from nbconductor.widgets.history_table import HistoryTable
-from nbconductor.widgets.schedules import (
+from nbconductor.widgets.schedules_view import (
     SchedulePreview,
     SchedulesView,
     cron_preview,
     preview_html,
     schedules_text,
 )
-from nbconductor.widgets.schedules import snapshot_html as _schedules_html
+from nbconductor.widgets.schedules_view import snapshot_html as _schedules_html
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
 __all__ = (
     "ExecutionView",

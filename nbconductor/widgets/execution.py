@@ -36,7 +36,7 @@ from nbconductor.widgets.status import Badge, badge_for
 from nbconductor.widgets.timeline import Step, Timeline
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
 __all__ = ("MAX_STEPS", "ExecutionReader", "ExecutionSnapshot", "render", "snapshot_text")
 

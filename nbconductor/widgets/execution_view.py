@@ -25,10 +25,10 @@ import ipywidgets as w
 from nbconductor.widgets.coalescer import Coalescer, shared
 from nbconductor.widgets.execution import ExecutionReader, ExecutionSnapshot, render, snapshot_text
 from nbconductor.widgets.panel import Panel
-from nbconductor.widgets.view import SnapshotView
+from nbconductor.widgets.snapshot_view import SnapshotView
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
 __all__ = ("POLL_WHILE_TASKS_RUN", "ExecutionView")
 

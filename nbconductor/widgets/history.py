@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from nbconductor.storage import duckdb_sql
+from nbconductor.storage.duckdb import sql as duckdb_sql
 from nbconductor.storage.records import ExecutionFilter, ExecutionRecord, Status
 from nbconductor.widgets.markup import (
     BORDER,
@@ -35,7 +35,7 @@ from nbconductor.widgets.markup import (
 from nbconductor.widgets.status import badge_for
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
 __all__ = (
     "PAGE_SIZES",

@@ -33,10 +33,10 @@ from nbconductor.widgets.history import (
     workflow_names,
 )
 from nbconductor.widgets.panel import Panel
-from nbconductor.widgets.view import SnapshotView
+from nbconductor.widgets.snapshot_view import SnapshotView
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
 __all__ = ("CHART_EVERY", "HistoryTable")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-from nbconductor.control import ControlServer
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
+from nbconductor.remote import ControlServer
 
 
 def main(db: str, module: str) -> None:

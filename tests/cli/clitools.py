@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbconductor.control import RemoteError, connect
+from nbconductor.remote import RemoteError, connect
 from nbconductor.testing import wait_for
 
 

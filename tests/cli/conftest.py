@@ -19,7 +19,7 @@ import pytest
 from clitools import wait_status, wait_waiting
 
 from nbconductor.cli import main
-from nbconductor.control import connect
+from nbconductor.remote import connect
 from nbconductor.testing import wait_for
 
 HERE = Path(__file__).parent

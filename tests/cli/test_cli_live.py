@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from clitools import wait_status, wait_waiting
 
-from nbconductor.control import connect
+from nbconductor.remote import connect
 from nbconductor.testing import wait_for
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from clitools import wait_waiting
 
-import nbconductor.control.server as control_server
-from nbconductor.control import (
+import nbconductor.remote.server as control_server
+from nbconductor.engine.engine import Engine
+from nbconductor.remote import (
     BadRequest,
     ControlError,
     ControlServer,
@@ -25,8 +26,7 @@ from nbconductor.control import (
     address,
     connect,
 )
-from nbconductor.control.protocol import MAX_REQUEST_BYTES, check_request, decode_request
-from nbconductor.engine.executor import Engine
+from nbconductor.remote.protocol import MAX_REQUEST_BYTES, check_request, decode_request
 
 
 class Raw:

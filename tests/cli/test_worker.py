@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from nbconductor.extension.worker import notebook_cells, worker_db_path
-from nbconductor.storage.duckdb_store import DuckDBStore
+from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.storage.records import EventKind, Status
 from nbconductor.testing import wait_for
 

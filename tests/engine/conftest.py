@@ -9,7 +9,7 @@ import pytest
 
 from nbconductor.engine.clock import VirtualClock
 from nbconductor.engine.definition import REGISTRY
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.runtime import replay
 from nbconductor.storage.records import ExecutionFilter
 

@@ -8,7 +8,7 @@ import threading
 
 import recovery_workflows as wf
 
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.storage.records import EventKind
 
 

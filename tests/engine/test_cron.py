@@ -12,7 +12,7 @@ from croniter import croniter
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from nbconductor.engine.cron import (
+from nbconductor.engine.schedules.cron import (
     EPOCH,
     CronTrigger,
     IntervalTrigger,

@@ -299,7 +299,7 @@ async def opaque_flow(box: Opaque) -> int:
 
 def test_pickle_is_opt_in(db_path, monkeypatch):
     from nbconductor.engine import payload
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
     monkeypatch.setattr(payload, "allow_pickle", False)
     plain = Engine(None, make_default=False)

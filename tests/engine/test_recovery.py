@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import recovery_workflows as wf
 
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.payload import payload_field, read_data
 from nbconductor.storage.records import EventKind
 from nbconductor.testing import wait_for

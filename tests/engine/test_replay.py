@@ -6,7 +6,7 @@ import pytest
 
 import nbconductor as nc
 from nbconductor.engine.definition import REGISTRY
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.errors import NonDeterminismError
 from nbconductor.storage.records import EventKind
 from nbconductor.testing import (

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbconductor.engine.schedule_policy import (
+from nbconductor.engine.schedules.policy import (
     CATCHUP_POLICIES,
     ON_TIME_GRACE,
     OVERLAP_POLICIES,

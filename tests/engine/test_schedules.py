@@ -8,7 +8,7 @@ import pytest
 
 import nbconductor as nc
 from nbconductor.engine.clock import VirtualClock
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.errors import ScheduleError, WorkflowNotRegistered
 from nbconductor.storage.records import Status
 from nbconductor.testing import advance, wait_for
@@ -140,7 +140,7 @@ def test_fire_is_idempotent_across_a_crash_before_the_state_was_saved(clock, db_
     advance(engine, at(hours=1))
     assert runs(engine, "idem") == ["idem@2030-01-07T01:00:00Z"]
     engine.stop(grace=0)
-    from nbconductor.storage.duckdb_store import DuckDBStore
+    from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
     from nbconductor.storage.records import Batch
 
     store = DuckDBStore(db_path)  # put the old state back, as if the fire never committed

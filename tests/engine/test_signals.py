@@ -8,7 +8,7 @@ import pytest
 
 import nbconductor as nc
 from nbconductor.engine.definition import REGISTRY
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.errors import ExecutionClosed, ExecutionNotFound, PayloadError, UpdateRejected
 from nbconductor.storage.records import EventKind
 from nbconductor.testing import wait_for
@@ -225,7 +225,7 @@ def test_updates(db_path):
 
 def test_signal_sent_while_the_engine_is_stopped_is_delivered_after_restart(db_path):
     from nbconductor.engine import offline
-    from nbconductor.storage.duckdb_store import DuckDBStore
+    from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 
     eng = Engine(db_path)
     h = eng.start(approval, 1.0, id="offline-signal")

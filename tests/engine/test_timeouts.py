@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import nbconductor as nc
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.payload import read_data
 from nbconductor.errors import ExecutionFailed, TaskFailed
 from nbconductor.storage.records import EventKind, Status

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from nbconductor.storage.duckdb_store import DuckDBStore
+from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.storage.records import EventKind, Status
 from nbconductor.testing import wait_for
 

@@ -18,7 +18,7 @@ import pytest
 from test_kernel import Kernel
 
 from nbconductor.cli import main
-from nbconductor.control.address import beside_path
+from nbconductor.remote.address import beside_path
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 

@@ -23,7 +23,7 @@ from nbconductor.engine.handle import Handle
 from nbconductor.errors import EngineStopped
 from nbconductor.extension import commands, display, lifecycle, output
 from nbconductor.extension.output import execution_log
-from nbconductor.storage.duckdb_store import DuckDBStore
+from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.testing import wait_for
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -19,8 +19,8 @@ import pytest
 
 from nbconductor._version import __version__
 from nbconductor.errors import NotAHistoryFile, SchemaTooNew, StoreError, StoreLocked
-from nbconductor.storage import duckdb_sql
-from nbconductor.storage.duckdb_store import DuckDBStore
+from nbconductor.storage.duckdb import sql as duckdb_sql
+from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.storage.records import (
     Batch,
     DefinitionRecord,
@@ -103,7 +103,7 @@ class Child:
 
 HOLDER = """
     import sys
-    from nbconductor.storage.duckdb_store import DuckDBStore
+    from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
     store = DuckDBStore(sys.argv[1], read_only=sys.argv[2] == "ro")
     print("ready", flush=True)
     sys.stdin.readline()
@@ -154,7 +154,7 @@ def test_everything_is_found_again_after_reopening(path):
 KILLED = """
     import sys
     from datetime import datetime, timezone
-    from nbconductor.storage.duckdb_store import DuckDBStore
+    from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
     from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionRecord, Status
     now = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
     store = DuckDBStore(sys.argv[1])
@@ -579,7 +579,7 @@ def test_sql_reports_query_errors(store):
 
 
 def test_only_the_duckdb_store_imports_duckdb():
-    package = Path(duckdb_sql.__file__).parents[1]
+    package = Path(duckdb_sql.__file__).parents[2]
     importers = sorted(
         str(p.relative_to(package))
         for p in package.rglob("*.py")
@@ -588,4 +588,4 @@ def test_only_the_duckdb_store_imports_duckdb():
             for line in p.read_text().splitlines()
         )
     )
-    assert importers == ["storage/duckdb_store.py"]
+    assert importers == ["storage/duckdb/duckdb_store.py"]

@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbconductor.errors import StoreError
-from nbconductor.storage.duckdb_store import DuckDBStore
+from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.storage.memory import MemoryStore
-from nbconductor.storage.protocol import Store
 from nbconductor.storage.records import (
     Batch,
     DefinitionRecord,
@@ -27,6 +26,7 @@ from nbconductor.storage.records import (
     ScheduleRecord,
     Status,
 )
+from nbconductor.storage.store import Store
 
 T0 = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=timezone.utc)
 

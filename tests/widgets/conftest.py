@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.widgets.coalescer import Coalescer
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import nbconductor as nc
 from nbconductor import widgets
-from nbconductor.engine.executor import Engine
+from nbconductor.engine.engine import Engine
 from nbconductor.storage.records import Batch, ExecutionFilter, ExecutionRecord, Status
 from nbconductor.testing import wait_for
 from nbconductor.widgets.execution_view import ExecutionView

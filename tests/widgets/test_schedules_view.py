@@ -9,7 +9,7 @@ from nbconductor import widgets
 from nbconductor.storage.records import Status
 from nbconductor.testing import wait_for
 from nbconductor.widgets.execution_view import ExecutionView
-from nbconductor.widgets.schedules import SchedulePreview, SchedulesView, cron_preview
+from nbconductor.widgets.schedules_view import SchedulePreview, SchedulesView, cron_preview
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 

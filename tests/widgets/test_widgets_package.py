@@ -71,7 +71,7 @@ def test_widgets_import_only_downwards():
 
 def test_importing_the_engine_still_loads_no_widgets():
     code = (
-        "import sys, nbconductor, nbconductor.engine.executor\n"
+        "import sys, nbconductor, nbconductor.engine.engine\n"
         "print(any(m.startswith(('anywidget', 'nbconductor.widgets')) for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,6 +1,6 @@
 """The SQL of the DuckDB store: schema and migrations, batches as statements, rows.
 
-Kept apart from :mod:`nbconductor.storage.duckdb_store` (which alone imports duckdb) so
+Kept apart from :mod:`nbconductor.storage.duckdb.duckdb_store` (which alone imports duckdb) so
 that each module holds one idea: this one is what is written where, that one is how the
 file is opened, locked, written and read.
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbconductor.engine import payload
 from nbconductor.engine.definition import WorkflowDefinition
-from nbconductor.engine.schedule_policy import (
+from nbconductor.engine.schedules.policy import (
     Decision,
     ScheduleSpec,
     describe,
@@ -34,7 +34,7 @@ from nbconductor.storage import codec
 from nbconductor.storage.records import ExecutionFilter, ScheduleRecord
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
     from nbconductor.engine.handle import Handle
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from nbconductor.engine.scheduler import ScheduleInfo
+from nbconductor.engine.schedules.scheduler import ScheduleInfo
 from nbconductor.storage.records import EventRecord, ExecutionRecord
 
 __all__ = ("event_view", "execution_view", "iso", "jsonable", "schedule_view")

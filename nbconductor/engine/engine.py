@@ -35,11 +35,10 @@ from nbconductor.engine.definition import REGISTRY, Registry, WorkflowDefinition
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.live import LiveExecution
 from nbconductor.engine.recovery import Recovery
-from nbconductor.engine.scheduler import Schedules
+from nbconductor.engine.schedules.scheduler import Schedules
 from nbconductor.engine.task_dispatch import TaskDispatch
 from nbconductor.engine.task_runner import ThreadRunner
 from nbconductor.errors import EngineStopped, ExecutionNotFound
-from nbconductor.storage.protocol import Store
 from nbconductor.storage.records import (
     Batch,
     DefinitionRecord,
@@ -50,6 +49,7 @@ from nbconductor.storage.records import (
     ExecutionUpdate,
     Status,
 )
+from nbconductor.storage.store import Store
 
 _default_engine: Engine | None = None
 _default_lock = threading.Lock()
@@ -87,7 +87,7 @@ def _open_store(path_or_store: str | Path | Store | None) -> Store:
 
         return MemoryStore()
     if isinstance(path_or_store, (str, Path)):
-        from nbconductor.storage.duckdb_store import DuckDBStore
+        from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 
         return DuckDBStore(str(path_or_store))
     return path_or_store

@@ -1,7 +1,7 @@
 """Text for people: the CLI's aligned tables and detail views of the plain-JSON results.
 
-Everything here reads the shapes of :mod:`nbconductor.control.views` (and the results
-of :mod:`nbconductor.control.operations`), so a result renders the same whether it
+Everything here reads the shapes of :mod:`nbconductor.remote.shapes` (and the results
+of :mod:`nbconductor.remote.operations`), so a result renders the same whether it
 came over the socket or from the file. No third-party dependencies.
 """
 

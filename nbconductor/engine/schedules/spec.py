@@ -3,7 +3,7 @@
 :class:`ScheduleSpec` is validated on construction (so an invalid one cannot
 exist), built from what users write by :meth:`ScheduleSpec.create`, and
 round-trips through plain JSON for the ``schedules`` table. The decisions taken
-from it live in :mod:`nbconductor.engine.schedule_policy`; the semantics are
+from it live in :mod:`nbconductor.engine.schedules.policy`; the semantics are
 documented for users in ``docs/schedules.md``.
 """
 
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nbconductor.engine.cron import (
+from nbconductor.engine.duration import parse_duration
+from nbconductor.engine.schedules.cron import (
     EPOCH,
     MINIMUM_INTERVAL,
     CronTrigger,
@@ -28,7 +29,6 @@ from nbconductor.engine.cron import (
     resolve_local,
     to_utc,
 )
-from nbconductor.engine.duration import parse_duration
 from nbconductor.errors import InvalidDuration, ScheduleError, WorkflowNotRegistered
 
 __all__ = (
@@ -165,7 +165,7 @@ class ScheduleSpec:
         Durations take seconds, a ``timedelta`` or text (``"30s"``, ``"1h"``).
         ``start_at``/``end_at`` take aware datetimes or ISO 8601 text; a naive one
         is read as wall-clock time in ``timezone`` (with the DST rules of
-        :func:`~nbconductor.engine.cron.resolve_local`). With ``known_workflows``,
+        :func:`~nbconductor.engine.schedules.cron.resolve_local`). With ``known_workflows``,
         the workflow name must be one of them.
 
         Example:

@@ -3,7 +3,7 @@
 Used by ``nbconductor export --parquet DIR``. The tables are read in a single read-only
 transaction, so the files agree with each other even while an engine keeps writing.
 This module does not import duckdb itself: it runs DuckDB's own Parquet writer on a
-reader cursor of the :class:`~nbconductor.storage.duckdb_store.DuckDBStore`.
+reader cursor of the :class:`~nbconductor.storage.duckdb.duckdb_store.DuckDBStore`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The operations of :data:`~nbconductor.control.protocol.OPERATIONS`, three ways.
+"""The operations of :data:`~nbconductor.remote.protocol.OPERATIONS`, three ways.
 
 - :class:`EngineOperations` carries them out on an :class:`~nbconductor.Engine` in this
   process; the control server answers every request with it.
@@ -7,7 +7,7 @@
 - :class:`OfflineOperations` works on a history file no engine holds: reads through a
   read-only store; signal, cancel and terminate written durably through
   :mod:`nbconductor.engine.offline` (the next engine delivers them); schedules and
-  ``start`` raise :class:`~nbconductor.control.protocol.NoEngine`.
+  ``start`` raise :class:`~nbconductor.remote.protocol.NoEngine`.
 
 All three take the same arguments, checked by the same schema, and return the same
 plain-JSON results, so the CLI does not care which one it has::
@@ -26,20 +26,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbconductor._version import __version__
-from nbconductor.control.client import Client, connect
-from nbconductor.control.protocol import NoEngine, check_request
-from nbconductor.control.views import event_view, execution_view, iso, jsonable, schedule_view
 from nbconductor.engine import offline
-from nbconductor.engine.schedule_policy import next_fire
-from nbconductor.engine.schedule_spec import ScheduleSpec
-from nbconductor.engine.scheduler import ScheduleInfo
+from nbconductor.engine.schedules.policy import next_fire
+from nbconductor.engine.schedules.scheduler import ScheduleInfo
+from nbconductor.engine.schedules.spec import ScheduleSpec
 from nbconductor.errors import ExecutionNotFound, NotAHistoryFile, StoreError, StoreLocked
+from nbconductor.remote.client import Client, connect
+from nbconductor.remote.protocol import NoEngine, check_request
+from nbconductor.remote.shapes import event_view, execution_view, iso, jsonable, schedule_view
 from nbconductor.storage import codec
-from nbconductor.storage.export import export_parquet
+from nbconductor.storage.duckdb.parquet_export import export_parquet
 from nbconductor.storage.records import ExecutionFilter
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
 __all__ = (
     "EngineOperations",
@@ -83,7 +83,7 @@ class Operations:
 
     def dispatch(self, op: str, args: dict[str, Any]) -> Any:
         """Run ``op`` with arguments already checked by
-        :func:`~nbconductor.control.protocol.check_request` (the server's entry point)."""
+        :func:`~nbconductor.remote.protocol.check_request` (the server's entry point)."""
         method = getattr(self, "_op_" + op.replace(".", "_"))
         return method(**args)
 
@@ -322,7 +322,7 @@ class OfflineOperations(Operations):
         self.db_path = Path(db_path).expanduser().resolve()
 
     def _store(self, *, write: bool = False):
-        from nbconductor.storage.duckdb_store import DuckDBStore
+        from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 
         if not self.db_path.is_file():
             # Never create a history by mistake (a typo in --db).

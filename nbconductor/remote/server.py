@@ -2,9 +2,9 @@
 
 One thread waits for connections (on a selector with a wake-up pipe, so an idle server
 costs no CPU at all), and each connection gets a daemon thread that reads request
-lines, runs them through :class:`~nbconductor.control.operations.EngineOperations` and
+lines, runs them through :class:`~nbconductor.remote.operations.EngineOperations` and
 writes one response line each. What a request may ask is fixed by
-:data:`~nbconductor.control.protocol.OPERATIONS`; errors come back as
+:data:`~nbconductor.remote.protocol.OPERATIONS`; errors come back as
 ``{"type", "message"}``, never as tracebacks.
 
 Example:
@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbconductor.control.address import (
+from nbconductor.errors import NbconductorError
+from nbconductor.remote.address import (
     MAX_SOCKET_PATH,
     UnsafeSocketPath,
     check_private_dir,
@@ -37,8 +38,8 @@ from nbconductor.control.address import (
     remove_pointer,
     write_pointer,
 )
-from nbconductor.control.operations import EngineOperations
-from nbconductor.control.protocol import (
+from nbconductor.remote.operations import EngineOperations
+from nbconductor.remote.protocol import (
     IDLE_TIMEOUT,
     MAX_REQUEST_BYTES,
     BadRequest,
@@ -49,14 +50,13 @@ from nbconductor.control.protocol import (
     encode_result,
     error_type,
 )
-from nbconductor.errors import NbconductorError
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
+    from nbconductor.engine.engine import Engine
 
 __all__ = ("ControlServer",)
 
-log = logging.getLogger("nbconductor.control")
+log = logging.getLogger("nbconductor.remote")
 
 REQUEST_TIMEOUT = 10.0
 """Seconds a client has to send the whole of a request once it has begun."""
@@ -77,7 +77,7 @@ class ControlServer:
     Args:
         engine: the engine whose operations are served.
         socket_path: where to listen; by default derived from the engine's history file
-            (see :mod:`nbconductor.control.address`). Required for an in-memory engine.
+            (see :mod:`nbconductor.remote.address`). Required for an in-memory engine.
 
     Raises:
         UnsafeSocketPath: at ``start()``, when no private directory can hold the socket.
@@ -159,7 +159,7 @@ class ControlServer:
 
     def __repr__(self) -> str:
         state = "serving" if self.running else "stopped"
-        return f"<nbconductor.control.ControlServer {state} on {self.socket_path}>"
+        return f"<nbconductor.remote.ControlServer {state} on {self.socket_path}>"
 
     # ---------------------------------------------------------------- binding
 

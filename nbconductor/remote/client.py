@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nbconductor.control.address import candidate_paths, peer_uid, socket_is_trusted
-from nbconductor.control.protocol import (
+from nbconductor.remote.address import candidate_paths, peer_uid, socket_is_trusted
+from nbconductor.remote.protocol import (
     IDLE_TIMEOUT,
     ControlError,
     check_request,
@@ -136,7 +136,7 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<nbconductor.control.Client {self.socket_path}>"
+        return f"<nbconductor.remote.Client {self.socket_path}>"
 
 
 def connect(db_path: str | os.PathLike[str], *, timeout: float = 60.0) -> Client | None:

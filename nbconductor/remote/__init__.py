@@ -1,12 +1,12 @@
 """Reaching a running engine from outside its process: the control socket.
 
 A running engine serves a Unix domain socket beside its history file (see
-:mod:`~nbconductor.control.address`); the ``nbconductor`` command uses it while an
+:mod:`~nbconductor.remote.address`); the ``nbconductor`` command uses it while an
 engine holds the file and opens the file directly otherwise. Imports point down:
 ``control`` uses ``engine`` and ``storage``, never IPython.
 
 Example:
-    >>> from nbconductor.control import ControlServer, open_operations
+    >>> from nbconductor.remote import ControlServer, open_operations
     >>> server = ControlServer(engine).start()          # in the engine's process
     >>> with open_operations(".nbconductor/orders.duckdb") as ops:   # anywhere
     ...     ops.call("signal", id="order-17", name="approve", payload=True)
@@ -14,16 +14,16 @@ Example:
 
 from __future__ import annotations
 
-from nbconductor.control.address import UnsafeSocketPath
-from nbconductor.control.client import Client, connect
-from nbconductor.control.operations import (
+from nbconductor.remote.address import UnsafeSocketPath
+from nbconductor.remote.client import Client, connect
+from nbconductor.remote.operations import (
     EngineOperations,
     OfflineOperations,
     Operations,
     RemoteOperations,
     open_operations,
 )
-from nbconductor.control.protocol import (
+from nbconductor.remote.protocol import (
     OPERATIONS,
     BadRequest,
     ControlError,
@@ -32,7 +32,7 @@ from nbconductor.control.protocol import (
     RequestTooLarge,
     UnknownOperation,
 )
-from nbconductor.control.server import ControlServer
+from nbconductor.remote.server import ControlServer
 
 __all__ = (
     "OPERATIONS",

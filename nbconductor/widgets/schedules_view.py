@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from nbconductor.engine.schedule_policy import (
+from nbconductor.engine.schedules.policy import (
     CATCHUP_POLICIES,
     OVERLAP_POLICIES,
     ScheduleSpec,
@@ -24,11 +24,11 @@ from nbconductor.widgets.coalescer import Coalescer, shared
 from nbconductor.widgets.execution_view import ExecutionView
 from nbconductor.widgets.markup import FONT, MONO, MUTED, badge, esc
 from nbconductor.widgets.panel import Panel
-from nbconductor.widgets.view import SnapshotView
+from nbconductor.widgets.snapshot_view import SnapshotView
 
 if TYPE_CHECKING:
-    from nbconductor.engine.executor import Engine
-    from nbconductor.engine.scheduler import ScheduleInfo
+    from nbconductor.engine.engine import Engine
+    from nbconductor.engine.schedules.scheduler import ScheduleInfo
 
 __all__ = (
     "POLL",

@@ -2,7 +2,7 @@
 
 This is the only module of nbconductor that imports duckdb.
 
-Tables (see :mod:`nbconductor.storage.duckdb_sql` for the schema):
+Tables (see :mod:`nbconductor.storage.duckdb.sql` for the schema):
 
 - ``meta``: key/value pairs; ``application``, ``schema_version``, ``created_by``.
 - ``executions``: one row per execution (see :class:`ExecutionRecord`).
@@ -35,7 +35,7 @@ import duckdb
 
 from nbconductor._version import __version__
 from nbconductor.errors import NotAHistoryFile, SchemaTooNew, StoreError, StoreLocked
-from nbconductor.storage import duckdb_sql
+from nbconductor.storage.duckdb import sql as duckdb_sql
 from nbconductor.storage.records import (
     Batch,
     DefinitionRecord,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from nbconductor.engine.schedule_spec import CATCHUP_POLICIES, OVERLAP_POLICIES
+from nbconductor.engine.schedules.spec import CATCHUP_POLICIES, OVERLAP_POLICIES
 from nbconductor.errors import NbconductorError
 from nbconductor.storage.records import Status
 

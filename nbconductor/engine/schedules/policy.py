@@ -1,6 +1,6 @@
 """What a schedule decides, as pure functions of the time passed in.
 
-:class:`ScheduleSpec` (defined in :mod:`nbconductor.engine.schedule_spec`,
+:class:`ScheduleSpec` (defined in :mod:`nbconductor.engine.schedules.spec`,
 re-exported here) holds a validated schedule. The decision functions hold no
 state and read no clock; the engine keeps the state (the last
 nominal time it handled, the open and buffered runs) and asks:
@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from nbconductor.engine.cron import format_instant, load_zone, to_utc
 from nbconductor.engine.duration import format_duration
-from nbconductor.engine.schedule_spec import (
+from nbconductor.engine.schedules.cron import format_instant, load_zone, to_utc
+from nbconductor.engine.schedules.spec import (
     CATCHUP_POLICIES,
     DEFAULT_CATCHUP_WINDOW,
     OVERLAP_POLICIES,

@@ -1,0 +1,1 @@
+"""Schedules: cron and interval specs, their policies, and the engine's scheduler."""

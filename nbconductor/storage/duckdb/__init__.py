@@ -1,0 +1,1 @@
+"""The DuckDB history store: its SQL, the store itself, and Parquet export."""
