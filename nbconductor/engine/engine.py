@@ -59,7 +59,7 @@ _running_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 @atexit.register
 def _stop_engines_at_exit() -> None:
     # Python joins non-daemon threads before atexit; ours is a daemon, so this is the
-    # moment to commit and close the file (shared/JUPYTER.md). SIGKILL needs no help.
+    # moment to commit and close the file (docs/jupyter-platform.md). SIGKILL needs no help.
     for engine in list(_running_engines):
         with contextlib.suppress(Exception):
             engine.stop(grace=2.0)
@@ -161,7 +161,7 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._thread_main, name="nbconductor-engine")
-        self._thread.daemon = True  # see shared/JUPYTER.md: a kernel must never hang on us
+        self._thread.daemon = True  # see docs/jupyter-platform.md: a kernel must never hang on us
         self.registry.add_listener(self._on_register)
         self._thread.start()
         _running_engines.add(self)

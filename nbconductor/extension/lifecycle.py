@@ -7,7 +7,7 @@ reload of this module re-executes it in the same namespace, where
 unload sees that it runs inside a reload and leaves the engine running, so the
 reloaded extension picks up the very same engine.
 
-Shutdown has no IPython event (see shared/JUPYTER.md): the engine thread is a daemon,
+Shutdown has no IPython event (see docs/jupyter-platform.md): the engine thread is a daemon,
 stopped at interpreter exit (grace :data:`EXIT_GRACE`, history committed, file
 closed); recovery never depends on that having happened.
 

@@ -1,6 +1,6 @@
 """Which notebook this kernel runs, and where its history file goes by default.
 
-Where the path comes from (see shared/JUPYTER.md):
+Where the path comes from (see docs/jupyter-platform.md):
 
 1. ``__vsc_ipynb_file__`` in the user namespace: set by VS Code.
 2. ``__session__`` in the user namespace: set by ipykernel from ``JPY_SESSION_NAME``,

@@ -1,7 +1,7 @@
 """Keep what tasks and workflows print out of whichever cell happens to be running.
 
 Output printed from a background thread lands in the cell that ran last (see
-shared/JUPYTER.md), so while the extension is loaded ``sys.stdout`` and
+docs/jupyter-platform.md), so while the extension is loaded ``sys.stdout`` and
 ``sys.stderr`` are proxies: a write made by a task attempt
 (:func:`~nbconductor.engine.task_runner.current_attempt`) or by workflow code
 (:func:`~nbconductor.engine.runtime.current_runtime`) goes into that execution's

@@ -3,7 +3,7 @@
 The engine calls its subscribers on the engine thread after each commit; a view's
 subscriber only *marks* the view dirty here (a dict write under a lock). The
 coalescer's thread then calls ``view.refresh()``: it reads the new state and writes
-the widget's traits, so each widget has one writer (shared/JUPYTER.md: traitlets have
+the widget's traits, so each widget has one writer (docs/jupyter-platform.md: traitlets have
 no locks). A burst of a thousand notices costs one refresh per interval.
 
 Limits keep a page with fifty live views responsive, since refreshes hold the GIL that

@@ -1,6 +1,6 @@
 """The execution view: what a handle displays, live while the execution runs.
 
-Threads (shared/JUPYTER.md, docs/architecture.md §5):
+Threads (docs/jupyter-platform.md, docs/architecture.md §5):
 
 - the engine thread only marks the view dirty (:meth:`ExecutionView._on_engine_change`);
 - the coalescer's thread runs :meth:`ExecutionView.refresh`: it reads the state and

@@ -1,7 +1,7 @@
 """Browser tests: one JupyterLab server per session, headless Debian Chromium.
 
 The server serves a scratch copy of the notebooks (Lab writes checkpoints), with a
-private settings directory and autosave off (shared/JUPYTER.md). Screenshots of
+private settings directory and autosave off (docs/jupyter-platform.md). Screenshots of
 failing tests are saved under test-artifacts/.
 """
 
