@@ -486,6 +486,14 @@ def test_interval_rejects_short_or_unreadable_periods():
         ("H * * * *", r"minute field 'H' uses hashed or random values \(H, R\)"),
         ("0 R(0-5) * * *", r"hour field 'R\(0-5\)' uses hashed or random values"),
         ("@reboot", "unknown alias '@reboot'; the aliases are @yearly"),
+        (
+            "1-0 * * * *",
+            r"minute field '1-0' has the reversed range 1-0; write it low to high \(0-1\)",
+        ),
+        ("0 22-2 * * *", r"hour field '22-2' has the reversed range 22-2"),
+        ("0 9 * * FRI-MON", r"day-of-week field 'FRI-MON' has the reversed range FRI-MON"),
+        ("0 9 * 1,NOV-FEB *", r"month field '1,NOV-FEB' has the reversed range NOV-FEB"),
+        ("*/5 9 * * 5-1/2", r"day-of-week field '5-1/2' has the reversed range 5-1"),
     ],
 )
 def test_bad_cron_expressions_are_named_with_what_is_wrong(expression, message):

@@ -87,6 +87,15 @@ _FIELD_RE = re.compile(r"\S+", re.ASCII)
 _HASHED_RE = re.compile(r"^[hr](\(\d+-\d+\))?(/\d+)?$", re.IGNORECASE)
 # Any expression that fires at all fires within croniter's 50-year search from here.
 _PROBE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+# A range 'a-b' (names allowed) with an optional step; croniter reads a reversed range
+# as wrapping round ('1-0' is every minute), which cron itself refuses.
+_RANGE_RE = re.compile(r"^([0-9A-Za-z]+)-([0-9A-Za-z]+)(/\d+)?$")
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_NAMES = {
+    "month": {name: str(i) for i, name in enumerate(_MONTHS, 1)},
+    "day-of-week": {name: str(i) for i, name in enumerate(_DAYS)},
+}
 
 
 # --- time zones and instants -----------------------------------------------------------
@@ -423,6 +432,8 @@ def _check_expression(expression: object) -> str:
                 "random values (H, R), which are not supported because fire times must "
                 "be the same every time they are computed; write explicit values"
             )
+    for (name, _allowed), value in zip(_FIELDS, fields, strict=True):
+        _check_ranges(expression, name, value)
     for index, ((name, allowed), value) in enumerate(zip(_FIELDS, fields, strict=True)):
         # Check each field alone, the others '*', to say which field is wrong;
         # croniter's own message quotes the whole expression without saying.
@@ -443,6 +454,25 @@ def _check_expression(expression: object) -> str:
         reason = str(exc).rsplit("acceptable.", 1)[-1].strip() or str(exc)
         raise ScheduleError(f"cron expression {expression!r} is not valid: {reason}") from None
     return text
+
+
+def _check_ranges(expression: str, name: str, value: str) -> None:
+    """Refuse a reversed range such as '1-0' or 'FRI-MON', which cron does not wrap."""
+    names = _NAMES.get(name, {})
+    for part in value.split(","):
+        match = _RANGE_RE.match(part)
+        if not match:
+            continue
+        low, high = (names.get(v.upper(), v) for v in match.group(1, 2))
+        if not (low.isdigit() and high.isdigit()):
+            continue  # not numbers or known names: the check below names what is wrong
+        if int(low) > int(high):
+            a, b = match.group(1, 2)
+            raise ScheduleError(
+                f"cron expression {expression!r}: {name} field {value!r} has the reversed "
+                f"range {a}-{b}; write it low to high ({b}-{a}), or as two ranges to wrap "
+                "round (e.g. 22-23,0-2 for hours)"
+            )
 
 
 def _field_reason(exc: CroniterError) -> str:
