@@ -51,9 +51,9 @@ CLOSING = {
 # file that lost them (or a format that renamed them) no longer tests what it claims.
 STEPS = {
     "tasks": [
-        (EventKind.TASK_FAILED, "flaky", {"final": False}),
-        (EventKind.TASK_COMPLETED, "flaky", {"result": "inventory fetched on attempt 3"}),
-        (EventKind.TASK_FAILED, "refuse", {"final": True}),
+        (EventKind.TASK_FAILED, "golden_flaky", {"final": False}),
+        (EventKind.TASK_COMPLETED, "golden_flaky", {"result": "inventory fetched on attempt 3"}),
+        (EventKind.TASK_FAILED, "golden_refuse", {"final": True}),
     ],
     "timer": [
         (EventKind.TIMER_STARTED, None, {"due": "2024-05-02T09:00:00+00:00"}),
@@ -67,7 +67,7 @@ STEPS = {
         (EventKind.SIGNAL_RECEIVED, "item", {"payload": None}),
     ],
     "concurrency": [
-        (EventKind.TASK_COMPLETED, "square", {"result": 9}),
+        (EventKind.TASK_COMPLETED, "golden_square", {"result": 9}),
         (EventKind.TIMER_CANCELLED, None, {}),  # the sleep that lost the race
     ],
     "child": [
@@ -76,9 +76,9 @@ STEPS = {
         (EventKind.CHILD_CLOSED, None, {"status": "completed", "result": 35}),
     ],
     "saga": [
-        (EventKind.TASK_FAILED, "ship", {"final": True}),
-        (EventKind.TASK_COMPLETED, "refund", {}),
-        (EventKind.TASK_COMPLETED, "release", {}),
+        (EventKind.TASK_FAILED, "golden_ship", {"final": True}),
+        (EventKind.TASK_COMPLETED, "golden_refund", {}),
+        (EventKind.TASK_COMPLETED, "golden_release", {}),
     ],
     "continue_as_new": [
         (EventKind.EXECUTION_CONTINUED_AS_NEW, None, {"next_id": "golden-continue_as_new#2"}),
@@ -89,7 +89,7 @@ STEPS = {
     ],
     "payloads": [
         (EventKind.SIGNAL_RECEIVED, "note", {}),
-        (EventKind.TASK_COMPLETED, "total_due", {}),
+        (EventKind.TASK_COMPLETED, "golden_total_due", {}),
     ],
 }
 
@@ -277,9 +277,9 @@ def root_history(scenario: str) -> list:
 @pytest.mark.parametrize(
     ("scenario", "changed", "recorded", "issued"),
     [
-        ("tasks", tasks_reordered, "TaskScheduled 'add'", "schedule task 'flaky'"),
-        ("child", parent_without_child, "ChildStarted 'golden_child'", "schedule task 'add'"),
-        ("markers", markers_unpatched, "MarkerRecorded 'patch:formal-greeting'", "'greet'"),
+        ("tasks", tasks_reordered, "TaskScheduled 'golden_add'", "task 'golden_flaky'"),
+        ("child", parent_without_child, "ChildStarted 'golden_child'", "task 'golden_add'"),
+        ("markers", markers_unpatched, "MarkerRecorded 'patch:formal-greeting'", "'golden_greet'"),
     ],
     ids=["task-reordered", "child-replaced-by-task", "patch-removed"],
 )

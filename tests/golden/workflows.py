@@ -39,17 +39,18 @@ class Priority(enum.Enum):
 
 
 # --- tasks -------------------------------------------------------------------------------
+# Named golden_*: the registry is process-wide, and other tests have tasks called "add".
 
 # Attempts per key of `flaky`, so that it fails a known number of times in the recorder.
 _attempts: collections.Counter[str] = collections.Counter()
 
 
-@nc.task
+@nc.task(name="golden_add")
 def add(a: int, b: int) -> int:
     return a + b
 
 
-@nc.task(retry=nc.Retry(initial="1s", max_attempts=5))
+@nc.task(name="golden_flaky", retry=nc.Retry(initial="1s", max_attempts=5))
 def flaky(key: str) -> str:
     _attempts[key] += 1
     if _attempts[key] < 3:
@@ -57,52 +58,52 @@ def flaky(key: str) -> str:
     return f"{key} fetched on attempt {_attempts[key]}"
 
 
-@nc.task(retry=nc.Retry(initial="1s", max_attempts=2))
+@nc.task(name="golden_refuse", retry=nc.Retry(initial="1s", max_attempts=2))
 def refuse(reason: str) -> str:
     raise ValueError(reason)
 
 
-@nc.task
+@nc.task(name="golden_square")
 def square(i: int) -> int:
     return i * i
 
 
-@nc.task
+@nc.task(name="golden_quick")
 async def quick(label: str) -> str:
     return f"{label} first"
 
 
-@nc.task
+@nc.task(name="golden_greet")
 def greet(name: str, greeting: str) -> str:
     return f"{greeting}, {name}"
 
 
-@nc.task
+@nc.task(name="golden_reserve")
 def reserve(item: str) -> str:
     return f"reservation of {item}"
 
 
-@nc.task
+@nc.task(name="golden_release")
 def release(reservation: str) -> str:
     return f"released {reservation}"
 
 
-@nc.task
+@nc.task(name="golden_charge")
 def charge(amount: Decimal) -> str:
     return f"payment of {amount}"
 
 
-@nc.task
+@nc.task(name="golden_refund")
 def refund(payment: str) -> str:
     return f"refunded {payment}"
 
 
-@nc.task(retry=nc.Retry(max_attempts=1))
+@nc.task(name="golden_ship", retry=nc.Retry(max_attempts=1))
 def ship(item: str) -> str:
     raise RuntimeError(f"no carrier takes {item}")
 
 
-@nc.task
+@nc.task(name="golden_total_due")
 def total_due(invoices: list, frame) -> dict:
     return {
         "amount": sum((invoice.amount for invoice in invoices), Decimal(0)),
