@@ -207,20 +207,29 @@ await buffered_run
 # three hourly schedules differ only in their catch-up policy.
 
 # %%
-from nbconductor.engine.clock import VirtualClock
-from nbconductor.testing import advance
+from nbconductor.testing import VirtualClock, advance
 
 clock = VirtualClock(datetime(2030, 1, 7, 0, 0, tzinfo=timezone.utc))
-test_engine = nc.Engine(clock=clock, make_default=False)  # in memory; this kernel's engine stays the default
+# In memory; this kernel's engine stays the default.
+test_engine = nc.Engine(clock=clock, make_default=False)
 
 for catchup in ["none", "latest", "all"]:
     test_engine.schedules.create(
-        f"hourly-{catchup}", morning_report, every="1 hour", args=["us"], catchup=catchup, overlap="allow_all"
+        f"hourly-{catchup}",
+        morning_report,
+        every="1 hour",
+        args=["us"],
+        catchup=catchup,
+        overlap="allow_all",
     )
 
 
 def runs_of(schedule_id: str) -> list:
-    return sorted(r.id.split("@")[1] for r in test_engine.list(limit=None) if r.id.startswith(schedule_id + "@"))
+    return sorted(
+        r.id.split("@")[1]
+        for r in test_engine.list(limit=None)
+        if r.id.startswith(schedule_id + "@")
+    )
 
 
 # %% [markdown]

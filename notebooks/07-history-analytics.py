@@ -57,10 +57,9 @@ import asyncio
 import time
 from collections import Counter
 
-import nbconductor as nc
-
 FILES = [f"file-{n:02d}" for n in range(1, 13)]
-DROPPED = {"file-03": 1, "file-06": 1, "file-07": 2, "file-09": 1, "file-12": 1}  # failed attempts per file
+# Failed attempts per file:
+DROPPED = {"file-03": 1, "file-06": 1, "file-07": 2, "file-09": 1, "file-12": 1}
 CORRUPT = {"file-05", "file-11"}
 BUSY = {"file-08": 1}
 
@@ -183,16 +182,18 @@ import html
 class BarChart:
     """Horizontal bars, each made of segments, as HTML and as text."""
 
-    COLORS = ["#4c78a8", "#e45756", "#f58518"]
-    MARKS = ["█", "░", "▒"]
+    COLORS = ("#4c78a8", "#e45756", "#f58518")
+    MARKS = ("█", "░", "▒")
 
     def __init__(self, title, labels, segments, unit=""):
         self.title, self.labels, self.unit = title, labels, unit
         self.segments = segments  # {segment name: one value per label}
-        self.totals = [sum(values) for values in zip(*segments.values())]
+        self.totals = [sum(values) for values in zip(*segments.values(), strict=True)]
 
     def _legend(self, marks):
-        return "   ".join(f"{mark} {name}" for mark, name in zip(marks, self.segments))
+        return "   ".join(
+            f"{mark} {name}" for mark, name in zip(marks, self.segments, strict=False)
+        )
 
     def __repr__(self):
         top, width = max(self.totals) or 1, 40
@@ -201,7 +202,7 @@ class BarChart:
         for i, label in enumerate(self.labels):
             bar = "".join(
                 mark * round(width * values[i] / top)
-                for mark, values in zip(self.MARKS, self.segments.values())
+                for mark, values in zip(self.MARKS, self.segments.values(), strict=False)
             )
             lines.append(f"{label:<{pad}}  {bar:<{width}}  {self.totals[i]:g}{self.unit}")
         if len(self.segments) > 1:
@@ -215,7 +216,9 @@ class BarChart:
             bar = "".join(
                 f"<div title='{html.escape(name)}: {values[i]:g}' style='display:inline-block;"
                 f"height:1em;width:{100 * values[i] / top:.2f}%;background:{color}'></div>"
-                for name, values, color in zip(self.segments, self.segments.values(), self.COLORS)
+                for name, values, color in zip(
+                    self.segments, self.segments.values(), self.COLORS, strict=False
+                )
             )
             rows.append(
                 f"<tr><td style='text-align:left'>{html.escape(label)}</td>"
@@ -224,10 +227,14 @@ class BarChart:
             )
         legend = ""
         if len(self.segments) > 1:
-            legend = "<p style='font-size:smaller'>" + "&emsp;".join(
-                f"<span style='color:{color}'>■</span> {html.escape(name)}"
-                for name, color in zip(self.segments, self.COLORS)
-            ) + "</p>"
+            legend = (
+                "<p style='font-size:smaller'>"
+                + "&emsp;".join(
+                    f"<span style='color:{color}'>■</span> {html.escape(name)}"
+                    for name, color in zip(self.segments, self.COLORS, strict=False)
+                )
+                + "</p>"
+            )
         return f"<p><strong>{html.escape(self.title)}</strong></p><table>{''.join(rows)}</table>{legend}"
 
 
@@ -246,7 +253,12 @@ BarChart(
 )
 
 # %%
-BarChart("Failure rate by task", tasks, {"failed attempts": [row["failure_rate"] for row in by_task]}, unit=" %")
+BarChart(
+    "Failure rate by task",
+    tasks,
+    {"failed attempts": [row["failure_rate"] for row in by_task]},
+    unit=" %",
+)
 
 # %% [markdown]
 # `download` fails most often, but every one of its failures was retried
