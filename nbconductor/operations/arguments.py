@@ -119,18 +119,28 @@ def parse_when(text: str, what: str, *, now: datetime | None = None) -> datetime
 def add_schedule_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``schedules create`` / ``update`` (``%conductor schedule`` too)."""
     add = parser.add_argument
-    add("--cron", metavar="EXPR", help="cron expression, e.g. '0 9 * * MON-FRI'")
-    add("--every", metavar="DURATION", help="interval, e.g. '15 minutes'")
-    add("--timezone", metavar="ZONE", help="zone of the cron expression")
+    add("--cron", metavar="EXPR", help="cron expression, quoted: '0 9 * * MON-FRI'")
+    add("--every", metavar="DURATION", help="an interval instead of cron: 15m, 1h")
+    add("--timezone", metavar="ZONE", help="the cron expression's time zone (UTC)")
     add("--args", metavar="JSON", help="positional arguments, a JSON array")
     add("--kwargs", metavar="JSON", help="keyword arguments, a JSON object")
-    add("--jitter", metavar="DURATION")
-    add("--overlap", choices=OVERLAP_POLICIES)
-    add("--catchup", choices=CATCHUP_POLICIES)
-    add("--catchup-window", metavar="DURATION", help="a duration, or 'none'")
-    add("--start-at", metavar="ISO")
-    add("--end-at", metavar="ISO")
-    add("--note", metavar="TEXT")
+    add("--jitter", metavar="DURATION", help="random delay per fire, up to this")
+    add(
+        "--overlap",
+        choices=OVERLAP_POLICIES,
+        metavar="POLICY",
+        help="when a fire finds a run still open: " + ", ".join(OVERLAP_POLICIES),
+    )
+    add(
+        "--catchup",
+        choices=CATCHUP_POLICIES,
+        metavar="POLICY",
+        help="fires missed while no engine ran: " + ", ".join(CATCHUP_POLICIES),
+    )
+    add("--catchup-window", metavar="DURATION", help="how old a missed fire may be, or 'none'")
+    add("--start-at", metavar="ISO", help="no fire before this time")
+    add("--end-at", metavar="ISO", help="no fire after this time")
+    add("--note", metavar="TEXT", help="a note shown with the schedule")
 
 
 def schedule_changes(args: argparse.Namespace) -> dict[str, Any]:

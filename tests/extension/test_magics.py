@@ -10,19 +10,18 @@ import itertools
 import re
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import nbconductor
 from nbconductor.engine.definition import REGISTRY
+from nbconductor.engine.engine import Engine
 from nbconductor.engine.handle import Handle
-from nbconductor.errors import EngineStopped
-from nbconductor.extension import commands, display, lifecycle, output
+from nbconductor.errors import EngineStopped, StoreError
+from nbconductor.extension import commands, lifecycle, output, session
 from nbconductor.extension.output import execution_log
+from nbconductor.operations.table import Table
 from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.testing import wait_for
 
@@ -30,37 +29,24 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def ipython(tmp_path_factory: pytest.TempPathFactory) -> InteractiveShell:
-    """The process's shell (IPython keeps a singleton), its profile and history out of ~."""
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    config.InteractiveShell.colors = "nocolor"
-    ipython_dir = str(tmp_path_factory.mktemp("ipython"))
-    return InteractiveShell.instance(config=config, ipython_dir=ipython_dir)
-
-
 @pytest.fixture
-def shell(ipython, tmp_path, monkeypatch, capsys):
-    """The shell with nbconductor loaded on a fresh history file.
+def shell(shell, tmp_path, monkeypatch, capsys):
+    """The shared shell (conftest.py) with nbconductor loaded on a fresh history file.
 
     capsys is set up first, so the output proxies wrap pytest's capture and are taken
     out again before it is torn down.
     """
     monkeypatch.setenv("NBCONDUCTOR_DB", str(tmp_path / "history.duckdb"))
     monkeypatch.chdir(tmp_path)
-    saved = dict(ipython.user_ns)
-    ipython.user_ns["gate"] = threading.Event()  # tasks that must wait block on it
-    ipython.run_line_magic("load_ext", "nbconductor")
+    shell.user_ns["gate"] = threading.Event()  # tasks that must wait block on it
+    shell.run_line_magic("load_ext", "nbconductor")
     capsys.readouterr()
-    yield ipython
-    ipython.user_ns["gate"].set()
-    if "nbconductor" in ipython.extension_manager.loaded:
-        ipython.run_line_magic("unload_ext", "nbconductor")
-    elif lifecycle.state().engine is not None:  # a test left an engine without the extension
+    yield shell
+    shell.user_ns["gate"].set()
+    if "nbconductor" in shell.extension_manager.loaded:
+        shell.run_line_magic("unload_ext", "nbconductor")
+    elif session.state().engine is not None:  # a test left an engine without the extension
         lifecycle.stop_engine()
-    ipython.user_ns.clear()
-    ipython.user_ns.update(saved)
     capsys.readouterr()
 
 
@@ -112,7 +98,7 @@ def test_load_starts_the_engine_on_the_chosen_file(ipython, tmp_path, monkeypatc
         assert result.success
         assert "nbconductor: engine started; history in chosen.duckdb (from NBCONDUCTOR_DB)" in out
         engine = nbconductor.engine()
-        assert engine is lifecycle.kernel_engine()
+        assert engine is session.kernel_engine()
         assert engine.store.path == str(tmp_path / "chosen.duckdb")
         # Loading twice is harmless: IPython says so, and a direct second load reuses all.
         _, again = run(ipython, capsys, "%load_ext nbconductor")
@@ -437,9 +423,14 @@ def test_status_list_show_history_and_sql(shell, capsys):
         shell, capsys, f"%conductor list --text --status completed --name {flow} --since 1h"
     )
     table = result.result
-    assert isinstance(table, display.Table)
+    assert isinstance(table, Table)
     assert [r["id"] for r in table.records()] == ["listed-1"]
     assert "listed-1" in repr(table) and "<table" in table._repr_html_()
+    # The same filters and time expressions as `nbconductor list`.
+    result, _ = run(shell, capsys, f"%conductor list --text --workflow {flow} --until 1h")
+    assert len(result.result) == 0  # started within the hour, not before it
+    result, _ = run(shell, capsys, f"%conductor list --text --workflow {flow} --until 2999-01-01")
+    assert [r["id"] for r in result.result.records()] == ["listed-1"]
     result, _ = run(shell, capsys, "%wf list --text --status failed")
     assert len(result.result) == 0 and repr(result.result) == "no executions"
     _, out = run(shell, capsys, "%conductor show listed-1")
@@ -543,52 +534,37 @@ def test_signal_show_and_cancel_an_execution_waiting_for_a_signal(shell, capsys)
         shell.user_ns["b"].result(timeout=10)
 
 
-def test_operations_the_engine_lacks_say_so():
-    class Bare:
-        store = None
-
-    with pytest.raises(commands.NotAvailable, match="sending signals is not available"):
-        commands.send_signal(Bare(), "x", "go")
-    with pytest.raises(commands.NotAvailable, match="terminating executions is not available"):
-        commands.terminate(Bare(), "x")
-    assert commands.schedules(Bare()) == "no schedules"
+def test_sql_on_a_history_in_memory_says_so():
+    engine = Engine(None, make_default=False)
+    try:
+        with pytest.raises(StoreError, match="in memory; it does not answer SQL"):
+            commands.sql(engine, "SELECT 1")
+    finally:
+        engine.stop(grace=0)
 
 
-def test_schedules_are_listed_one_row_each():
-    from types import SimpleNamespace as NS
-
-    nightly = NS(
-        id="nightly", workflow="report", cron="0 2 * * *", every=None, timezone="UTC", paused=False
+def test_schedules_are_listed_one_row_each(shell, capsys):
+    _task, flow = define_pair(shell, capsys)
+    _, out = run(
+        shell, capsys, f'%conductor schedule create nightly {flow} --cron "0 2 * * *" --args [1]'
     )
-    often = NS(id="often", workflow="poll", cron=None, every=900.0, paused=True)
-    infos = [
-        NS(
-            spec=nightly,
-            next_fire=datetime(2024, 5, 2, 2, tzinfo=timezone.utc),
-            last_nominal=None,
-            open_runs=("r1",),
-            fired=3,
-            skipped=0,
-            waiting=None,
-        ),
-        NS(
-            spec=often,
-            next_fire=None,
-            last_nominal=None,
-            open_runs=(),
-            fired=0,
-            skipped=1,
-            waiting="waiting for the definition of workflow 'poll'",
-        ),
-    ]
-    engine = NS(schedules=NS(list=lambda: infos))
-    table = commands.schedules(engine)
+    assert "schedule nightly" in out, out
+    _, out = run(
+        shell, capsys, f"%conductor schedule create often {flow} --every 15m --args [1] --paused"
+    )
+    assert "state:      paused" in out, out
+    result, out = run(shell, capsys, "%conductor schedules --text")
+    table = result.result
+    assert isinstance(table, Table), out
     assert [row[:4] for row in table] == [
-        ("nightly", "report", "0 2 * * * (UTC)", ""),
-        ("often", "poll", "every 15m", "yes"),
+        ("nightly", flow, "0 2 * * * (UTC)", "active"),
+        ("often", flow, "every 15m", "paused"),
     ]
-    assert "2024-05-02 02:00:00" in repr(table)
-    assert commands.schedules(NS(schedules=NS(list=list))) == "no schedules"
+    assert re.search(r"nightly .* \d{4}-\d\d-\d\d 02:00:00", repr(table))  # next fire, UTC
+    for name in ("nightly", "often"):
+        run(shell, capsys, f"%conductor schedule delete {name}")
+    result, _ = run(shell, capsys, "%conductor schedules --text")
+    assert len(result.result) == 0 and repr(result.result) == "no schedules"
 
 
 def test_resume_schedules_stop_start_and_db(shell, tmp_path, capsys):
@@ -623,16 +599,6 @@ def test_resume_schedules_stop_start_and_db(shell, tmp_path, capsys):
     assert nbconductor.engine().store.path == str(tmp_path / "elsewhere" / "second.duckdb")
 
 
-def test_parse_since_reads_durations_ago_and_dates():
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    assert commands.parse_since("2h", now=now) == now - timedelta(hours=2)
-    assert commands.parse_since("2024-04-30T10:00+00:00", now=now) == datetime(
-        2024, 4, 30, 10, 0, tzinfo=timezone.utc
-    )
-    with pytest.raises(ValueError, match="give a duration ago"):
-        commands.parse_since("whenever", now=now)
-
-
 def test_handles_display_as_the_live_view_with_a_text_snapshot(shell, capsys):
     _task, flow = define_pair(shell, capsys)
     run(shell, capsys, f"run = {flow}.start(2, id='shown-1')\nrun.result(timeout=10)")
@@ -651,11 +617,14 @@ def test_schedule_and_fork_subcommands(shell, capsys):
     _, out = run(
         shell, capsys, f'%conductor schedule create nightly {flow} --cron "0 3 * * *" --args "[1]"'
     )
-    assert "schedule nightly created; next fire" in out
+    assert f"schedule nightly\n  workflow:   {flow}\n  when:       0 3 * * * (UTC)" in out
+    assert "next fire:" in out and "arguments:  [1] {}" in out
     _, out = run(shell, capsys, "%conductor schedule pause nightly --note maintenance")
-    assert "paused" in out
+    assert "paused schedule nightly" in out
     _, out = run(shell, capsys, "%conductor schedule describe nightly")
-    assert '"paused": true' in out
+    assert "state:      paused (maintenance)" in out and "until it is resumed" in out
+    _, out = run(shell, capsys, "%conductor schedule update nightly --every 1h")
+    assert "when:       every 1h" in out
     result, _ = run(shell, capsys, "%conductor schedule trigger nightly")
     assert result.result.result(timeout=10) is not None
     _, out = run(shell, capsys, "%conductor schedule delete nightly")
