@@ -46,11 +46,18 @@ def test_layers_import_downwards():
     for path in (PACKAGE / "storage").rglob("*.py"):
         for name in imported_modules(path):
             assert not name.startswith(("nbconductor.engine", "nbconductor.extension")), path
-            assert not name.startswith(("nbconductor.widgets", "nbconductor.remote")), path
+            assert not name.startswith(
+                ("nbconductor.widgets", "nbconductor.remote", "nbconductor.operations")
+            ), path
     for path in (PACKAGE / "engine").rglob("*.py"):
         for name in imported_modules(path):
             assert not name.startswith(
-                ("nbconductor.extension", "nbconductor.widgets", "nbconductor.remote")
+                (
+                    "nbconductor.extension",
+                    "nbconductor.widgets",
+                    "nbconductor.remote",
+                    "nbconductor.operations",
+                )
             ), path
             assert name.split(".")[0] not in {"IPython", "ipywidgets", "ipykernel"}, path
 
@@ -76,6 +83,7 @@ def test_public_names_are_exported_and_documented():
         "testing",
         "cli",
         "remote",
+        "operations",
     }
     undeclared = (
         public

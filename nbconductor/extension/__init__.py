@@ -18,14 +18,14 @@ __all__ = ("execution_log", "load_ipython_extension", "unload_ipython_extension"
 
 def load_ipython_extension(ipython: Any) -> None:
     """Start nbconductor in this kernel; repeating it (or ``%reload_ext``) is harmless."""
-    from nbconductor.extension import lifecycle
+    from nbconductor.extension import loader
 
-    lifecycle.load(ipython)
+    loader.load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Stop nbconductor in this kernel: the engine stops (tasks get 2 s, history is
     committed, the file closed) and the magics, display and output capture go away."""
-    from nbconductor.extension import lifecycle
+    from nbconductor.extension import loader
 
-    lifecycle.unload(ipython)
+    loader.unload(ipython)

@@ -1,170 +1,193 @@
-"""What the ``%conductor`` subcommands do, as plain functions over the engine's API.
+"""What the ``%conductor`` subcommands do: run the shared operations, and choose how a
+notebook shows their results.
 
-The magic (:mod:`nbconductor.extension.magics`) only parses arguments; everything
-here takes an :class:`~nbconductor.Engine` and returns text to print or an object to
-display. Operations the engine does not offer yet (signals, cancel, terminate,
-schedules) are looked up when called, so they work as soon as the engine has them.
+The work is done by :mod:`nbconductor.operations`, the same operations the
+``nbconductor`` command and the control socket run, with the same checks, results and
+errors, and the same table renderer and time-expression parser. What is particular to
+a kernel is only here: live views instead of tables, payloads shown as the Python
+values they are, tracebacks that name cells, the output an execution printed in this
+kernel, and ``resume`` and ``fork``, which act on the kernel's own code.
+
+Each function takes the kernel's engine and returns text to print or an object for the
+cell to display. The magic (:mod:`nbconductor.extension.magics`) only parses arguments.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from nbconductor.engine.duration import format_duration, parse_duration
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.failure import summary
-from nbconductor.errors import InvalidDuration, NbconductorError
-from nbconductor.extension import lifecycle
-from nbconductor.extension.display import (
-    Table,
-    decoded,
-    error_of,
-    event_table,
-    execution_table,
-    format_time,
-    map_traceback,
-)
+from nbconductor.engine.handle import Handle
+from nbconductor.extension import widget_bridge
+from nbconductor.extension.display import decoded, map_traceback
 from nbconductor.extension.output import execution_log
+from nbconductor.extension.session import kernel_engine, shown_path, socket_path, state
+from nbconductor.operations.arguments import UsageError, parse_when, schedule_changes, statuses
+from nbconductor.operations.engine_operations import EngineOperations
+from nbconductor.operations.store_query import run_sql
+from nbconductor.operations.table import (
+    Table,
+    executions_table,
+    format_time,
+    history_table,
+    schedules_table,
+)
+from nbconductor.operations.text import (
+    cancel_text,
+    schedule_change_text,
+    schedule_text,
+    signal_text,
+    terminate_text,
+)
 from nbconductor.storage.records import Status
 
 __all__ = (
-    "NotAvailable",
     "cancel",
+    "fork",
     "history",
     "list_executions",
-    "parse_since",
     "resume",
+    "schedule",
     "schedules",
-    "send_signal",
     "show",
+    "signal",
     "sql",
     "status",
     "terminate",
 )
 
-
-class NotAvailable(NbconductorError, RuntimeError):
-    """This operation is not available in this version of the engine yet."""
-
-
-def _operation(engine: Engine, name: str, what: str):
-    method = getattr(engine, name, None)  # looked up per call: the engine is growing
-    if method is None:
-        raise NotAvailable(f"{what} is not available in this version of the nbconductor engine yet")
-    return method
+#: The live history table pages in these sizes; ``--limit`` picks the first that fits.
+_PAGE_SIZES = (25, 50, 100, 200)
 
 
-# --- status, list, show, history -------------------------------------------------------------
+def _operations(engine: Engine) -> EngineOperations:
+    socket = socket_path()
+    return EngineOperations(engine, socket_path=str(socket) if socket else None)
+
+
+# --- status, list, show, history -------------------------------------------------------
 
 
 def status() -> str:
-    """Engine health: thread, history file, executions by state, timers, tasks."""
-    state = lifecycle.state()
-    engine = lifecycle.kernel_engine()
-    path = lifecycle.shown_path(state.path) if state.path else "(none chosen)"
+    """Engine health: thread, history file, control socket, executions by state,
+    timers, tasks, and any problem the health check found."""
+    kernel = state()
+    engine = kernel_engine()
+    path = shown_path(kernel.path) if kernel.path else "(none chosen)"
     if engine is None:
         lines = ["engine: not running", f"history: {path}"]
-        crashed = state.engine.error if state.engine is not None else None
+        crashed = kernel.engine.error if kernel.engine is not None else None
         if crashed is not None:  # the engine thread ended on an error
             lines.append(f"the engine thread ended with {crashed!r}")
         lines.append(
-            state.problem
+            kernel.problem
             or "start it with `%conductor start`, or choose a file with `%conductor db PATH`"
         )
         return "\n".join(lines)
-    info = engine.status()
-    counts = info.get("counts") or {}
-    by_state = ", ".join(f"{Status(k).title} {n}" for k, n in sorted(counts.items()) if n) or "none"
-    started = info.get("started_at")
+    health = _operations(engine).call("status")
+    counts = health.get("counts") or {}
+    by_state = ", ".join(f"{Status(k).title} {n}" for k, n in sorted(counts.items()) if n)
+    timers = f"pending timers: {_n(health.get('pending_timers'))}"
+    if health.get("due_timers") is not None:
+        timers += f" ({health['due_timers']} due)"
     lines = [
-        "engine: running (thread alive)",
-        f"history: {path}" + (f" ({state.reason})" if state.reason else ""),
-        _socket_line(state),
-        f"started: {format_time(started)} UTC" if isinstance(started, datetime) else "",
-        f"executions: {by_state}",
-        f"open: {info.get('open_executions', 0)} "
-        f"(waiting for a definition: {info.get('waiting_for_definition', 0)}, "
-        f"blocked: {info.get('blocked', 0)})",
-        f"pending timers: {info.get('pending_timers', 0)}",
-        f"running tasks: {info.get('running_tasks', 0)}",
+        "engine: running (thread alive)" if health["healthy"] else "engine: running, unhealthy",
+        f"history: {path}" + (f" ({kernel.reason})" if kernel.reason else ""),
+        _socket_line(),
+        f"started: {format_time(health['started_at'])} UTC",
+        f"executions: {by_state or 'none'}",
+        f"open: {_n(health.get('open_executions'))} "
+        f"(waiting for a definition: {_n(health.get('waiting_for_definition'))}, "
+        f"blocked: {_n(health.get('blocked'))})",
+        timers,
+        f"running tasks: {_n(health.get('running_tasks'))}",
+        f"schedules: {_n(health.get('schedules'))}",
     ]
-    if info.get("error"):
-        lines.append(f"error: {info['error']}")
-    return "\n".join(line for line in lines if line)
+    lines.extend(f"problem: {problem}" for problem in health.get("problems") or ())
+    return "\n".join(lines)
 
 
-def _socket_line(state: lifecycle.KernelState) -> str:
+def _n(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def _socket_line() -> str:
     """Where the ``nbconductor`` command reaches this engine, or why it cannot."""
-    socket = lifecycle.socket_path()
+    socket = socket_path()
     if socket is not None:
         return f"control socket: {socket} (for the `nbconductor` command)"
-    why = state.socket_problem or "no control server runs"
+    why = state().socket_problem or "no control server runs"
     return f"control socket: none; the `nbconductor` command cannot reach this kernel ({why})"
-
-
-def parse_since(text: str, *, now: datetime | None = None) -> datetime:
-    """``--since``: a duration ago (``2h``, ``1 day``) or an ISO date/time.
-
-    A date/time without a zone is taken as local time.
-
-    Raises:
-        ValueError: neither form.
-    """
-    now = now or datetime.now(timezone.utc)
-    try:
-        return now - timedelta(seconds=parse_duration(text, what="--since"))
-    except InvalidDuration:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"--since {text!r}: give a duration ago (30m, 2h, 1 day) or a date/time "
-            "(2024-05-01, 2024-05-01T12:00)"
-        ) from None
-    return moment.astimezone(timezone.utc)
 
 
 def list_executions(
     engine: Engine,
     *,
-    status: list[str] | None = None,
-    name: str | None = None,
-    since: datetime | None = None,
+    status: str | None = None,
+    workflow: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
     limit: int = 20,
-) -> Table:
-    """``%conductor list``: executions, newest first."""
-    records = engine.list(status=status or None, name=name, since=since, limit=limit)
-    return execution_table(records)
+    text: bool = False,
+) -> Any:
+    """``%conductor list``: executions, newest first, as the live history table or
+    (``text``) as a :class:`~nbconductor.operations.table.Table`.
+
+    Args:
+        engine: the kernel's engine.
+        status: statuses, comma-separated.
+        workflow: only executions of this workflow.
+        since: started at or after: a duration ago (``2h``) or a date/time.
+        until: started before, in the same forms.
+        limit: rows (the live table shows the first page size that holds them).
+        text: a table instead of the live view.
+    """
+    chosen = statuses([status]) if status else None
+    times = {
+        key: parse_when(value, f"--{key}")
+        for key, value in (("since", since), ("until", until))
+        if value
+    }
+    if text:
+        query: dict[str, Any] = {"limit": limit}
+        if chosen:
+            query["status"] = chosen
+        if workflow:
+            query["workflow"] = workflow
+        query.update((key, moment.isoformat()) for key, moment in times.items())
+        return executions_table(_operations(engine).call("list", **query))
+    page_size = next((n for n in _PAGE_SIZES if n >= limit), _PAGE_SIZES[-1])
+    filters = {"status": chosen, "workflow": workflow, "page_size": page_size, **times}
+    return widget_bridge.history(engine, **{k: v for k, v in filters.items() if v is not None})
 
 
 def show(engine: Engine, execution_id: str, *, shell: Any = None) -> str:
-    """``%conductor show``: one execution: state, input, result or error, output log."""
-    record = engine.describe(execution_id)
+    """``%conductor show``: one execution: state, input, result or error (its traceback
+    naming cells), and what it printed in this kernel."""
+    x = _operations(engine).call("show", id=execution_id)
+    state_ = Status(x["status"])
     lines = [
-        f"execution {record.id}",
-        f"  workflow:  {record.workflow} (version {record.version})",
-        f"  status:    {record.status.title}",
-        f"  created:   {format_time(record.created_at)} UTC",
+        f"execution {x['id']}",
+        f"  workflow:  {x['workflow']} (version {x['version']})",
+        f"  status:    {state_.title}",
+        f"  created:   {format_time(x['created_at'])} UTC",
     ]
-    if record.closed_at is not None:
-        lines.append(f"  closed:    {format_time(record.closed_at)} UTC")
-    if record.condition:
-        lines.append(f"  condition: {record.condition}")
-    waiting = getattr(engine, "waiting_signals", None)
-    if waiting is not None and record.status is Status.RUNNING:
-        try:
-            names = waiting(execution_id)
-        except NbconductorError:
-            names = []
-        if names:
-            lines.append(f"  waiting for signal{'s' * (len(names) != 1)}: {', '.join(names)}")
-    lines.append(f"  input:     {decoded(record.input, input=True)}")
-    if record.status is Status.COMPLETED:
-        lines.append(f"  result:    {decoded(record.result)}")
-    error = error_of(record)
+    if x["closed_at"] is not None:
+        lines.append(f"  closed:    {format_time(x['closed_at'])} UTC")
+    if x["condition"]:
+        lines.append(f"  condition: {x['condition']}")
+    names = (x.get("waiting_signals") or []) if state_ is Status.RUNNING else []
+    if names:
+        lines.append(f"  waiting for signal{'s' * (len(names) != 1)}: {', '.join(names)}")
+    lines.append(f"  input:     {decoded(_stored(x['input']), input=True)}")
+    if state_ is Status.COMPLETED:
+        lines.append(f"  result:    {decoded(_stored(x['result']))}")
+    error = x["error"]
+    if error and not isinstance(error, dict):
+        error = {"message": str(error)}
     if error:
         lines.append(f"  error:     {summary(error)}")
         trace = error.get("traceback")
@@ -182,31 +205,35 @@ def show(engine: Engine, execution_id: str, *, shell: Any = None) -> str:
     return "\n".join(lines)
 
 
+def _stored(value: Any) -> str | None:
+    """A payload of a result shape as the text the history stores (compact JSON)."""
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
 def history(engine: Engine, execution_id: str) -> Table:
     """``%conductor history``: the execution's recorded events."""
-    engine.describe(execution_id)  # ExecutionNotFound for an unknown id
-    return event_table(engine.history(execution_id))
+    return history_table(_operations(engine).call("history", id=execution_id))
 
 
-# --- acting on executions ----------------------------------------------------------------------
+# --- acting on executions --------------------------------------------------------------
 
 
-def send_signal(engine: Engine, execution_id: str, name: str, payload: Any = None) -> str:
+def signal(engine: Engine, execution_id: str, name: str, payload: Any = None) -> str:
     """``%conductor signal``: deliver a signal (durably) to an open execution."""
-    _operation(engine, "signal", "sending signals")(execution_id, name, payload)
-    return f"signal {name!r} sent to {execution_id}"
+    return signal_text(
+        _operations(engine).call("signal", id=execution_id, name=name, payload=payload)
+    )
 
 
 def cancel(engine: Engine, execution_id: str) -> str:
     """``%conductor cancel``: ask the workflow to stop (it may clean up)."""
-    _operation(engine, "cancel", "cancelling executions")(execution_id)
-    return f"cancel requested for {execution_id}"
+    return cancel_text(_operations(engine).call("cancel", id=execution_id))
 
 
 def terminate(engine: Engine, execution_id: str, reason: str | None = None) -> str:
     """``%conductor terminate``: stop an execution at once; no more of its code runs."""
-    _operation(engine, "terminate", "terminating executions")(execution_id, reason=reason)
-    return f"terminated {execution_id}" + (f" ({reason})" if reason else "")
+    result = _operations(engine).call("terminate", id=execution_id, reason=reason)
+    return terminate_text(result, reason)
 
 
 def resume(engine: Engine) -> str:
@@ -223,96 +250,62 @@ def resume(engine: Engine) -> str:
     return "\n".join(lines)
 
 
-def schedules(engine: Engine) -> Table | str:
-    """``%conductor schedules``: one row per schedule, or "no schedules"."""
-    found = getattr(engine, "schedules", None)
-    if found is None:
-        return "no schedules"
-    items = found.list() if callable(getattr(found, "list", None)) else list(found)
-    if not items:
-        return "no schedules"
-    return Table(
-        [
-            "id",
-            "workflow",
-            "when",
-            "paused",
-            "next",
-            "last",
-            "open runs",
-            "fired",
-            "skipped",
-            "waiting",
-        ],
-        (_schedule_row(item) for item in items),
-    )
+def fork(engine: Engine, execution_id: str, at: int | None = None) -> Handle:
+    """``%conductor fork``: re-run an execution from a step with the current code."""
+    return engine.fork(execution_id, at)
 
 
-def _schedule_row(info: Any) -> tuple:
-    # Read by attribute with defaults: the schedules API is young and may grow.
-    spec = getattr(info, "spec", info)
-    cron, every = getattr(spec, "cron", None), getattr(spec, "every", None)
-    if cron:
-        when = f"{cron} ({getattr(spec, 'timezone', 'UTC')})"
-    else:
-        when = f"every {format_duration(every)}" if every else ""
-    return (
-        getattr(spec, "id", "?"),
-        getattr(spec, "workflow", "?"),
-        when,
-        "yes" if getattr(spec, "paused", False) else "",
-        getattr(info, "next_fire", None),
-        getattr(info, "last_nominal", None),
-        len(getattr(info, "open_runs", ()) or ()),
-        getattr(info, "fired", None),
-        getattr(info, "skipped", None),
-        getattr(info, "waiting", None) or "",
-    )
+# --- schedules -------------------------------------------------------------------------
+
+
+def schedules(engine: Engine, *, text: bool = False) -> Any:
+    """``%conductor schedules``: the live schedules view, or (``text``) one row per
+    schedule."""
+    if not text:
+        view = widget_bridge.schedules(engine)
+        if view is not None:
+            return view
+    return schedules_table(_operations(engine).call("schedules.list"))
+
+
+def schedule(engine: Engine, action: str, schedule_id: str, args: argparse.Namespace) -> Any:
+    """``%conductor schedule ACTION ID ...``: create, update, pause, resume, trigger,
+    delete or describe one schedule. Returns what the cell shows: a sentence or the
+    schedule's text, or the handle of the run a trigger started."""
+    ops = _operations(engine)
+    if action == "describe":
+        return schedule_text(ops.call("schedules.show", id=schedule_id))
+    if action == "create":
+        if not args.workflow:
+            raise UsageError("schedule create ID WORKFLOW --cron EXPR | --every DURATION")
+        options = schedule_changes(args)
+        result = ops.call("schedules.create", id=schedule_id, workflow=args.workflow, **options)
+    elif action == "update":
+        options = schedule_changes(args)
+        if args.workflow:
+            options["workflow"] = args.workflow
+        if not options:
+            raise UsageError("schedule update: give at least one option to change")
+        result = ops.call("schedules.update", id=schedule_id, **options)
+    elif action == "pause":
+        result = ops.call("schedules.pause", id=schedule_id, note=args.note)
+    else:  # resume, trigger, delete
+        result = ops.call(f"schedules.{action}", id=schedule_id)
+        if action == "trigger" and result["started"]:
+            return engine.get(result["started"])
+    return schedule_change_text(action, result)
+
+
+# --- SQL -------------------------------------------------------------------------------
 
 
 def sql(engine: Engine, query: str) -> Table:
     """``%conductor sql``: a read-only query over the history, as a
-    :class:`~nbconductor.extension.display.Table` (``.to_pandas()`` when pandas is
-    installed): the same type whatever is installed, so saved outputs do not change."""
-    run = getattr(engine.store, "sql", None)
-    if run is None:
-        raise NotAvailable("this engine's history store does not answer SQL (an in-memory store)")
-    columns, rows = run(query)
+    :class:`~nbconductor.operations.table.Table` (``.to_pandas()`` when pandas is
+    installed): the same type whatever is installed, so saved outputs do not change.
+
+    The rows keep the values the store returns (datetimes, Decimals), unlike the ``sql``
+    operation's JSON, so that ``.to_pandas()`` gets typed columns.
+    """
+    columns, rows = run_sql(engine.store, query)
     return Table(columns, rows)
-
-
-def schedule(engine: Engine, args: Any) -> Any:
-    """``%conductor schedule ACTION ID ...``: create, pause, resume, trigger, delete or
-    describe one schedule. Returns what the notebook should show."""
-    schedules_api = engine.schedules
-    if args.action == "create":
-        if not args.workflow:
-            raise ValueError("schedule create ID WORKFLOW --cron EXPR | --every DURATION")
-        options: dict[str, Any] = {}
-        for key in ("cron", "every", "timezone", "overlap", "catchup", "jitter"):
-            value = getattr(args, key)
-            if value is not None:
-                options[key] = value
-        if args.args:
-            try:
-                options["args"] = json.loads(args.args)
-            except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f"--args is not JSON ({exc}); write e.g. --args '[1, \"x\"]'"
-                ) from None
-        info = schedules_api.create(args.id, args.workflow, **options)
-        nxt = info.next_fire.isoformat() if info.next_fire else "never"
-        return f"schedule {info.id} created; next fire {nxt}"
-    if args.action == "pause":
-        schedules_api.pause(args.id, note=args.note)
-        return f"schedule {args.id} paused"
-    if args.action == "resume":
-        schedules_api.resume(args.id)
-        return f"schedule {args.id} resumed"
-    if args.action == "trigger":
-        return schedules_api.trigger_now(args.id) or f"schedule {args.id}: fire skipped (overlap)"
-    if args.action == "delete":
-        schedules_api.delete(args.id)
-        return f"schedule {args.id} deleted"
-    described = schedules_api.describe(args.id)
-    return json.dumps(described, indent=2, default=str)

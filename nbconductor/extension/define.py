@@ -31,10 +31,10 @@ from nbconductor.engine.definition import (
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.retry import Retry
 from nbconductor.errors import NbconductorError
-from nbconductor.extension import lifecycle
 from nbconductor.extension.cell import compile_cell, normalized_source, parse_header
 from nbconductor.extension.cell_header import CellHeader, Kind
 from nbconductor.extension.lint import check_workflow_source, format_findings
+from nbconductor.extension.session import kernel_engine
 from nbconductor.storage.records import EventKind, Status
 
 __all__ = ("define_cell", "describe_registration", "on_registered")
@@ -90,7 +90,7 @@ def define_cell(
         )
         if findings:
             print(format_findings(findings), file=sys.stderr)
-    engine = lifecycle.kernel_engine()
+    engine = kernel_engine()
     key = (kind, name)
     with _before_lock:
         _before[key] = _latest_recorded(engine, kind, name)
@@ -161,9 +161,7 @@ def on_registered(definition: Any, previous: Any) -> None:
     with _before_lock:
         recorded = _before.get((definition.kind, definition.name))
     try:
-        text = describe_registration(
-            definition, previous, lifecycle.kernel_engine(), recorded=recorded
-        )
+        text = describe_registration(definition, previous, kernel_engine(), recorded=recorded)
     except Exception as exc:  # the definition is registered; saying so must not fail it
         print(f"nbconductor: could not check open executions: {exc}", file=sys.stderr)
         return

@@ -1,8 +1,10 @@
-"""How executions look in a notebook until the widgets arrive: text and small HTML.
+"""How executions look in a notebook without the widgets: text and small HTML, and
+payloads and tracebacks as a kernel shows them.
 
 Everything shown here is deterministic apart from execution ids and timestamps,
 which ``notebooks/sanitize.cfg`` rewrites, so nbval can compare it: a handle's
-``text/plain`` is ``<Execution WORKFLOW ID STATUS>``.
+``text/plain`` is ``<Execution WORKFLOW ID STATUS>``. Tables are
+:class:`nbconductor.operations.table.Table`.
 
 The handle's formatters are registered with IPython by the extension (the engine
 stays Jupyter-free): :func:`register` on load, :func:`unregister` on unload.
@@ -13,144 +15,22 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from nbconductor.engine import payload
 from nbconductor.engine.failure import summary
 from nbconductor.engine.handle import Handle
-from nbconductor.storage.records import EventRecord, ExecutionRecord
+from nbconductor.storage.records import ExecutionRecord
 
 __all__ = (
-    "Table",
-    "event_table",
-    "execution_table",
-    "format_time",
+    "decoded",
+    "error_of",
     "handle_html",
     "handle_text",
     "map_traceback",
     "register",
     "unregister",
 )
-
-_MAX_CELL = 80  # characters of a value shown in a table cell
-
-
-class Table:
-    """Rows with named columns that display as a text table and an HTML table.
-
-    What ``%conductor list``, ``history`` and (without pandas) ``sql`` return.
-
-    Attributes:
-        columns: the column names.
-        rows: the rows, each a tuple of values.
-    """
-
-    def __init__(
-        self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = ""
-    ) -> None:
-        self.columns = list(columns)
-        self.rows = [tuple(row) for row in rows]
-        self.empty = empty or "(no rows)"
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self):
-        return iter(self.rows)
-
-    def __getitem__(self, index: int) -> tuple:
-        return self.rows[index]
-
-    def records(self) -> list[dict[str, Any]]:
-        """The rows as dicts keyed by column name."""
-        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
-
-    def to_pandas(self):
-        """The table as a pandas DataFrame (needs pandas)."""
-        import pandas
-
-        return pandas.DataFrame(self.rows, columns=self.columns)
-
-    def __repr__(self) -> str:
-        if not self.rows:
-            return self.empty
-        cells = [self.columns, *([_cell(v) for v in row] for row in self.rows)]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in cells
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        if not self.rows:
-            return f"<p><em>{html.escape(self.empty)}</em></p>"
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-            for row in self.rows
-        )
-        return (
-            '<table class="nbconductor-table"><thead><tr>'
-            f"{head}</tr></thead><tbody>{body}</tbody></table>"
-        )
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return format_time(value)
-    text = value if isinstance(value, str) else str(value)
-    text = text.replace("\n", " ")
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
-
-
-def format_time(value: datetime | None) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in UTC (the form notebooks/sanitize.cfg rewrites)."""
-    if value is None:
-        return ""
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-# --- executions and events ---------------------------------------------------------------
-
-
-def execution_table(records: Iterable[ExecutionRecord]) -> Table:
-    """``%conductor list``: one row per execution, newest first as given."""
-    return Table(
-        ["id", "workflow", "status", "created", "closed", "condition"],
-        (
-            (r.id, r.workflow, r.status.title, r.created_at, r.closed_at, r.condition or "")
-            for r in records
-        ),
-        empty="no executions",
-    )
-
-
-def event_table(events: Iterable[EventRecord]) -> Table:
-    """``%conductor history``: one row per recorded event."""
-    return Table(
-        ["seq", "at", "event", "command", "name", "attempt", "data"],
-        (
-            (
-                e.seq,
-                e.at,
-                e.kind.value,
-                e.command,
-                e.name,
-                e.attempt,
-                "" if e.data in ("{}", "") else e.data,
-            )
-            for e in events
-        ),
-        empty="no events",
-    )
 
 
 def decoded(text: str | None, *, input: bool = False) -> str:

@@ -1,11 +1,11 @@
 """The kernel's engine: started on load, one per process, stopped on unload and exit.
 
-The engine is a process-wide singleton held in :data:`_state`, which survives
-``%reload_ext`` (IPython reloads only the ``nbconductor`` package module, and a
-reload of this module re-executes it in the same namespace, where
-``globals().get`` finds the state again). ``%reload_ext`` calls unload and then load:
-unload sees that it runs inside a reload and leaves the engine running, so the
-reloaded extension picks up the very same engine.
+The engine is a process-wide singleton kept in the extension's state
+(:mod:`~nbconductor.extension.session`); this module is the only one that starts,
+stops or replaces it: on load (:mod:`~nbconductor.extension.loader`), with
+``%conductor start`` / ``stop`` / ``db``, and at interpreter exit. ``%reload_ext``
+calls unload and then load: unload sees that it runs inside a reload and leaves the
+engine running, so the reloaded extension picks up the very same engine.
 
 Shutdown has no IPython event (see docs/jupyter-platform.md): the engine thread is a daemon,
 stopped at interpreter exit (grace :data:`EXIT_GRACE`, history committed, file
@@ -25,34 +25,32 @@ import collections
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.engine import Engine, default_engine
 from nbconductor.errors import EngineStopped, StoreError
-from nbconductor.extension import display, output, widget_bridge
 from nbconductor.extension.notebook_path import DB_ENV, default_db_path, detect_notebook_path
+from nbconductor.extension.session import kernel_engine, shown_path, state
 from nbconductor.remote import ControlError, ControlServer, UnsafeSocketPath
 from nbconductor.storage.records import Status
 
 __all__ = (
     "EXIT_GRACE",
     "GRACE",
-    "KernelState",
+    "announce_last",
+    "choose_path",
     "describe_open_executions",
-    "kernel_engine",
-    "load",
-    "require_engine",
-    "shown_path",
-    "socket_path",
+    "register_exit_hook",
     "start_engine",
-    "state",
+    "start_on_load",
     "stop_engine",
+    "stop_on_unload",
     "switch_db",
-    "unload",
 )
+
+_state = state()  # process-wide; its engine, server and path change only here
 
 #: Seconds running tasks get to finish when the engine stops (unload, `stop`).
 GRACE = 2.0
@@ -60,65 +58,6 @@ GRACE = 2.0
 #: 5 s shutdown wait, and the kernel spends a few hundred ms getting from the
 #: shutdown request to interpreter exit: the stop, commit and close must fit in that.
 EXIT_GRACE = 1.5
-
-
-@dataclass
-class KernelState:
-    """What the extension keeps for the life of the kernel process.
-
-    Attributes:
-        engine: the kernel's engine, or None (not started, stopped, or the history
-            file could not be opened).
-        path: the history file the engine uses, or would use.
-        reason: one sentence on where ``path`` came from.
-        problem: why there is no engine, with what to do (None when there is one).
-        shell: the shell the extension is loaded in (None while unloaded).
-        exit_hook: whether the ``atexit`` hook is registered (once per process).
-        server: the control server of ``engine``, or None (no engine, or it could
-            not start: see ``socket_problem``).
-        socket_problem: why the CLI cannot reach the engine (None when it can).
-    """
-
-    engine: Engine | None = None
-    path: Path | None = None
-    reason: str = ""
-    problem: str | None = None
-    shell: Any = None
-    exit_hook: bool = False
-    server: ControlServer | None = None
-    socket_problem: str | None = None
-
-
-_state: KernelState = globals().get("_state") or KernelState()
-
-
-def state() -> KernelState:
-    """The process-wide extension state."""
-    return _state
-
-
-def kernel_engine() -> Engine | None:
-    """The kernel's engine if it is running, else None."""
-    engine = _state.engine
-    return engine if engine is not None and engine.running else None
-
-
-def require_engine() -> Engine:
-    """The kernel's running engine.
-
-    Raises:
-        EngineStopped: with why there is none and what to do.
-    """
-    engine = kernel_engine()
-    if engine is not None:
-        return engine
-    if _state.problem:
-        raise EngineStopped(_state.problem)
-    where = f" on {shown_path(_state.path)}" if _state.path else ""
-    raise EngineStopped(
-        f"the nbconductor engine is not running{where}; start it with `%conductor start` "
-        "(or choose another history file with `%conductor db PATH`)"
-    )
 
 
 # --- choosing and opening the history file ----------------------------------------------
@@ -139,17 +78,6 @@ _UNDETECTED = (
     "the notebook's path was not detected, as under nbclient or nbval, so the working "
     "directory's default file is used"
 )
-
-
-def shown_path(path: Path | str | None) -> str:
-    """A path relative to the working directory when it is inside it (stable output)."""
-    if path is None:
-        return "?"
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _open(path: Path, reason: str) -> str:
@@ -173,8 +101,7 @@ def _open(path: Path, reason: str) -> str:
 
 def _new_engine(path: Path) -> Engine:
     engine = Engine(path, make_default=True)
-    if _state.shell is not None:
-        _listen()  # after the new engine's own registry listener
+    announce_last()  # after the new engine's own registry listener
     return engine
 
 
@@ -262,12 +189,6 @@ def _unserve(engine: Engine | None = None) -> None:
     server.stop()
 
 
-def socket_path() -> Path | None:
-    """The control socket the kernel's engine is served on, or None."""
-    server = _state.server
-    return server.socket_path if server is not None and server.running else None
-
-
 # --- commands behind %conductor start / stop / db ------------------------------------------
 
 
@@ -342,22 +263,15 @@ def switch_db(path: str | os.PathLike[str] | None) -> str:
 _CHOSEN = "chosen with %conductor db"
 
 
-# --- load / unload / exit --------------------------------------------------------------------
+# --- load, unload, exit ----------------------------------------------------------------
 
 
-def load(shell: Any) -> None:
-    """Everything ``%load_ext nbconductor`` does; harmless when repeated."""
-    from nbconductor.extension import magics
+def start_on_load(shell: Any) -> None:
+    """Give the kernel its engine when the extension loads (nothing when it has one).
 
-    _state.shell = shell
-    output.install()
-    display.register(shell)
-    widget_bridge.register(shell)
-    magics.register(shell)
-    _listen()
-    if not _state.exit_hook:
-        _register_exit_hook()
-        _state.exit_hook = True
+    A running default engine on the chosen file is adopted, never opened twice; else the
+    file is opened, and what happened is printed (on stderr when there is no engine).
+    """
     if kernel_engine() is not None:
         return  # a reload, or a second load: same engine, nothing new to say
     path, reason = choose_path(shell)
@@ -372,18 +286,28 @@ def load(shell: Any) -> None:
     print(message, file=sys.stderr if _state.engine is None else sys.stdout)
 
 
-def _listen() -> None:
-    """Put the announcing registry listener last.
+def stop_on_unload() -> None:
+    """Stop the kernel's engine when the extension unloads, except inside
+    ``%reload_ext``: there the engine keeps running for the load that follows."""
+    if _called_from_reload():
+        return
+    if _state.engine is not None:
+        print(stop_engine())
+
+
+def announce_last() -> None:
+    """Put the extension's announcing registry listener (if loaded) last.
 
     Listeners run in the order they were added. The announcement waits for the
     engine to replay the executions a definition resumes, which the engine's own
     listener sets off: ours must come after it, also after `%conductor start`/`db`
     made a new engine.
     """
-    from nbconductor.extension import define
-
-    REGISTRY.remove_listener(define.on_registered)  # the same function across reloads
-    REGISTRY.add_listener(define.on_registered)
+    announcer = _state.announcer
+    if announcer is None:
+        return
+    REGISTRY.remove_listener(announcer)  # the same function across reloads
+    REGISTRY.add_listener(announcer)
 
 
 def _adopt(path: Path) -> Engine | None:
@@ -395,25 +319,6 @@ def _adopt(path: Path) -> Engine | None:
         return None
     same = engine.store.path is not None and engine.store.path == str(path.resolve())
     return engine if same else None
-
-
-def unload(shell: Any) -> None:
-    """Everything ``%unload_ext nbconductor`` does.
-
-    Inside ``%reload_ext`` the engine keeps running for the load that follows.
-    """
-    from nbconductor.extension import define, magics
-
-    REGISTRY.remove_listener(define.on_registered)
-    magics.unregister(shell)
-    widget_bridge.unregister(shell)
-    display.unregister(shell)
-    output.uninstall()
-    _state.shell = None
-    if _called_from_reload():
-        return
-    if _state.engine is not None:
-        print(stop_engine())
 
 
 def _called_from_reload() -> bool:
@@ -428,20 +333,23 @@ def _called_from_reload() -> bool:
     return False
 
 
-def _register_exit_hook() -> None:
-    """Stop the engine when the interpreter exits.
+def register_exit_hook() -> None:
+    """Stop the engine when the interpreter exits (registered once per process).
 
     At exit Python first runs threading's own exit hooks, then joins every
     non-daemon thread (the task pool's workers: a hung task blocks here until the
     client kills the kernel), and only then runs ``atexit`` handlers. The engine is
     stopped from threading's hook, so history is committed and the file closed before
     that join; ``atexit`` is the fallback where that private hook does not exist.
-    Both are registered once per process; stopping twice is harmless.
+    Stopping twice is harmless.
     """
+    if _state.exit_hook:
+        return
     register = getattr(threading, "_register_atexit", None)
     if register is not None:
         register(_stop_at_exit)
     atexit.register(_stop_at_exit)
+    _state.exit_hook = True
 
 
 def _stop_at_exit() -> None:

@@ -1,8 +1,10 @@
 """The magics: ``%%workflow``, ``%%task`` and ``%conductor`` (alias ``%wf``).
 
 Argument parsing only; the work is done by plain functions in
-:mod:`~nbconductor.extension.define`, :mod:`~nbconductor.extension.commands` and
-:mod:`~nbconductor.extension.lifecycle`. Bad arguments raise IPython's
+:mod:`~nbconductor.extension.define` (the cell magics),
+:mod:`~nbconductor.extension.commands` (``%conductor``'s subcommands, over the
+operations the ``nbconductor`` command runs too) and
+:mod:`~nbconductor.extension.lifecycle` (start, stop, db). Bad arguments raise IPython's
 ``UsageError``, which IPython shows as a message, never a traceback; so do the
 engine's own errors (unknown execution id, closed execution, stopped engine).
 """
@@ -20,14 +22,17 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 from IPython.utils.text import DollarFormatter
 
 from nbconductor.errors import NbconductorError
-from nbconductor.extension import commands, define, lifecycle, widget_bridge
+from nbconductor.extension import commands, define, lifecycle
 from nbconductor.extension.cell_header import usage
+from nbconductor.extension.session import require_engine
+from nbconductor.operations.arguments import add_schedule_options
 
 __all__ = ("NbconductorMagics", "conductor", "register", "unregister")
 
 _SUBCOMMANDS = {
     "status": "engine health: thread, history file, counts by state, timers, running tasks",
-    "list": "executions, newest first: list [--status S[,S]] [--name N] [--since 2h] [--limit N]",
+    "list": "executions, newest first: "
+    "list [--status S[,S]] [--workflow N] [--since 2h] [--until WHEN] [--limit N]",
     "show": "one execution: state, input, result or error, captured output: show ID",
     "history": "the recorded events of an execution: history ID",
     "signal": "send a signal: signal ID NAME [PAYLOAD as JSON or a Python literal]",
@@ -35,7 +40,8 @@ _SUBCOMMANDS = {
     "terminate": "stop an execution at once: terminate ID [REASON]",
     "resume": "look again at open executions and resume those that can go on",
     "schedules": "the schedules (live view; --text for a table)",
-    "schedule": "manage one schedule: schedule create|pause|resume|trigger|delete|describe ID ...",
+    "schedule": "manage one schedule: "
+    "schedule create|update|pause|resume|trigger|delete|describe ID ...",
     "fork": "re-run an execution from a step with the current code: fork ID [--at N]",
     "sql": "read-only SQL over the history (tables executions, events, definitions, "
     "schedules): sql QUERY",
@@ -86,8 +92,9 @@ def _sub(name: str) -> _Parser:
             metavar="S[,S]",
             help="running, completed, failed, cancelled, terminated, timed_out",
         )
-        add("--name", metavar="N", help="workflow name")
-        add("--since", metavar="WHEN", help="a duration ago (2h, 1 day) or a date/time")
+        add("--workflow", "--name", dest="workflow", metavar="N", help="workflow name")
+        add("--since", metavar="WHEN", help="started at or after: 2h (ago), or a date/time")
+        add("--until", metavar="WHEN", help="started before: 30m (ago), or a date/time")
         add("--limit", type=_positive_int, default=20, metavar="N", help="rows per page (20)")
         add("--text", action="store_true", help="a plain table instead of the live view")
     elif name in ("show", "history", "cancel"):
@@ -117,17 +124,11 @@ def _sub(name: str) -> _Parser:
     elif name == "schedules":
         add("--text", action="store_true", help="a plain table instead of the live view")
     elif name == "schedule":
-        add("action", choices=("create", "pause", "resume", "trigger", "delete", "describe"))
+        add("action", choices=_SCHEDULE_ACTIONS)
         add("id", metavar="ID", help="schedule id")
-        add("workflow", nargs="?", metavar="WORKFLOW", help="workflow name (create)")
-        add("--cron", metavar="EXPR", help='cron expression, quoted: --cron "0 9 * * MON-FRI"')
-        add("--every", metavar="DURATION", help="an interval instead of cron: 15m, 1h")
-        add("--timezone", metavar="ZONE", help="the cron's time zone (UTC)")
-        add("--overlap", metavar="POLICY", help="skip, buffer_one, buffer_all, cancel_other, ...")
-        add("--catchup", metavar="POLICY", help="none, latest or all")
-        add("--jitter", metavar="DURATION", help="random delay per fire, up to this")
-        add("--args", metavar="JSON", help="the workflow's arguments as a JSON list")
-        add("--note", metavar="TEXT", help="a note (pause)")
+        add("workflow", nargs="?", metavar="WORKFLOW", help="workflow name (create, update)")
+        add_schedule_options(parser)
+        add("--paused", action="store_true", default=None, help="create it paused")
     elif name == "fork":
         add("id", metavar="ID", help="execution id")
         add(
@@ -139,6 +140,9 @@ def _sub(name: str) -> _Parser:
     elif name == "db":
         add("path", nargs="?", metavar="PATH", help="history file to use from now on")
     return parser
+
+
+_SCHEDULE_ACTIONS = ("create", "update", "pause", "resume", "trigger", "delete", "describe")
 
 
 def _seconds(text: str) -> float:
@@ -245,67 +249,56 @@ def _run(name: str, args: argparse.Namespace, shell: Any) -> Any:
         return None
     if name in ("start", "stop", "db"):
         if name == "start":
-            text = lifecycle.start_engine()
+            print(lifecycle.start_engine())
         elif name == "stop":
-            text = lifecycle.stop_engine(args.grace)
+            print(lifecycle.stop_engine(args.grace))
         else:
-            text = lifecycle.switch_db(args.path)
-        print(text)
+            print(lifecycle.switch_db(args.path))
         return None
-    engine = lifecycle.require_engine()
+    engine = require_engine()
     if name == "list":
-        statuses = [s.strip() for s in args.status.split(",")] if args.status else None
-        since = commands.parse_since(args.since) if args.since else None
-        if args.text:
-            return commands.list_executions(
-                engine, status=statuses, name=args.name, since=since, limit=args.limit
-            )
-        # The live table pages in fixed sizes; take the first that shows --limit rows.
-        page_size = next((n for n in (25, 50, 100, 200) if n >= args.limit), 200)
-        filters = {"status": statuses, "workflow": args.name, "page_size": page_size}
-        if since is not None:
-            filters["since"] = since
-        return widget_bridge.history(engine, **{k: v for k, v in filters.items() if v is not None})
-    if name == "show":
-        print(commands.show(engine, args.id, shell=shell))
-        return None
+        return commands.list_executions(
+            engine,
+            status=args.status,
+            workflow=args.workflow,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+            text=args.text,
+        )
     if name == "history":
         return commands.history(engine, args.id)
-    if name == "signal":
-        print(commands.send_signal(engine, args.id, args.name, _payload(args.payload)))
-        return None
-    if name == "cancel":
-        print(commands.cancel(engine, args.id))
-        return None
-    if name == "terminate":
-        print(commands.terminate(engine, args.id, args.reason))
-        return None
-    if name == "resume":
-        print(commands.resume(engine))
-        return None
-    if name == "fork":
-        return engine.fork(args.id, args.at)
-    if name == "schedule":
-        shown = commands.schedule(engine, args)
-        if isinstance(shown, str):
-            print(shown)
-            return None
-        return shown
-    if name == "schedules" and not args.text:
-        view = widget_bridge.schedules(engine)
-        if view is not None:
-            return view
     if name == "schedules":
-        found = commands.schedules(engine)
-        if isinstance(found, str):
-            print(found)
-            return None
-        return found
-    if not args.query:  # sql
-        raise UsageError(
-            "%conductor sql: give a query, e.g. %conductor sql SELECT * FROM executions"
-        )
-    return commands.sql(engine, args.query)
+        return commands.schedules(engine, text=args.text)
+    if name == "schedule":
+        return _shown(commands.schedule(engine, args.action, args.id, args))
+    if name == "fork":
+        return commands.fork(engine, args.id, args.at)
+    if name == "sql":
+        if not args.query:
+            raise UsageError(
+                "%conductor sql: give a query, e.g. %conductor sql SELECT * FROM executions"
+            )
+        return commands.sql(engine, args.query)
+    if name == "show":
+        print(commands.show(engine, args.id, shell=shell))
+    elif name == "signal":
+        print(commands.signal(engine, args.id, args.name, _payload(args.payload)))
+    elif name == "cancel":
+        print(commands.cancel(engine, args.id))
+    elif name == "terminate":
+        print(commands.terminate(engine, args.id, args.reason))
+    else:  # resume
+        print(commands.resume(engine))
+    return None
+
+
+def _shown(result: Any) -> Any:
+    """Text is printed (a sentence, not an output value); anything else is displayed."""
+    if isinstance(result, str):
+        print(result)
+        return None
+    return result
 
 
 @magics_class

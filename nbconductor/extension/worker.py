@@ -259,7 +259,7 @@ class Worker:
                 self._shut_down(engine)
 
     def _serve(self, engine: Engine, cells: list[NotebookCell]) -> int:
-        from nbconductor.extension import lifecycle, output
+        from nbconductor.extension import output, session
 
         shell = _shell()
         # The extension adopts the engine and serves it; what it would say on stderr
@@ -268,7 +268,7 @@ class Worker:
             shell.run_line_magic("load_ext", "nbconductor")
         output.uninstall()  # see _LiveOutput: output goes to stdout, not to logs
         sys.stdout, sys.stderr = _LiveOutput(sys.stdout), _LiveOutput(sys.stderr)
-        state = lifecycle.state()
+        state = session.state()
         if state.engine is not engine:
             self._worker_event("failed", state.problem or "the extension did not take the engine")
             return EXIT_FAILED
@@ -334,7 +334,7 @@ class Worker:
         return failed
 
     def _shut_down(self, engine: Engine) -> None:
-        from nbconductor.extension import lifecycle
+        from nbconductor.extension import lifecycle, session
 
         why = f" ({self._reason})" if self._reason else ""
         self._worker_event("stopping", f"running tasks get up to {self.grace:g} s{why}")
@@ -342,7 +342,7 @@ class Worker:
             open_count = engine.status().get("open_executions", 0)
         except Exception:  # an engine that stopped on an error may have lost its store
             open_count = 0
-        if lifecycle.state().engine is engine:
+        if session.state().engine is engine:
             lifecycle.stop_engine(self.grace)  # the control server, then the engine
         else:  # the extension never took it (it failed to load)
             engine.stop(grace=self.grace)

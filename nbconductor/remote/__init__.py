@@ -2,8 +2,10 @@
 
 A running engine serves a Unix domain socket beside its history file (see
 :mod:`~nbconductor.remote.address`); the ``nbconductor`` command uses it while an
-engine holds the file and opens the file directly otherwise. Imports point down:
-``control`` uses ``engine`` and ``storage``, never IPython.
+engine holds the file and opens the file directly otherwise. What a request may ask
+and what it returns are the operations of :mod:`nbconductor.operations`, the same
+ones ``%conductor`` runs in a kernel. Imports point down: ``remote`` uses
+``operations``, ``engine`` and ``storage``, never IPython.
 
 Example:
     >>> from nbconductor.remote import ControlServer, open_operations
@@ -14,24 +16,20 @@ Example:
 
 from __future__ import annotations
 
-from nbconductor.remote.address import UnsafeSocketPath
-from nbconductor.remote.client import Client, connect
-from nbconductor.remote.operations import (
-    EngineOperations,
-    OfflineOperations,
-    Operations,
-    RemoteOperations,
-    open_operations,
-)
-from nbconductor.remote.protocol import (
+from nbconductor.operations.engine_operations import EngineOperations
+from nbconductor.operations.interface import Operations
+from nbconductor.operations.offline_operations import OfflineOperations
+from nbconductor.operations.schema import (
     OPERATIONS,
     BadRequest,
     ControlError,
     NoEngine,
-    RemoteError,
-    RequestTooLarge,
     UnknownOperation,
 )
+from nbconductor.remote.address import UnsafeSocketPath
+from nbconductor.remote.client import Client, connect
+from nbconductor.remote.protocol import RemoteError, RequestTooLarge
+from nbconductor.remote.remote_operations import RemoteOperations, open_operations
 from nbconductor.remote.server import ControlServer
 
 __all__ = (

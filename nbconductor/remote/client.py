@@ -17,14 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nbconductor.operations.schema import ControlError, check_request
 from nbconductor.remote.address import candidate_paths, peer_uid, socket_is_trusted
-from nbconductor.remote.protocol import (
-    IDLE_TIMEOUT,
-    ControlError,
-    check_request,
-    decode_response,
-    encode_request,
-)
+from nbconductor.remote.protocol import IDLE_TIMEOUT, decode_response, encode_request
 
 __all__ = ("Client", "connect")
 

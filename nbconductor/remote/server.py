@@ -2,9 +2,9 @@
 
 One thread waits for connections (on a selector with a wake-up pipe, so an idle server
 costs no CPU at all), and each connection gets a daemon thread that reads request
-lines, runs them through :class:`~nbconductor.remote.operations.EngineOperations` and
-writes one response line each. What a request may ask is fixed by
-:data:`~nbconductor.remote.protocol.OPERATIONS`; errors come back as
+lines, runs them through :class:`~nbconductor.operations.engine_operations.EngineOperations`
+and writes one response line each. What a request may ask is fixed by
+:data:`~nbconductor.operations.schema.OPERATIONS`; errors come back as
 ``{"type", "message"}``, never as tracebacks.
 
 Example:
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbconductor.errors import NbconductorError
+from nbconductor.operations.engine_operations import EngineOperations
+from nbconductor.operations.schema import BadRequest, ControlError
 from nbconductor.remote.address import (
     MAX_SOCKET_PATH,
     UnsafeSocketPath,
@@ -38,12 +40,9 @@ from nbconductor.remote.address import (
     remove_pointer,
     write_pointer,
 )
-from nbconductor.remote.operations import EngineOperations
 from nbconductor.remote.protocol import (
     IDLE_TIMEOUT,
     MAX_REQUEST_BYTES,
-    BadRequest,
-    ControlError,
     RequestTooLarge,
     decode_request,
     encode_error,

@@ -56,7 +56,7 @@ def test_cancel_and_terminate(cli, db, live):
     wait_status(db, "n-1", "cancelled")
 
     terminated = cli("--db", db, "terminate", "a-2", "--reason", "duplicate")
-    assert terminated.code == 0 and terminated.out.strip() == "terminated a-2"
+    assert terminated.code == 0 and terminated.out.strip() == "terminated a-2 (duplicate)"
     shown = cli("--db", db, "show", "a-2", "--json").json
     assert shown["status"] == "terminated"
     assert shown["error"]["message"] == "duplicate"

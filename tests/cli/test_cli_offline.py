@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import pytest
 from clitools import wait_status
 
-from nbconductor.cli import build_parser, parse_when, resolve_db
+from nbconductor.cli import UsageError, build_parser, parse_when, resolve_db
 
 
 def test_list_shows_a_table_and_stable_json(cli, db):
     table = cli("--db", db, "list")
     assert table.code == 0, table.err
     header, rule, *rows = table.out.splitlines()
-    assert header.split()[:3] == ["ID", "WORKFLOW", "STATUS"]
+    # The table %conductor list --text shows in a notebook (one renderer for both).
+    assert header.split()[:3] == ["id", "workflow", "status"]
     assert set(rule) <= {"-", " "}
     assert len(rows) == 4
-    # Columns line up: every row's STATUS starts where the header's does.
-    column = header.index("STATUS")
+    # Columns line up: every row's status starts where the header's does.
+    column = header.index("status")
     assert {row[column:].split()[0] for row in rows} == {"running", "completed"}
 
     listed = cli("--db", db, "list", "--json").json
@@ -277,12 +279,16 @@ def test_choosing_the_history_file(cli, db, tmp_path, monkeypatch):
     assert not (tmp_path / "nope.duckdb").exists()
 
 
-def test_parse_when():
-    from datetime import datetime, timezone
-
+def test_parse_when_reads_durations_ago_and_dates():
     now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    assert parse_when("2h", "--since", now=now) == "2024-05-01T10:00:00+00:00"
-    assert parse_when("2024-05-01T12:00+02:00", "--since") == "2024-05-01T10:00:00+00:00"
+    assert parse_when("2h", "--since", now=now) == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
+    moment = parse_when("2024-05-01T12:00+02:00", "--since")
+    assert moment.isoformat() == "2024-05-01T10:00:00+00:00"
+    # Without a zone a date/time is local time, given back in UTC.
+    local = datetime(2024, 5, 1, 12, 0).astimezone()
+    assert parse_when("2024-05-01T12:00", "--until") == local.astimezone(timezone.utc)
+    with pytest.raises(UsageError, match="--since 'whenever': give a duration ago"):
+        parse_when("whenever", "--since", now=now)
 
 
 @pytest.mark.parametrize(

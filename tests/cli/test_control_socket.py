@@ -16,6 +16,7 @@ from clitools import wait_waiting
 
 import nbconductor.remote.server as control_server
 from nbconductor.engine.engine import Engine
+from nbconductor.operations.schema import check_request
 from nbconductor.remote import (
     BadRequest,
     ControlError,
@@ -26,7 +27,7 @@ from nbconductor.remote import (
     address,
     connect,
 )
-from nbconductor.remote.protocol import MAX_REQUEST_BYTES, check_request, decode_request
+from nbconductor.remote.protocol import MAX_REQUEST_BYTES, decode_request
 
 
 class Raw:

@@ -10,8 +10,6 @@ import traceback
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from nbconductor.errors import DefinitionError
 from nbconductor.extension.cell import (
@@ -23,30 +21,6 @@ from nbconductor.extension.cell import (
     parse_header,
     usage,
 )
-
-
-@pytest.fixture(scope="module")
-def ipython(tmp_path_factory: pytest.TempPathFactory) -> InteractiveShell:
-    """One real shell for the module: IPython keeps a process-wide singleton anyway.
-
-    If this creates it, its profile lives in a temporary directory and its history
-    in memory, so the tests write nothing under ~/.ipython.
-    """
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    config.InteractiveShell.colors = "nocolor"
-    ipython_dir = str(tmp_path_factory.mktemp("ipython"))
-    return InteractiveShell.instance(config=config, ipython_dir=ipython_dir)
-
-
-@pytest.fixture
-def shell(ipython: InteractiveShell):
-    """The shared shell with a user namespace and compiler flags as they were."""
-    saved = dict(ipython.user_ns)
-    yield ipython
-    ipython.user_ns.clear()  # the same dict object: it is also the functions' globals
-    ipython.user_ns.update(saved)
-    ipython.compile.reset_compiler_flags()
 
 
 def build(shell, line: str, body: str, kind: str = "workflow"):

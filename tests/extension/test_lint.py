@@ -3,28 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from nbconductor.extension.cell import compile_cell, parse_header
 from nbconductor.extension.lint import Finding, check_workflow_source, format_findings
-
-
-@pytest.fixture(scope="module")
-def ipython(tmp_path_factory: pytest.TempPathFactory) -> InteractiveShell:
-    """The process's real shell; created with a temporary profile and in-memory history."""
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ipython_dir = str(tmp_path_factory.mktemp("ipython"))
-    return InteractiveShell.instance(config=config, ipython_dir=ipython_dir)
-
-
-@pytest.fixture
-def shell(ipython: InteractiveShell):
-    saved = dict(ipython.user_ns)
-    yield ipython
-    ipython.user_ns.clear()
-    ipython.user_ns.update(saved)
 
 
 def calls(source: str, **kwargs) -> list[tuple[int, str, str]]:

@@ -5,27 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from nbconductor.extension.notebook_path import default_db_path, detect_notebook_path
-
-
-@pytest.fixture(scope="module")
-def ipython(tmp_path_factory: pytest.TempPathFactory) -> InteractiveShell:
-    """The process's real shell; created with a temporary profile and in-memory history."""
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ipython_dir = str(tmp_path_factory.mktemp("ipython"))
-    return InteractiveShell.instance(config=config, ipython_dir=ipython_dir)
-
-
-@pytest.fixture
-def shell(ipython: InteractiveShell):
-    saved = dict(ipython.user_ns)
-    yield ipython
-    ipython.user_ns.clear()
-    ipython.user_ns.update(saved)
 
 
 def test_a_plain_shell_has_no_notebook_path(shell, tmp_path: Path) -> None:

@@ -1,89 +1,30 @@
-"""Text for people: the CLI's aligned tables and detail views of the plain-JSON results.
+"""Text for people: each operation's result as a sentence or a detail view.
 
-Everything here reads the shapes of :mod:`nbconductor.remote.shapes` (and the results
-of :mod:`nbconductor.remote.operations`), so a result renders the same whether it
-came over the socket or from the file. No third-party dependencies.
+Tables are in :mod:`nbconductor.operations.table`. Everything here reads the plain-JSON
+results of the operations (:mod:`nbconductor.operations.shapes`), so a result reads the
+same whichever way it was run. No third-party dependencies.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from nbconductor.engine.duration import format_duration
+from nbconductor.operations.table import when_text
 
 __all__ = (
+    "cancel_text",
     "execution_text",
-    "executions_table",
-    "history_table",
+    "export_text",
+    "schedule_change_text",
     "schedule_text",
-    "schedules_table",
-    "short_time",
+    "signal_text",
+    "start_text",
     "status_text",
-    "table",
+    "terminate_text",
 )
-
-_CELL_MAX = 60
-
-
-def _cell(value: Any, limit: int = _CELL_MAX) -> str:
-    if value is None:
-        text = ""
-    elif isinstance(value, bool):
-        text = "yes" if value else "no"
-    elif isinstance(value, (dict, list)):
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    else:
-        text = str(value)
-    text = " ".join(text.split())  # one line per row, whatever the value holds
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, limit: int = _CELL_MAX) -> str:
-    """Rows under a header, each column as wide as its widest cell; numbers aligned
-    right. Cells are cut at ``limit`` characters (``--json`` shows them whole)."""
-    body = [[_cell(v, limit) for v in row] for row in rows]
-    header = [str(c) for c in columns]
-    widths = [len(h) for h in header]
-    numeric = [True] * len(header)
-    for row in body:
-        for i, text in enumerate(row):
-            widths[i] = max(widths[i], len(text))
-    for raw in body:
-        for i, text in enumerate(raw):
-            if text and not _is_number(text):
-                numeric[i] = False
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.rjust(widths[i]) if numeric[i] else c.ljust(widths[i]) for i, c in enumerate(cells)
-        ]
-        return "  ".join(parts).rstrip()
-
-    out = [line(header), line(["-" * w for w in widths])]
-    out.extend(line(row) for row in body)
-    return "\n".join(out)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def short_time(text: str | None) -> str:
-    """``2024-05-01 12:00:03`` from an ISO time (UTC), for table cells."""
-    if not text:
-        return ""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _payload(value: Any) -> str:
@@ -93,24 +34,8 @@ def _payload(value: Any) -> str:
 # --- executions ------------------------------------------------------------------------
 
 
-def executions_table(items: list[dict[str, Any]]) -> str:
-    if not items:
-        return "no executions"
-    rows = [
-        (
-            x["id"],
-            x["workflow"],
-            x["status"],
-            short_time(x["created_at"]),
-            short_time(x["closed_at"]),
-            x.get("condition") or "",
-        )
-        for x in items
-    ]
-    return table(["ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "CLOSED (UTC)", "CONDITION"], rows)
-
-
 def execution_text(x: dict[str, Any]) -> str:
+    """``show``: one execution, payloads as the JSON the history holds."""
     lines = [
         f"execution {x['id']}",
         f"  workflow:   {x['workflow']} (version {x['version']})",
@@ -154,62 +79,77 @@ def execution_text(x: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def history_table(events: list[dict[str, Any]]) -> str:
-    if not events:
-        return "no events"
-    rows = [
-        (
-            e["seq"],
-            short_time(e["at"]),
-            e["kind"],
-            e["command"],
-            e["name"] or "",
-            e["attempt"],
-            e["data"] if e["data"] not in ({}, None) else "",
-        )
-        for e in events
-    ]
-    return table(["SEQ", "AT (UTC)", "KIND", "CMD", "NAME", "ATTEMPT", "DATA"], rows)
+# --- what an action did ----------------------------------------------------------------
+
+
+def signal_text(result: dict[str, Any]) -> str:
+    """``signal 'approve' sent to order-17``, or that it waits for the next engine."""
+    what = f"signal {result['signal']!r}"
+    return _delivery(result, f"{what} sent to {result['id']}", what)
+
+
+def cancel_text(result: dict[str, Any]) -> str:
+    """``cancel requested for order-17``, or that it waits for the next engine."""
+    return _delivery(result, f"cancel requested for {result['id']}", "cancel request")
+
+
+def _delivery(result: dict[str, Any], delivered: str, what: str) -> str:
+    if result.get("delivered"):
+        return delivered
+    return (
+        f"{what} recorded for {result['id']}; no engine holds the history, so the next "
+        "engine to open it delivers it"
+    )
+
+
+def terminate_text(result: dict[str, Any], reason: str | None = None) -> str:
+    """``terminated order-17 (duplicate)``."""
+    return f"terminated {result['id']}" + (f" ({reason})" if reason else "")
+
+
+def start_text(result: dict[str, Any]) -> str:
+    """``started order-17 (order)``, or that the engine accepted it but is busy."""
+    if result.get("recorded", True):
+        return f"started {result['id']} ({result['workflow']})"
+    return (
+        f"accepted {result['id']} ({result['workflow']}); the engine is busy and has not "
+        "recorded the start yet (see `nbconductor status`)"
+    )
+
+
+def schedule_change_text(action: str, result: dict[str, Any]) -> str:
+    """What ``schedules create|update|delete|pause|resume|trigger`` did."""
+    if action in ("create", "update"):
+        return schedule_text(result)
+    if action == "delete":
+        return f"deleted schedule {result['id']}"
+    if action == "pause":
+        return f"paused schedule {result['id']}"
+    if action == "resume":
+        return f"resumed schedule {result['id']}: next {result['next_fire']}"
+    if result.get("started"):
+        return f"started {result['started']}"
+    return f"schedule {result['id']} fired, but its overlap policy started no run now"
+
+
+def export_text(result: dict[str, Any]) -> str:
+    """``export``: where each table's file went and how many rows it holds."""
+    lines = [f"exported to {result['directory']}:"]
+    for item in result["tables"].values():
+        lines.append(f"  {Path(item['path']).name}  {item['rows']} rows")
+    return "\n".join(lines)
 
 
 # --- schedules -------------------------------------------------------------------------
 
 
-def _when(s: dict[str, Any]) -> str:
-    if s.get("cron"):
-        return f"{s['cron']} ({s['timezone']})"
-    if s.get("every"):
-        return f"every {format_duration(s['every'])}"
-    return ""
-
-
-def schedules_table(items: list[dict[str, Any]]) -> str:
-    if not items:
-        return "no schedules"
-    rows = [
-        (
-            s["id"],
-            s["workflow"],
-            _when(s),
-            "paused" if s["paused"] else "active",
-            short_time(s["next_fire"]),
-            short_time(s["last_nominal"]),
-            len(s["open_runs"]),
-            s["fired"],
-            s["skipped"],
-            s.get("waiting") or "",
-        )
-        for s in items
-    ]
-    columns = ["ID", "WORKFLOW", "WHEN", "STATE", "NEXT (UTC)", "LAST (UTC)", "OPEN", "FIRED"]
-    return table([*columns, "SKIPPED", "WAITING"], rows)
-
-
 def schedule_text(s: dict[str, Any]) -> str:
+    """``schedules show`` (and what a create or update made): one schedule, its next
+    fires and what its policies do."""
     lines = [
         f"schedule {s['id']}",
         f"  workflow:   {s['workflow']}",
-        f"  when:       {_when(s)}",
+        f"  when:       {when_text(s)}",
         f"  state:      {'paused' if s['paused'] else 'active'}"
         + (f" ({s['note']})" if s.get("note") else ""),
         f"  next fire:  {s['next_fire'] or '-'}",
@@ -234,6 +174,7 @@ def schedule_text(s: dict[str, Any]) -> str:
 
 
 def status_text(s: dict[str, Any]) -> str:
+    """``status``: the engine's health, or the file's counts when no engine holds it."""
     if not s.get("engine"):
         lines = [f"engine:     none ({s['db']})"]
         if s.get("held_by"):
