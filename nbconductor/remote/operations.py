@@ -49,18 +49,6 @@ __all__ = (
     "open_operations",
 )
 
-#: Timers started and neither fired nor cancelled, of open executions: ``pending``,
-#: and of those the ones whose time has come (``due``; an engine fires them at once).
-_TIMERS_SQL = """
-SELECT count(*) AS pending,
-       count(*) FILTER (WHERE TRY_CAST(s.data->>'$.fire_at' AS DOUBLE) <= epoch(now())) AS due
-FROM events s JOIN executions x ON x.id = s.execution_id
-WHERE x.status = 'running' AND s.kind = 'TimerStarted'
-  AND NOT EXISTS (
-    SELECT 1 FROM events f
-    WHERE f.execution_id = s.execution_id AND f.command = s.command
-      AND f.kind IN ('TimerFired', 'TimerCancelled'))
-"""
 _HOLDER_PID = re.compile(r"process (\d+)")
 
 
@@ -465,11 +453,10 @@ def _sql(store: Any, query: str) -> dict[str, Any]:
 
 def _timers(store: Any) -> tuple[int | None, int | None]:
     try:
-        _, rows = store.sql(_TIMERS_SQL)
+        timers = store.pending_timers()
     except StoreError:
         return None, None
-    pending, due = rows[0]
-    return int(pending), int(due)
+    return timers.pending, timers.due
 
 
 def _due_timers(store: Any) -> int | None:

@@ -19,7 +19,7 @@ import pytest
 
 from nbconductor._version import __version__
 from nbconductor.errors import NotAHistoryFile, SchemaTooNew, StoreError, StoreLocked
-from nbconductor.storage.duckdb import sql as duckdb_sql
+from nbconductor.storage.duckdb import schema
 from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.storage.records import (
     Batch,
@@ -217,7 +217,7 @@ def test_a_new_file_gets_the_schema_and_meta(store):
     assert dict(rows) == {
         "application": "nbconductor",
         "created_by": __version__,
-        "schema_version": str(len(duckdb_sql.MIGRATIONS)),
+        "schema_version": str(len(schema.MIGRATIONS)),
     }
     _, tables = store.sql("SELECT table_name FROM duckdb_tables() ORDER BY 1")
     assert [t for (t,) in tables] == ["definitions", "events", "executions", "meta", "schedules"]
@@ -240,8 +240,8 @@ def test_migrations_run_forward_once(path, monkeypatch):
         ran.append(2)
         con.execute("CREATE TABLE notes (text VARCHAR)")
 
-    latest = len(duckdb_sql.MIGRATIONS)
-    monkeypatch.setattr(duckdb_sql, "MIGRATIONS", [*duckdb_sql.MIGRATIONS, add_notes])
+    latest = len(schema.MIGRATIONS)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, add_notes])
     with DuckDBStore(path) as store:
         version = store.sql("SELECT value FROM meta WHERE key = 'schema_version'")[1]
         assert version == [(str(latest + 1),)]
@@ -252,7 +252,7 @@ def test_migrations_run_forward_once(path, monkeypatch):
 
 
 def test_a_version_1_file_gains_the_schedules_table(path, monkeypatch):
-    monkeypatch.setattr(duckdb_sql, "MIGRATIONS", duckdb_sql.MIGRATIONS[:1])
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
     with DuckDBStore(path) as store:
         store.commit(Batch(new_executions=[execution("e")]))
         assert store.sql("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [("1",)]
@@ -272,8 +272,8 @@ def test_a_failed_migration_changes_nothing(path, monkeypatch):
         con.execute("CREATE TABLE half_done (x INTEGER)")
         raise RuntimeError("bug in migration")
 
-    latest = len(duckdb_sql.MIGRATIONS)
-    monkeypatch.setattr(duckdb_sql, "MIGRATIONS", [*duckdb_sql.MIGRATIONS, broken])
+    latest = len(schema.MIGRATIONS)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, broken])
     with pytest.raises(StoreError, match=f"schema version {latest + 1}") as info:
         DuckDBStore(path)
     assert "bug in migration" in str(info.value)
@@ -295,7 +295,7 @@ def test_a_newer_schema_is_refused(path):
         DuckDBStore(path)
     message = str(info.value)
     assert "version 99" in message
-    assert f"up to {len(duckdb_sql.MIGRATIONS)}" in message
+    assert f"up to {len(schema.MIGRATIONS)}" in message
     assert "upgrade nbconductor" in message
     with pytest.raises(SchemaTooNew):
         DuckDBStore(path, read_only=True)
@@ -579,7 +579,7 @@ def test_sql_reports_query_errors(store):
 
 
 def test_only_the_duckdb_store_imports_duckdb():
-    package = Path(duckdb_sql.__file__).parents[2]
+    package = Path(schema.__file__).parents[2]
     importers = sorted(
         str(p.relative_to(package))
         for p in package.rglob("*.py")
