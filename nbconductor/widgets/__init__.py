@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from nbconductor.widgets.execution import ExecutionReader, render, snapshot_text
 from nbconductor.widgets.execution_view import ExecutionView
-from nbconductor.widgets.history import HistoryQuery, load_chart, load_page, summary_text
-from nbconductor.widgets.history import render as render_history
+from nbconductor.widgets.history_html import render as render_history
+from nbconductor.widgets.history_html import summary_text
+from nbconductor.widgets.history_page import load_chart, load_page
+from nbconductor.widgets.history_query import HistoryQuery
 from nbconductor.widgets.history_table import HistoryTable
 from nbconductor.widgets.schedules_view import (
     SchedulePreview,
