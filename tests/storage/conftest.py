@@ -1,8 +1,10 @@
-"""The Store contract runs against every Store implementation: the ``store`` fixture."""
+"""Fixtures of the Store tests. The contract runs against every Store implementation
+through ``store``; the DuckDB-only modules override it with a DuckDB store on ``path``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +19,9 @@ def store(request, tmp_path) -> Iterator[Store]:
     s: Store = MemoryStore() if request.param == "memory" else DuckDBStore(tmp_path / "h.duckdb")
     yield s
     s.close()
+
+
+@pytest.fixture
+def path(tmp_path) -> Path:
+    """Where a history file goes (not created)."""
+    return tmp_path / "history.duckdb"

@@ -1,7 +1,13 @@
-"""Records for the Store tests: a fixed instant and builders of executions and events."""
+"""Helpers of the Store tests: a fixed instant, builders of executions and events, and a
+child process that reports its progress."""
 
 from __future__ import annotations
 
+import selectors
+import subprocess
+import sys
+import textwrap
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -21,3 +27,42 @@ def event(execution_id: str, seq: int, kind: EventKind = EventKind.TASK_COMPLETE
     """Event ``seq`` of an execution, ``seq`` seconds after T0, with ``changes``."""
     rec = EventRecord(execution_id, seq, kind, T0 + timedelta(seconds=seq))
     return replace(rec, **changes)
+
+
+class Child:
+    """A Python subprocess that reports progress line by line on stdout."""
+
+    def __init__(self, code: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.proc.pid
+
+    def expect(self, line: str, timeout: float = 60.0) -> None:
+        """Wait (with a deadline) until the child prints ``line``."""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if sel.select(timeout=deadline - time.monotonic()):
+                    got = self.proc.stdout.readline()
+                    if got.strip() == line:
+                        return
+                    if not got:
+                        break
+        self.proc.kill()
+        _, err = self.proc.communicate()
+        raise AssertionError(f"child did not print {line!r}; stderr:\n{err}")
+
+    def finish(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.communicate("done\n", timeout=60)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.communicate(timeout=60)
+        assert self.proc.returncode == -9
