@@ -1,5 +1,5 @@
 """The reads the operations make of a history store beyond its record methods: a
-person's SQL query, and the count of pending and due timers.
+person's SQL query, and the count of pending and due timers (the store's own query).
 
 Both the engine's operations and the offline ones use them, so that ``sql`` and
 ``status`` answer the same whichever of the two runs.
@@ -14,19 +14,6 @@ from nbconductor.errors import StoreError
 from nbconductor.operations.shapes import jsonable
 
 __all__ = ("due_timers", "run_sql", "sql_result", "timer_counts")
-
-#: Timers started and neither fired nor cancelled, of open executions: ``pending``,
-#: and of those the ones whose time has come (``due``; an engine fires them at once).
-_TIMERS_SQL = """
-SELECT count(*) AS pending,
-       count(*) FILTER (WHERE TRY_CAST(s.data->>'$.fire_at' AS DOUBLE) <= epoch(now())) AS due
-FROM events s JOIN executions x ON x.id = s.execution_id
-WHERE x.status = 'running' AND s.kind = 'TimerStarted'
-  AND NOT EXISTS (
-    SELECT 1 FROM events f
-    WHERE f.execution_id = s.execution_id AND f.command = s.command
-      AND f.kind IN ('TimerFired', 'TimerCancelled'))
-"""
 
 
 def run_sql(store: Any, query: str) -> tuple[list[str], list[Sequence[Any]]]:
@@ -53,11 +40,10 @@ def sql_result(store: Any, query: str) -> dict[str, Any]:
 def timer_counts(store: Any) -> tuple[int | None, int | None]:
     """(pending, due) timers of open executions; (None, None) when the store cannot say."""
     try:
-        _, rows = store.sql(_TIMERS_SQL)
+        timers = store.pending_timers()
     except StoreError:
         return None, None
-    pending, due = rows[0]
-    return int(pending), int(due)
+    return timers.pending, timers.due
 
 
 def due_timers(store: Any) -> int | None:

@@ -6,19 +6,30 @@ For fast tests, and for users' own tests of their workflows.
 from __future__ import annotations
 
 import copy
+import json
+import math
+import os
 import threading
 from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
 
 from nbconductor.errors import StoreError
 from nbconductor.storage.records import (
+    SORT_KEYS,
     Batch,
     DefinitionRecord,
+    EventKind,
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
     ScheduleRecord,
     Status,
+    TimerCounts,
 )
+
+_UTC = timezone.utc
 
 
 class MemoryStore:
@@ -101,7 +112,7 @@ class MemoryStore:
             if f.search and not (f.search in rec.id or any(f.search in tag for tag in rec.tags)):
                 continue
             out.append(rec)
-        out.sort(key=lambda r: (r.created_at, r.id), reverse=f.newest_first)
+        out.sort(key=_sort_key(f), reverse=f.newest_first)
         return out
 
     def list_executions(self, filter: ExecutionFilter | None = None) -> list[ExecutionRecord]:
@@ -149,6 +160,59 @@ class MemoryStore:
             self._check()
             return [copy.copy(self._schedules[k]) for k in sorted(self._schedules)]
 
+    def workflow_names(self) -> list[str]:
+        with self._lock:
+            self._check()
+            return sorted({r.workflow for r in self._executions.values()})
+
+    def created_span(
+        self, filter: ExecutionFilter | None = None
+    ) -> tuple[datetime, datetime] | None:
+        with self._lock:
+            self._check()
+            starts = [r.created_at for r in self._matching(filter or ExecutionFilter())]
+        return (min(starts), max(starts)) if starts else None
+
+    def counts_over_time(
+        self, width: float, filter: ExecutionFilter | None = None
+    ) -> dict[datetime, dict[Status, int]]:
+        _check_width(width)
+        with self._lock:
+            self._check()
+            rows = self._matching(filter or ExecutionFilter())
+        counts: dict[int, Counter[Status]] = {}
+        for r in rows:
+            counts.setdefault(math.floor(r.created_at.timestamp() / width), Counter())[
+                r.status
+            ] += 1
+        return {datetime.fromtimestamp(b * width, _UTC): dict(counts[b]) for b in sorted(counts)}
+
+    def pending_timers(self, now: datetime | None = None) -> TimerCounts:
+        now = now or datetime.now(_UTC)
+        at = (now if now.tzinfo else now.replace(tzinfo=_UTC)).timestamp()  # naive: UTC
+        with self._lock:
+            self._check()
+            running = [i for i, r in self._executions.items() if r.status is Status.RUNNING]
+            histories = [list(self._events.get(i, ())) for i in running]
+        pending = due = 0
+        for events in histories:
+            ended = {
+                e.command
+                for e in events
+                if e.kind in (EventKind.TIMER_FIRED, EventKind.TIMER_CANCELLED)
+            }
+            for e in events:
+                if e.kind is EventKind.TIMER_STARTED and (
+                    e.command is None or e.command not in ended
+                ):
+                    pending += 1
+                    fire_at = _fire_at(e.data)
+                    due += fire_at is not None and fire_at <= at
+        return TimerCounts(pending, due)
+
+    def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+        raise StoreError("MemoryStore cannot export Parquet; only a DuckDB history file can")
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -159,6 +223,40 @@ def _copy(rec: ExecutionRecord) -> ExecutionRecord:
     out = copy.copy(rec)
     out.tags = list(rec.tags)
     return out
+
+
+def _sort_key(f: ExecutionFilter) -> Callable[[ExecutionRecord], tuple]:
+    """The order of the DuckDB store's ORDER BY: the sort column, start time, id."""
+    if f.sort not in SORT_KEYS:
+        raise ValueError(f"cannot sort executions by {f.sort!r}; use one of {', '.join(SORT_KEYS)}")
+    if f.sort == "started":
+        return lambda r: (r.created_at, r.id)
+    if f.sort == "duration":
+        now = f.now or datetime.now(_UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=_UTC)
+        return lambda r: ((r.closed_at or now) - r.created_at, r.created_at, r.id)
+    if f.sort == "status":
+        return lambda r: (r.status.value, r.created_at, r.id)
+    name = f.sort
+    return lambda r: (getattr(r, name), r.created_at, r.id)
+
+
+def _check_width(width: float) -> None:
+    if not width > 0:
+        raise ValueError(f"a bucket width must be a positive number of seconds, not {width!r}")
+
+
+def _fire_at(data: str) -> float | None:
+    """A TimerStarted event's fire time in epoch seconds, as the DuckDB store's
+    ``TRY_CAST(data->>'$.fire_at' AS DOUBLE)`` reads it (None when it cannot)."""
+    try:
+        value = json.loads(data).get("fire_at")
+        if isinstance(value, bool):
+            return None
+        return float(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _in_order(events: list[EventRecord] | tuple[()]) -> list[EventRecord]:

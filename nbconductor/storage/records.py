@@ -165,9 +165,19 @@ class Batch:
         )
 
 
+#: What listed executions can be ordered by (:attr:`ExecutionFilter.sort`).
+SORT_KEYS = ("started", "id", "workflow", "status", "duration")
+
+
 @dataclass(slots=True)
 class ExecutionFilter:
-    """Filters for listing executions; every field is optional."""
+    """Filters, order and page for listing executions; every field is optional.
+
+    Executions are ordered by ``sort`` (one of :data:`SORT_KEYS`), then by start time,
+    then by id, all descending when ``newest_first`` (the default) and ascending
+    otherwise. ``duration`` counts a running execution's time up to ``now`` (the
+    current time when None).
+    """
 
     status: list[Status] | None = None
     workflow: str | None = None
@@ -178,3 +188,13 @@ class ExecutionFilter:
     limit: int | None = None
     offset: int = 0
     newest_first: bool = True
+    sort: str = "started"
+    now: datetime | None = None  # for sort="duration"
+
+
+@dataclass(frozen=True, slots=True)
+class TimerCounts:
+    """Timers of running executions that started and neither fired nor were cancelled."""
+
+    pending: int
+    due: int  # of those, the ones whose fire time has come (an engine fires them at once)

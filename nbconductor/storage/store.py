@@ -1,8 +1,15 @@
-"""The Store protocol: what the engine needs from a history store."""
+"""The Store protocol: what the engine and its readers need from a history store.
+
+Every query a caller needs is a method here, answered by the store (in SQL by the
+DuckDB store, in Python by the memory store): nothing outside ``nbconductor.storage``
+writes SQL, and a large history is paged and counted where it lives.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import os
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 from nbconductor.storage.records import (
     Batch,
@@ -12,6 +19,7 @@ from nbconductor.storage.records import (
     ExecutionRecord,
     ScheduleRecord,
     Status,
+    TimerCounts,
 )
 
 
@@ -32,7 +40,12 @@ class Store(Protocol):
         """The execution with this id, or None."""
 
     def list_executions(self, filter: ExecutionFilter | None = None) -> list[ExecutionRecord]:
-        """Executions matching the filter, newest first unless asked otherwise."""
+        """Executions matching the filter, in its order (newest first by default), paged
+        by its limit and offset.
+
+        Raises:
+            ValueError: the filter's ``sort`` is not one of ``SORT_KEYS``.
+        """
 
     def count_executions(self, filter: ExecutionFilter | None = None) -> int:
         """How many executions match the filter (limit/offset ignored)."""
@@ -54,6 +67,40 @@ class Store(Protocol):
 
     def schedules(self) -> list[ScheduleRecord]:
         """Every stored schedule, by id."""
+
+    def workflow_names(self) -> list[str]:
+        """The names of the workflows that have executions, sorted."""
+
+    def created_span(
+        self, filter: ExecutionFilter | None = None
+    ) -> tuple[datetime, datetime] | None:
+        """The earliest and the latest start of the matching executions (None if none match)."""
+
+    def counts_over_time(
+        self, width: float, filter: ExecutionFilter | None = None
+    ) -> dict[datetime, dict[Status, int]]:
+        """Matching executions counted by status per bucket of ``width`` seconds of start time.
+
+        Buckets are keyed by their start (UTC, a multiple of ``width`` since the epoch),
+        in time order; buckets with no execution are left out.
+
+        Raises:
+            ValueError: ``width`` is not positive.
+        """
+
+    def pending_timers(self, now: datetime | None = None) -> TimerCounts:
+        """Timers of running executions that have neither fired nor been cancelled, and how
+        many of them are due at ``now`` (the current time when None)."""
+
+    def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+        """Write ``<table>.parquet`` for each history table into ``directory``.
+
+        Returns:
+            ``{table: {"path": ..., "rows": n}}``.
+
+        Raises:
+            StoreError: this store cannot export Parquet, or writing failed.
+        """
 
     def close(self) -> None:
         """Flush and release the file; later calls fail."""

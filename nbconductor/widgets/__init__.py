@@ -20,13 +20,18 @@ Hooks the extension sets (module attributes, read at each use):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbconductor.widgets.execution import ExecutionReader, render, snapshot_text
+from nbconductor.widgets import hooks
+from nbconductor.widgets.execution_html import render, snapshot_text
+from nbconductor.widgets.execution_snapshot import ExecutionReader
 from nbconductor.widgets.execution_view import ExecutionView
-from nbconductor.widgets.history import HistoryQuery, load_chart, load_page, summary_text
-from nbconductor.widgets.history import render as render_history
+from nbconductor.widgets.history_html import render as render_history
+from nbconductor.widgets.history_html import summary_text
+from nbconductor.widgets.history_page import load_chart, load_page
+from nbconductor.widgets.history_query import HistoryQuery
 from nbconductor.widgets.history_table import HistoryTable
 from nbconductor.widgets.schedules_view import (
     SchedulePreview,
@@ -62,18 +67,13 @@ __all__ = (
 )
 
 
-def _no_log(execution_id: str) -> list[str]:
-    return []
-
-
-def _unchanged(text: str) -> str:
-    return text
-
-
 #: ``execution_id -> list[str]``: the lines an execution printed (set by the extension).
-log_source: Callable[[str], list[str]] = _no_log
+log_source: Callable[[str], list[str]] = hooks.no_log
 #: ``traceback text -> text`` naming cells instead of compiled file names.
-traceback_mapper: Callable[[str], str] = _unchanged
+traceback_mapper: Callable[[str], str] = hooks.unchanged
+# The views read the hooks from this package at each use, through hooks.holder: they
+# cannot import the package that imports them.
+hooks.holder = sys.modules[__name__]
 
 
 # ---------------------------------------------------------------- execution

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from nbconductor.widgets.coalescer import Coalescer, shared
-from nbconductor.widgets.execution import ExecutionReader, ExecutionSnapshot, render, snapshot_text
+from nbconductor.widgets.execution_html import render, snapshot_text
+from nbconductor.widgets.execution_snapshot import ExecutionReader, ExecutionSnapshot
 from nbconductor.widgets.panel import Panel
 from nbconductor.widgets.snapshot_view import SnapshotView
 

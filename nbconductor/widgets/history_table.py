@@ -19,19 +19,9 @@ import ipywidgets as w
 from nbconductor.storage.records import Status
 from nbconductor.widgets.coalescer import Coalescer, shared
 from nbconductor.widgets.execution_view import ExecutionView
-from nbconductor.widgets.history import (
-    PAGE_SIZES,
-    RANGES,
-    SORTS,
-    Chart,
-    HistoryPage,
-    HistoryQuery,
-    load_chart,
-    load_page,
-    render,
-    summary_text,
-    workflow_names,
-)
+from nbconductor.widgets.history_html import render, summary_text
+from nbconductor.widgets.history_page import Chart, HistoryPage, load_chart, load_page
+from nbconductor.widgets.history_query import PAGE_SIZES, RANGES, SORTS, HistoryQuery
 from nbconductor.widgets.panel import Panel
 from nbconductor.widgets.snapshot_view import SnapshotView
 
@@ -214,7 +204,7 @@ def _chart_key(query: HistoryQuery) -> HistoryQuery:
 
 def _options(engine: Engine) -> dict[str, Any]:
     return {
-        "workflows": workflow_names(engine),
+        "workflows": engine.store.workflow_names(),
         "statuses": [[s.value, s.title] for s in Status],
         "ranges": list(RANGES),
         "sorts": list(SORTS),

@@ -1,52 +1,26 @@
-"""The Store contract: one suite, run against every Store implementation."""
+"""The Store contract, writing and reading back: one suite, run against every Store
+implementation (the ``store`` fixture); the queries are in test_store_queries.py."""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from storetools import T0, event, execution
 
 from nbconductor.errors import StoreError
-from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
-from nbconductor.storage.memory import MemoryStore
 from nbconductor.storage.records import (
     Batch,
     DefinitionRecord,
     EventKind,
     EventRecord,
-    ExecutionFilter,
     ExecutionRecord,
     ExecutionUpdate,
     ScheduleRecord,
     Status,
 )
 from nbconductor.storage.store import Store
-
-T0 = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=["memory", "duckdb"])
-def store(request, tmp_path) -> Iterator[Store]:
-    s: Store = MemoryStore() if request.param == "memory" else DuckDBStore(tmp_path / "h.duckdb")
-    yield s
-    s.close()
-
-
-def execution(id: str, *, minutes: float = 0, **changes) -> ExecutionRecord:
-    at = T0 + timedelta(minutes=minutes)
-    rec = ExecutionRecord(id, "order", "v1", Status.RUNNING, at, at)
-    return replace(rec, **changes)
-
-
-def event(execution_id: str, seq: int, kind: EventKind = EventKind.TASK_COMPLETED, **changes):
-    rec = EventRecord(execution_id, seq, kind, T0 + timedelta(seconds=seq))
-    return replace(rec, **changes)
 
 
 def test_store_satisfies_the_protocol(store):
@@ -252,118 +226,6 @@ def test_records_are_copied_in_and_out(store):
     assert store.load_history("e")[0].data == "{}"
 
 
-# --- listing ---------------------------------------------------------------------------
-
-WF_A, WF_B = "order", "refund"
-DATA = [
-    # id, workflow, status, minutes after T0, parent, tags
-    ("a1", WF_A, Status.COMPLETED, 0, None, ["customer-1"]),
-    ("a2", WF_A, Status.RUNNING, 1, None, ["customer-2", "vip"]),
-    ("b1", WF_B, Status.FAILED, 2, "a2", []),
-    ("b2", WF_B, Status.RUNNING, 3, "a2", ["customer-1"]),
-    ("a3", WF_A, Status.TIMED_OUT, 4, None, ["batch-7"]),
-    ("c1", WF_A, Status.RUNNING, 4, None, []),  # same created_at as a3: id breaks the tie
-    ("c2", WF_B, Status.CANCELLED, 6, "a3", ["VIP"]),
-]
-
-
-@pytest.fixture
-def listed(store):
-    store.commit(
-        Batch(
-            new_executions=[
-                execution(i, minutes=m, workflow=w, status=s, parent_id=p, tags=t)
-                for i, w, s, m, p, t in DATA
-            ]
-        )
-    )
-    return store
-
-
-def expected(pred, newest_first=True) -> list[str]:
-    rows = [(m, i) for i, w, s, m, p, t in DATA if pred(i, w, s, m, p, t)]
-    return [i for _, i in sorted(rows, reverse=newest_first)]
-
-
-def has(text: str, tags: list[str]) -> bool:
-    return any(text in tag for tag in tags)
-
-
-FILTERS = {
-    "all": (ExecutionFilter(), lambda *r: True),
-    "one status": (
-        ExecutionFilter(status=[Status.RUNNING]),
-        lambda i, w, s, *r: s is Status.RUNNING,
-    ),
-    "two statuses": (
-        ExecutionFilter(status=[Status.FAILED, Status.CANCELLED]),
-        lambda i, w, s, *r: s in (Status.FAILED, Status.CANCELLED),
-    ),
-    "no status": (ExecutionFilter(status=[]), lambda *r: False),
-    "workflow": (ExecutionFilter(workflow=WF_B), lambda i, w, *r: w == WF_B),
-    "since": (ExecutionFilter(since=T0 + timedelta(minutes=3)), lambda i, w, s, m, *r: m >= 3),
-    "until": (ExecutionFilter(until=T0 + timedelta(minutes=3)), lambda i, w, s, m, *r: m < 3),
-    "since and until": (
-        ExecutionFilter(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=4)),
-        lambda i, w, s, m, *r: 1 <= m < 4,
-    ),
-    "parent": (ExecutionFilter(parent_id="a2"), lambda i, w, s, m, p, t: p == "a2"),
-    "search id": (ExecutionFilter(search="2"), lambda i, *r: "2" in i or has("2", r[-1])),
-    "search matches tags too": (
-        ExecutionFilter(search="b"),
-        lambda i, *r: "b" in i or has("b", r[-1]),
-    ),
-    "search tag": (ExecutionFilter(search="customer-1"), lambda i, *r: has("customer-1", r[-1])),
-    "search is case sensitive": (ExecutionFilter(search="vip"), lambda i, *r: has("vip", r[-1])),
-    "search id or tag": (
-        ExecutionFilter(search="1"),
-        lambda i, *r: "1" in i or has("1", r[-1]),
-    ),
-    "combined": (
-        ExecutionFilter(workflow=WF_A, status=[Status.RUNNING], search="c"),
-        lambda i, w, s, *r: w == WF_A and s is Status.RUNNING and ("c" in i or has("c", r[-1])),
-    ),
-}
-
-
-@pytest.mark.parametrize("name", list(FILTERS))
-def test_list_and_count_filters(listed, name):
-    f, pred = FILTERS[name]
-    want = expected(pred)
-    assert [r.id for r in listed.list_executions(f)] == want
-    assert listed.count_executions(f) == len(want)
-    oldest = replace(f, newest_first=False)
-    assert [r.id for r in listed.list_executions(oldest)] == expected(pred, newest_first=False)
-
-
-def test_list_pages_with_limit_and_offset(listed):
-    everything = [r.id for r in listed.list_executions()]
-    assert everything == ["c2", "c1", "a3", "b2", "b1", "a2", "a1"]
-    pages = [
-        [r.id for r in listed.list_executions(ExecutionFilter(limit=3, offset=o))]
-        for o in (0, 3, 6, 9)
-    ]
-    assert pages == [everything[0:3], everything[3:6], everything[6:], []]
-    assert [r.id for r in listed.list_executions(ExecutionFilter(offset=5))] == everything[5:]
-    assert listed.list_executions(ExecutionFilter(limit=0)) == []
-    assert listed.count_executions(ExecutionFilter(limit=2, offset=1)) == 7
-
-
-def test_listed_records_are_complete(listed):
-    (b1,) = listed.list_executions(ExecutionFilter(status=[Status.FAILED]))
-    assert b1 == listed.get_execution("b1")
-    assert b1.parent_id == "a2"
-
-
-def test_open_executions_are_the_running_ones_oldest_first(listed):
-    assert [r.id for r in listed.open_executions()] == ["a2", "b2", "c1"]
-
-
-def test_open_executions_follow_updates(listed):
-    listed.commit(Batch(updates=[ExecutionUpdate("b2", T0, status=Status.COMPLETED)]))
-    assert [r.id for r in listed.open_executions()] == ["a2", "c1"]
-
-
 # --- histories and definitions ---------------------------------------------------------
 
 
@@ -454,6 +316,10 @@ CALLS = {
     "counts_by_status": lambda s: s.counts_by_status(),
     "definitions": lambda s: s.definitions(),
     "schedules": lambda s: s.schedules(),
+    "workflow_names": lambda s: s.workflow_names(),
+    "created_span": lambda s: s.created_span(),
+    "counts_over_time": lambda s: s.counts_over_time(60),
+    "pending_timers": lambda s: s.pending_timers(),
 }
 
 
@@ -464,80 +330,3 @@ def test_a_closed_store_refuses_calls(store, call):
     store.close()  # idempotent
     with pytest.raises(StoreError):
         CALLS[call](store)
-
-
-# --- both stores agree on random histories ---------------------------------------------
-
-ids = st.sampled_from(["a", "b", "c", "d"])
-moments = st.integers(0, 5).map(lambda m: T0 + timedelta(minutes=m))
-texts = st.none() | st.sampled_from(["", "x", '"r"'])
-new_executions = st.builds(
-    ExecutionRecord,
-    id=ids,
-    workflow=st.sampled_from(["order", "refund"]),
-    version=st.just("v1"),
-    status=st.sampled_from(Status),
-    created_at=moments,
-    updated_at=moments,
-    parent_id=st.none() | ids,
-    tags=st.lists(st.sampled_from(["vip", "b-tag", "x"]), max_size=2),
-)
-updates = st.builds(
-    ExecutionUpdate,
-    id=ids,
-    updated_at=moments,
-    status=st.none() | st.sampled_from(Status),
-    closed_at=st.none() | moments,
-    result=texts.filter(lambda t: t != ""),
-    condition=texts,
-)
-batches = st.builds(
-    Batch,
-    new_executions=st.lists(new_executions, max_size=2),
-    updates=st.lists(updates, max_size=2),
-    events=st.lists(st.builds(event, ids, st.just(0)), max_size=3),  # seqs are set below
-)
-filters = st.builds(
-    ExecutionFilter,
-    status=st.none() | st.lists(st.sampled_from(Status), max_size=2),
-    workflow=st.none() | st.just("order"),
-    since=st.none() | moments,
-    parent_id=st.none() | ids,
-    search=st.none() | st.sampled_from(["a", "b", "vip"]),
-    limit=st.none() | st.integers(0, 3),
-    offset=st.integers(0, 2),
-    newest_first=st.booleans(),
-)
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(batches, min_size=1, max_size=6), st.lists(filters, min_size=1, max_size=4))
-def test_memory_and_duckdb_stores_agree(batch_list, filter_list):
-    next_seq: dict[str, int] = {}
-    for n, batch in enumerate(batch_list):
-        for ev in batch.events:  # unique seqs, as the engine guarantees
-            ev.seq = next_seq[ev.execution_id] = next_seq.get(ev.execution_id, 0) + 1
-        if n % 2:
-            batch.events.reverse()  # "in seq order" holds whatever the commit order
-    with tempfile.TemporaryDirectory() as tmp:
-        stores = [MemoryStore(), DuckDBStore(Path(tmp) / "h.duckdb")]
-        try:
-            for batch in batch_list:
-                outcomes = []
-                for s in stores:
-                    try:
-                        s.commit(batch)
-                        outcomes.append("ok")
-                    except StoreError:
-                        outcomes.append("failed")
-                assert outcomes[0] == outcomes[1], batch
-            memory, duck = stores
-            for f in filter_list:
-                assert memory.list_executions(f) == duck.list_executions(f)
-                assert memory.count_executions(f) == duck.count_executions(f)
-            assert memory.open_executions() == duck.open_executions()
-            assert memory.counts_by_status() == duck.counts_by_status()
-            assert memory.histories(list("abcd")) == duck.histories(list("abcd"))
-        finally:
-            for s in stores:
-                s.close()

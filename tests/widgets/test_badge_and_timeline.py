@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from nbconductor.storage.records import EventKind, EventRecord, Status
-from nbconductor.widgets import execution
+from nbconductor.widgets import execution_snapshot
 from nbconductor.widgets.markup import format_duration
 from nbconductor.widgets.status import badge_for
 from nbconductor.widgets.timeline import Timeline
@@ -116,10 +116,10 @@ def test_a_long_timeline_is_cut_to_the_latest_steps():
     events.append(event(500, EventKind.TIMER_STARTED, 300, 999, due=at(900).isoformat()))
     timeline = Timeline()
     timeline.apply(events)
-    steps, hidden = execution._visible_steps(timeline)
-    assert len(steps) == execution.MAX_STEPS
+    steps, hidden = execution_snapshot._visible_steps(timeline)
+    assert len(steps) == execution_snapshot.MAX_STEPS
     assert steps[-1].key == "timer:999"  # open steps are always kept
-    assert hidden == {"task completed": 201 - execution.MAX_STEPS}
+    assert hidden == {"task completed": 201 - execution_snapshot.MAX_STEPS}
 
 
 @pytest.mark.parametrize(

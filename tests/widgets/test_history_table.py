@@ -13,7 +13,8 @@ from nbconductor.engine.engine import Engine
 from nbconductor.storage.records import Batch, ExecutionFilter, ExecutionRecord, Status
 from nbconductor.testing import wait_for
 from nbconductor.widgets.execution_view import ExecutionView
-from nbconductor.widgets.history import HistoryQuery, load_chart, load_page
+from nbconductor.widgets.history_page import load_chart, load_page
+from nbconductor.widgets.history_query import HistoryQuery
 from nbconductor.widgets.history_table import HistoryTable
 
 N = 10_000
@@ -133,7 +134,7 @@ def test_bad_filters_are_refused_from_python_and_ignored_from_the_page(filled, c
 
 @pytest.mark.parametrize("sort", ["started", "id", "workflow", "status", "duration"])
 @pytest.mark.parametrize("descending", [True, False])
-def test_sorting_pages_alike_in_sql_and_in_memory(tmp_path, sort, descending):
+def test_sorting_pages_alike_in_both_stores(tmp_path, sort, descending):
     engines = [Engine(tmp_path / "s.duckdb", make_default=False), Engine(None, make_default=False)]
     try:
         pages = []
@@ -174,6 +175,12 @@ def test_chart_counts_by_status_over_time(any_engine):
     assert sum(sum(c.values()) for _, c in chart.buckets) == N
     filtered = load_chart(any_engine, HistoryQuery(status=("failed",)))
     assert filtered.counts == {"failed": 2000}
+
+
+def test_the_filter_bar_offers_the_workflows_that_have_executions(any_engine, coalescer):
+    table = table_of(any_engine, coalescer)
+    assert table.panel.options["workflows"] == list(WORKFLOWS)
+    assert table.panel.options["sorts"] == ["started", "id", "workflow", "status", "duration"]
 
 
 def test_messages_from_the_page(filled, coalescer):

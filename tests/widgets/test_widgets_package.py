@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbconductor.widgets as widgets
+from nbconductor.widgets import hooks
 from nbconductor.widgets.panel import STATIC, Panel
 
 PACKAGE = Path(widgets.__file__).parent
@@ -67,6 +68,25 @@ def test_widgets_import_only_downwards():
             for name in names:
                 assert not name.startswith("nbconductor.extension"), path
                 assert name.split(".")[0] not in {"IPython", "ipykernel", "duckdb"}, path
+
+
+def test_no_module_of_the_package_imports_the_package():
+    # The package imports every view; a view importing it back (even inside a function)
+    # closes an import circle. Submodules are fine: ``from nbconductor.widgets import hooks``.
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert all(a.name != "nbconductor.widgets" for a in node.names), path
+            elif isinstance(node, ast.ImportFrom) and node.module == "nbconductor.widgets":
+                for alias in node.names:
+                    assert (PACKAGE / f"{alias.name}.py").is_file(), (path, alias.name)
+
+
+def test_the_views_read_the_hooks_set_on_the_package(monkeypatch):
+    monkeypatch.setattr(widgets, "traceback_mapper", lambda text: text.upper())
+    assert hooks.holder.traceback_mapper("cell") == "CELL"
 
 
 def test_importing_the_engine_still_loads_no_widgets():

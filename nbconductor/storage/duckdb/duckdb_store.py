@@ -2,7 +2,7 @@
 
 This is the only module of nbconductor that imports duckdb.
 
-Tables (see :mod:`nbconductor.storage.duckdb.sql` for the schema):
+Tables (see :mod:`nbconductor.storage.duckdb.schema`):
 
 - ``meta``: key/value pairs; ``application``, ``schema_version``, ``created_by``.
 - ``executions``: one row per execution (see :class:`ExecutionRecord`).
@@ -22,19 +22,18 @@ BEGIN/COMMIT. Reads use cursors of their own and never wait for the writer.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from nbconductor._version import __version__
-from nbconductor.errors import NotAHistoryFile, SchemaTooNew, StoreError, StoreLocked
+from nbconductor.errors import NotAHistoryFile, StoreError
+from nbconductor.storage.duckdb import history_file, parquet_export, schema
 from nbconductor.storage.duckdb import sql as duckdb_sql
 from nbconductor.storage.records import (
     Batch,
@@ -44,62 +43,13 @@ from nbconductor.storage.records import (
     ExecutionRecord,
     ScheduleRecord,
     Status,
+    TimerCounts,
 )
 
 __all__ = ("DuckDBStore",)
 
 _UTC = timezone.utc
-_WHAT_TO_DO = (
-    "close the other kernel (or stop its engine with `%conductor stop`), "
-    "or use another history file by setting NBCONDUCTOR_DB"
-)
-
-
-# --- helpers ---------------------------------------------------------------------------
-
-# Paths opened by a DuckDBStore in this process: DuckDB shares one database instance
-# between connections of a process, so it would not stop a second writer here.
-_open_paths: dict[str, str] = {}  # resolved path -> "write" | "read"
-_open_counts: dict[str, int] = {}
-_registry_lock = threading.Lock()
-
-_LOCK_HOLDER = re.compile(r"lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
 _READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
-
-
-def _make_private_dir(directory: Path) -> None:
-    if directory.is_dir():
-        return  # an existing directory keeps its permissions
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)  # mkdir's mode is filtered through the umask
-
-
-def _make_private(path: str) -> None:
-    with suppress(FileNotFoundError):  # the WAL comes and goes with checkpoints
-        os.chmod(path, 0o600)
-
-
-def _open_error(exc: Exception, path: str, read_only: bool) -> StoreError:
-    text = str(exc)
-    if "Could not set lock" in text or "Conflicting lock" in text:
-        match = _LOCK_HOLDER.search(text)
-        holder = f"process {match['pid']} ({match['exe']})" if match else "another process"
-        return StoreLocked(f"{path} is in use by {holder}; {_WHAT_TO_DO}.")
-    if "not a valid DuckDB database" in text:
-        return NotAHistoryFile(
-            f"{path} is not an nbconductor history file (it is not a DuckDB database); "
-            "move it away, or use another file by setting NBCONDUCTOR_DB."
-        )
-    if "different configuration" in text:
-        return StoreLocked(
-            f"{path} is already open in this process with another mode; close that "
-            "store first, or read through it."
-        )
-    mode = "read-only" if read_only else "read-write"
-    return StoreError(f"cannot open history file {path} ({mode}): {text}")
-
-
-# --- the store -------------------------------------------------------------------------
 
 
 class DuckDBStore:
@@ -134,14 +84,14 @@ class DuckDBStore:
         self._idle: list[Any] = []
         self._busy: set[Any] = set()
         self._appenders: dict[str, Any] = {}  # table -> duckdb Appender on the writer
-        _claim(str(resolved), read_only)
+        history_file.claim(str(resolved), read_only)
         # A store dropped without close() (say, a notebook cell run twice) must not keep
         # its path claimed for the rest of the process.
-        self._release = weakref.finalize(self, _release, str(resolved))
+        self._release = weakref.finalize(self, history_file.release, str(resolved))
         try:
             self._con = self._connect(resolved)
             try:
-                self._prepare_schema()
+                schema.prepare(self._con, str(resolved), read_only=read_only)
                 # Readers get cursors from their own root connection, so making one
                 # never touches the writer's connection while it commits.
                 self._root = self._con.cursor()
@@ -152,7 +102,7 @@ class DuckDBStore:
             self._release()
             raise
         if not read_only:
-            _make_private(str(resolved))
+            history_file.make_private(str(resolved))
             self._secure_wal()
 
     # -- opening ------------------------------------------------------------------------
@@ -163,72 +113,13 @@ class DuckDBStore:
             if not resolved.is_file() or resolved.stat().st_size == 0:
                 raise NotAHistoryFile(f"there is no nbconductor history at {path}")
         else:
-            _make_private_dir(resolved.parent)
+            history_file.make_private_dir(resolved.parent)
             if resolved.is_file() and resolved.stat().st_size == 0:
                 resolved.unlink()  # DuckDB refuses empty files; treat one as brand new
         try:
             return duckdb.connect(path, read_only=self.read_only)
         except duckdb.Error as exc:
-            raise _open_error(exc, path, self.read_only) from exc
-
-    def _prepare_schema(self) -> None:
-        con = self._con
-        tables = {
-            name
-            for (name,) in con.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_catalog = current_database()"
-            ).fetchall()
-        }
-        latest = len(duckdb_sql.MIGRATIONS)
-        if not tables:
-            if self.read_only:
-                raise NotAHistoryFile(
-                    f"{self.path} is an empty DuckDB database, not an nbconductor history"
-                )
-            self._migrate(0, latest)
-            return
-        meta: dict[str, str] = {}
-        if "meta" in tables:
-            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("application") != duckdb_sql.APPLICATION or "schema_version" not in meta:
-            listed = ", ".join(sorted(tables)[:5])
-            raise NotAHistoryFile(
-                f"{self.path} is a DuckDB database of something else (tables: {listed}), "
-                "not an nbconductor history; nbconductor will not write into it. Use "
-                "another file by setting NBCONDUCTOR_DB."
-            )
-        version = int(meta["schema_version"])
-        if version > latest:
-            raise SchemaTooNew(
-                f"{self.path} has history schema version {version}, but nbconductor "
-                f"{__version__} supports versions up to {latest}; upgrade nbconductor "
-                "(pip install -U nbconductor) to open it, or use another history file."
-            )
-        if version < latest:
-            if self.read_only:
-                raise StoreError(
-                    f"{self.path} has history schema version {version} and needs an "
-                    f"upgrade to version {latest}; open it once read-write (start the "
-                    "engine) to upgrade it."
-                )
-            self._migrate(version, latest)
-
-    def _migrate(self, current: int, latest: int) -> None:
-        con = self._con
-        for version in range(current + 1, latest + 1):
-            con.begin()
-            try:
-                duckdb_sql.MIGRATIONS[version - 1](con)
-                con.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)]
-                )
-                con.commit()
-            except BaseException as exc:
-                con.rollback()
-                raise StoreError(
-                    f"upgrading {self.path} to schema version {version} failed: {exc}"
-                ) from exc
+            raise history_file.open_error(exc, path, self.read_only) from exc
 
     def _secure_wal(self) -> None:
         # DuckDB deletes the WAL at each checkpoint and creates it again with the
@@ -236,7 +127,7 @@ class DuckDBStore:
         # comparing inodes would miss a new WAL that reuses the old inode number).
         try:
             if os.stat(self._wal).st_mode & 0o077:
-                _make_private(self._wal)
+                history_file.make_private(self._wal)
         except FileNotFoundError:
             pass
 
@@ -367,11 +258,17 @@ class DuckDBStore:
         return duckdb_sql.execution_row(rows[0]) if rows else None
 
     def list_executions(self, filter: ExecutionFilter | None = None) -> list[ExecutionRecord]:
-        """Executions matching the filter, newest first unless asked otherwise."""
+        """Executions matching the filter, in its order (newest first by default), paged
+        by its limit and offset.
+
+        Raises:
+            ValueError: the filter's ``sort`` is not one of ``SORT_KEYS``.
+        """
         f = filter or ExecutionFilter()
         where, params = duckdb_sql.where(f)
-        order = "DESC" if f.newest_first else "ASC"
-        query = f"SELECT {duckdb_sql.EXECUTION_COLUMNS} FROM executions{where} ORDER BY created_at {order}, id {order}"
+        order, order_params = duckdb_sql.order_by(f)
+        params.extend(order_params)
+        query = f"SELECT {duckdb_sql.EXECUTION_COLUMNS} FROM executions{where}{order}"
         if f.limit is not None:
             query += " LIMIT ?"
             params.append(max(f.limit, 0))
@@ -431,6 +328,68 @@ class DuckDBStore:
         """Every stored schedule, by id."""
         rows = self._query(f"SELECT {duckdb_sql.SCHEDULE_COLUMNS} FROM schedules ORDER BY id")
         return [duckdb_sql.schedule_row(row) for row in rows]
+
+    def workflow_names(self) -> list[str]:
+        """The names of the workflows that have executions, sorted."""
+        return [
+            name for (name,) in self._query("SELECT DISTINCT workflow FROM executions ORDER BY 1")
+        ]
+
+    def created_span(
+        self, filter: ExecutionFilter | None = None
+    ) -> tuple[datetime, datetime] | None:
+        """The earliest and the latest start of the matching executions (None if none match)."""
+        where, params = duckdb_sql.where(filter or ExecutionFilter())
+        ((low, high),) = self._query(
+            f"SELECT min(created_at), max(created_at) FROM executions{where}", params
+        )
+        return None if low is None else (duckdb_sql.utc(low), duckdb_sql.utc(high))
+
+    def counts_over_time(
+        self, width: float, filter: ExecutionFilter | None = None
+    ) -> dict[datetime, dict[Status, int]]:
+        """Matching executions counted by status per bucket of ``width`` seconds of start time.
+
+        Buckets are keyed by their start (UTC, a multiple of ``width`` since the epoch),
+        in time order; buckets with no execution are left out.
+
+        Raises:
+            ValueError: ``width`` is not positive.
+        """
+        if not width > 0:
+            raise ValueError(f"a bucket width must be a positive number of seconds, not {width!r}")
+        where, params = duckdb_sql.where(filter or ExecutionFilter())
+        rows = self._query(
+            "SELECT CAST(floor(epoch(created_at) / ?) AS BIGINT) AS bucket, status, count(*) "
+            f"FROM executions{where} GROUP BY 1, 2 ORDER BY 1, 2",
+            [width, *params],
+        )
+        out: dict[datetime, dict[Status, int]] = {}
+        for bucket, status, n in rows:
+            start = datetime.fromtimestamp(bucket * width, _UTC)
+            out.setdefault(start, {})[duckdb_sql.STATUSES[status]] = n
+        return out
+
+    def pending_timers(self, now: datetime | None = None) -> TimerCounts:
+        """Timers of running executions that have neither fired nor been cancelled, and how
+        many of them are due at ``now`` (the current time when None)."""
+        now = now or datetime.now(_UTC)
+        at = (now if now.tzinfo else now.replace(tzinfo=_UTC)).timestamp()  # naive: UTC
+        ((pending, due),) = self._query(duckdb_sql.PENDING_TIMERS, [at])
+        return TimerCounts(int(pending), int(due))
+
+    def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+        """Write ``<table>.parquet`` for each history table into ``directory``, from one
+        consistent snapshot (see :mod:`nbconductor.storage.duckdb.parquet_export`).
+
+        Returns:
+            ``{table: {"path": ..., "rows": n}}``.
+
+        Raises:
+            StoreError: DuckDB could not write a file (its message is included).
+        """
+        with self._cursor() as cursor:
+            return parquet_export.write_tables(cursor, self.path, directory)
 
     def sql(self, query: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Run one read-only query for a user (``%conductor sql``).
@@ -514,28 +473,3 @@ class DuckDBStore:
         mode = ", read_only=True" if self.read_only else ""
         state = " (closed)" if self._closed else ""
         return f"DuckDBStore({self.path!r}{mode}){state}"
-
-
-def _claim(path: str, read_only: bool) -> None:
-    mode = "read" if read_only else "write"
-    with _registry_lock:
-        held = _open_paths.get(path)
-        if held is not None and (held == "write" or not read_only):
-            raise StoreLocked(
-                f"{path} is already open in this process (by another DuckDBStore, "
-                f"for {'writing' if held == 'write' else 'reading'}); use that store, or "
-                f"close it first. To run a second engine, use another history file by "
-                "setting NBCONDUCTOR_DB."
-            )
-        _open_paths[path] = mode
-        _open_counts[path] = _open_counts.get(path, 0) + 1
-
-
-def _release(path: str) -> None:
-    with _registry_lock:
-        count = _open_counts.get(path, 0) - 1
-        if count <= 0:
-            _open_paths.pop(path, None)
-            _open_counts.pop(path, None)
-        else:
-            _open_counts[path] = count

@@ -1,8 +1,10 @@
-"""The SQL of the DuckDB store: schema and migrations, batches as statements, rows.
+"""The SQL of the DuckDB store: records as rows, batches as statements, filters as
+WHERE clauses.
 
-Kept apart from :mod:`nbconductor.storage.duckdb.duckdb_store` (which alone imports duckdb) so
-that each module holds one idea: this one is what is written where, that one is how the
-file is opened, locked, written and read.
+Kept apart from :mod:`nbconductor.storage.duckdb.duckdb_store` (which alone imports
+duckdb) so that each module holds one idea: this one is what is written where and how a
+filter reads, that one is how the file is written and read. The tables themselves are
+in :mod:`nbconductor.storage.duckdb.schema`.
 
 Timestamps are ``TIMESTAMP`` columns holding UTC (not ``TIMESTAMPTZ``: DuckDB's Python
 client needs pytz to return those, which would break ``%conductor sql`` for users who
@@ -13,12 +15,11 @@ reject strings holding lone surrogates, which Python strings can carry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from nbconductor._version import __version__
 from nbconductor.storage.records import (
+    SORT_KEYS,
     DefinitionRecord,
     EventKind,
     EventRecord,
@@ -30,13 +31,12 @@ from nbconductor.storage.records import (
 )
 
 __all__ = (
-    "APPLICATION",
     "EVENT_COLUMNS",
     "EVENT_TABLE_COLUMNS",
     "EXECUTION_COLUMNS",
     "EXECUTION_TABLE_COLUMNS",
     "KINDS",
-    "MIGRATIONS",
+    "PENDING_TIMERS",
     "SCHEDULE_COLUMNS",
     "STATUSES",
     "db_time",
@@ -46,6 +46,7 @@ __all__ = (
     "execution_row",
     "execution_rows",
     "opt_time",
+    "order_by",
     "schedule_row",
     "schedule_statements",
     "update_statement",
@@ -54,86 +55,6 @@ __all__ = (
 )
 
 _UTC = timezone.utc
-APPLICATION = "nbconductor"
-
-
-# --- schema ----------------------------------------------------------------------------
-
-# Indexes, as measured (see benchmarks/bench_store.py):
-# - events(execution_id): load_history of a short history among 1M events 1.0 ms with
-#   it, 3.1 ms without; 3,000 events 7 ms vs 13 ms; its cost per 2-event commit is lost
-#   in the noise. A PRIMARY KEY (execution_id, seq) instead costs ~0.1 ms more per
-#   commit and DuckDB uses it less well for these lookups (1.7 ms), so seq uniqueness
-#   is left to the engine, which guarantees it.
-# - executions(id) PRIMARY KEY: rejects a duplicate id inside the transaction and
-#   serves get_execution (0.6 ms at 100k executions).
-# - None on executions(status) or (created_at): with them a status update costs 2.3 ms
-#   instead of 1.6 ms (an indexed column is updated as delete + insert) and
-#   open_executions 19 ms instead of 10 ms at 100k executions. Executions are appended
-#   in created_at order, so DuckDB's zone maps already prune since/until scans.
-
-_SCHEMA_V1 = """
-CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
-CREATE TABLE executions (
-    id VARCHAR PRIMARY KEY,
-    workflow VARCHAR NOT NULL,
-    version VARCHAR NOT NULL,
-    status VARCHAR NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP NOT NULL,
-    closed_at TIMESTAMP,
-    input VARCHAR NOT NULL,
-    result VARCHAR,
-    error VARCHAR,
-    parent_id VARCHAR,
-    origin_id VARCHAR,
-    tags VARCHAR[] NOT NULL,
-    condition VARCHAR
-);
-CREATE TABLE events (
-    execution_id VARCHAR NOT NULL,
-    seq INTEGER NOT NULL,
-    kind VARCHAR NOT NULL,
-    "at" TIMESTAMP NOT NULL,
-    command INTEGER,
-    name VARCHAR,
-    attempt INTEGER,
-    data VARCHAR NOT NULL
-);
-CREATE INDEX events_by_execution ON events (execution_id);
-CREATE TABLE definitions (
-    name VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,
-    version VARCHAR NOT NULL,
-    source VARCHAR NOT NULL,
-    registered_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (name, kind, version)
-);
-COMMENT ON TABLE executions IS 'nbconductor executions; timestamps are UTC, payloads JSON text';
-COMMENT ON TABLE events IS 'nbconductor histories; "at" is UTC, data is JSON text';
-"""
-
-
-def _create_v1(con: Any) -> None:
-    """Version 1: the initial schema."""
-    con.execute(_SCHEMA_V1)
-    con.execute(
-        "INSERT INTO meta VALUES ('application', ?), ('created_by', ?), ('schema_version', '0')",
-        [APPLICATION, __version__],
-    )
-
-
-def _add_schedules(con: Any) -> None:
-    """Version 2: schedules, their specs and firing state (codec JSON text)."""
-    con.execute(
-        "CREATE TABLE schedules (id VARCHAR PRIMARY KEY, workflow VARCHAR NOT NULL, "
-        "spec VARCHAR NOT NULL, state VARCHAR NOT NULL, updated_at TIMESTAMP NOT NULL)"
-    )
-
-
-#: Forward migrations: ``MIGRATIONS[n - 1]`` turns schema version n - 1 into version n.
-#: Each runs in its own transaction with the update of ``meta.schema_version``.
-MIGRATIONS: list[Callable[[Any], None]] = [_create_v1, _add_schedules]
 
 
 # --- rows and statements --------------------------------------------------------------
@@ -349,3 +270,43 @@ def where(f: ExecutionFilter) -> tuple[str, list[Any]]:
         clauses.append("(contains(id, ?) OR len(list_filter(tags, lambda t: contains(t, ?))) > 0)")
         params.extend((f.search, f.search))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+# --- reading ---------------------------------------------------------------------------
+
+# The expression each sort key orders by; "?" is ExecutionFilter.now.
+_SORT_COLUMNS = {
+    "id": "id",
+    "workflow": "workflow",
+    "status": "status",
+    "duration": "coalesce(closed_at, ?::TIMESTAMP) - created_at",
+}
+
+
+def order_by(f: ExecutionFilter) -> tuple[str, list[Any]]:
+    """The filter's order as an ORDER BY clause and its parameters.
+
+    Raises:
+        ValueError: the sort key is not one of ``SORT_KEYS``.
+    """
+    if f.sort not in SORT_KEYS:
+        raise ValueError(f"cannot sort executions by {f.sort!r}; use one of {', '.join(SORT_KEYS)}")
+    order = "DESC" if f.newest_first else "ASC"
+    if f.sort == "started":
+        return f" ORDER BY created_at {order}, id {order}", []
+    params = [db_time(f.now or datetime.now(_UTC))] if f.sort == "duration" else []
+    return f" ORDER BY {_SORT_COLUMNS[f.sort]} {order}, created_at {order}, id {order}", params
+
+
+#: Timers started and neither fired nor cancelled, of running executions: ``pending``,
+#: and of those the ones whose time ($1, epoch seconds) has come.
+PENDING_TIMERS = """
+SELECT count(*) AS pending,
+       count(*) FILTER (WHERE TRY_CAST(s.data->>'$.fire_at' AS DOUBLE) <= $1) AS due
+FROM events s JOIN executions x ON x.id = s.execution_id
+WHERE x.status = 'running' AND s.kind = 'TimerStarted'
+  AND NOT EXISTS (
+    SELECT 1 FROM events f
+    WHERE f.execution_id = s.execution_id AND f.command = s.command
+      AND f.kind IN ('TimerFired', 'TimerCancelled'))
+"""

@@ -1,0 +1,97 @@
+"""The history file on disk: who may open it, who may read it, why it would not open.
+
+DuckDB locks a file against other processes, but shares one database instance between
+the connections of a process, so it would not stop a second writer here: the claims
+below do. Files and their directory are private to the user (payloads may be private),
+and DuckDB's messages about locks and foreign files become errors that say what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from contextlib import suppress
+from pathlib import Path
+
+from nbconductor.errors import NotAHistoryFile, StoreError, StoreLocked
+
+__all__ = ("claim", "make_private", "make_private_dir", "open_error", "release")
+
+_WHAT_TO_DO = (
+    "close the other kernel (or stop its engine with `%conductor stop`), "
+    "or use another history file by setting NBCONDUCTOR_DB"
+)
+
+
+_open_paths: dict[str, str] = {}  # resolved path -> "write" | "read"
+_open_counts: dict[str, int] = {}
+_registry_lock = threading.Lock()
+
+_LOCK_HOLDER = re.compile(r"lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create the directory readable by its owner alone (an existing one is left as it is)."""
+    if directory.is_dir():
+        return  # an existing directory keeps its permissions
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)  # mkdir's mode is filtered through the umask
+
+
+def make_private(path: str) -> None:
+    """Make the file readable and writable by its owner alone (a missing one is skipped)."""
+    with suppress(FileNotFoundError):  # the WAL comes and goes with checkpoints
+        os.chmod(path, 0o600)
+
+
+def open_error(exc: Exception, path: str, read_only: bool) -> StoreError:
+    """The error to raise for DuckDB's refusal ``exc`` to open ``path``."""
+    text = str(exc)
+    if "Could not set lock" in text or "Conflicting lock" in text:
+        match = _LOCK_HOLDER.search(text)
+        holder = f"process {match['pid']} ({match['exe']})" if match else "another process"
+        return StoreLocked(f"{path} is in use by {holder}; {_WHAT_TO_DO}.")
+    if "not a valid DuckDB database" in text:
+        return NotAHistoryFile(
+            f"{path} is not an nbconductor history file (it is not a DuckDB database); "
+            "move it away, or use another file by setting NBCONDUCTOR_DB."
+        )
+    if "different configuration" in text:
+        return StoreLocked(
+            f"{path} is already open in this process with another mode; close that "
+            "store first, or read through it."
+        )
+    mode = "read-only" if read_only else "read-write"
+    return StoreError(f"cannot open history file {path} ({mode}): {text}")
+
+
+def claim(path: str, read_only: bool) -> None:
+    """Claim ``path`` for a store of this process; a writer excludes every other store.
+
+    Raises:
+        StoreLocked: another store of this process holds it in a conflicting mode.
+    """
+    mode = "read" if read_only else "write"
+    with _registry_lock:
+        held = _open_paths.get(path)
+        if held is not None and (held == "write" or not read_only):
+            raise StoreLocked(
+                f"{path} is already open in this process (by another DuckDBStore, "
+                f"for {'writing' if held == 'write' else 'reading'}); use that store, or "
+                f"close it first. To run a second engine, use another history file by "
+                "setting NBCONDUCTOR_DB."
+            )
+        _open_paths[path] = mode
+        _open_counts[path] = _open_counts.get(path, 0) + 1
+
+
+def release(path: str) -> None:
+    """Give back one claim of ``path``."""
+    with _registry_lock:
+        count = _open_counts.get(path, 0) - 1
+        if count <= 0:
+            _open_paths.pop(path, None)
+            _open_counts.pop(path, None)
+        else:
+            _open_counts[path] = count

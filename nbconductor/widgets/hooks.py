@@ -1,0 +1,42 @@
+"""The hooks the extension sets on ``nbconductor.widgets``, found by the views.
+
+The extension sets ``nbconductor.widgets.log_source`` and ``traceback_mapper`` (package
+attributes, read at each use). The views cannot import the package, which imports
+them; so the package registers itself here as the :data:`holder` when it is imported,
+and the views read ``hooks.holder.log_source`` and ``hooks.holder.traceback_mapper``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+__all__ = ("HookHolder", "holder", "no_log", "unchanged")
+
+
+class HookHolder(Protocol):
+    """Where the hooks are set: the package ``nbconductor.widgets``."""
+
+    log_source: Callable[[str], Iterable[str]]
+    traceback_mapper: Callable[[str], str]
+
+
+def no_log(execution_id: str) -> list[str]:
+    """The lines an execution printed, for its view's log: none until the extension
+    sets this hook."""
+    return []
+
+
+def unchanged(text: str) -> str:
+    """A traceback as the view shows it: as it is until the extension sets this hook to
+    name notebook cells (``Cell In[7], line 4``) instead of compiled file names."""
+    return text
+
+
+class _Defaults:
+    log_source = staticmethod(no_log)
+    traceback_mapper = staticmethod(unchanged)
+
+
+#: The package once it is imported; the defaults until then.
+holder: HookHolder = _Defaults()
