@@ -14,7 +14,7 @@ import types
 
 class _CallablePackage(types.ModuleType):
     def __call__(self):
-        from nbconductor.engine.engine import default_engine
+        from nbconductor.engine.default import default_engine
 
         return default_engine()
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbconductor.engine import context
+from nbconductor.engine.default import default_engine
 from nbconductor.engine.duration import optional_duration
 from nbconductor.engine.retry import DEFAULT_RETRY, Retry
 from nbconductor.errors import DefinitionError, WorkflowNotRegistered
@@ -73,12 +75,10 @@ class TaskDefinition:
         _describe(self, fn, name, source)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from nbconductor.engine.runtime import current_runtime
-
-        runtime = current_runtime()
-        if runtime is None:
+        workflow_context = context.current()
+        if workflow_context is None:
             return self.fn(*args, **kwargs)
-        return runtime.schedule_task(self, args, kwargs)
+        return workflow_context.schedule_task(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<task {self.name} version {self.version}>"
@@ -145,18 +145,12 @@ class WorkflowDefinition:
 
     def start(self, *args: Any, id: str | None = None, engine=None, **kwargs: Any):
         """Start an execution on ``engine`` (default: this process's engine); returns a Handle."""
-        from nbconductor.engine.engine import default_engine
-
         return (engine or default_engine()).start(self, *args, id=id, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any):
         """Outside a workflow: start an execution and return its (awaitable) handle."""
-        from nbconductor.engine.runtime import current_runtime
-
-        if current_runtime() is not None:
-            from nbconductor.engine.workflow_api import child
-
-            return child(self, *args, **kwargs)
+        if context.current() is not None:
+            return context.run_child(self, args, kwargs)
         return self.start(*args, **kwargs)
 
     def __repr__(self) -> str:

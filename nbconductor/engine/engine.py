@@ -31,6 +31,8 @@ from nbconductor.engine import payload
 from nbconductor.engine.activation import Activation
 from nbconductor.engine.clock import SystemClock
 from nbconductor.engine.control import Control
+from nbconductor.engine.default import clear_default_engine, set_default_engine
+from nbconductor.engine.default import default_engine as default_engine  # re-exported
 from nbconductor.engine.definition import REGISTRY, Registry, WorkflowDefinition
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.live import LiveExecution
@@ -51,8 +53,6 @@ from nbconductor.storage.records import (
 )
 from nbconductor.storage.store import Store
 
-_default_engine: Engine | None = None
-_default_lock = threading.Lock()
 _running_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -63,22 +63,6 @@ def _stop_engines_at_exit() -> None:
     for engine in list(_running_engines):
         with contextlib.suppress(Exception):
             engine.stop(grace=2.0)
-
-
-def default_engine() -> Engine:
-    """The engine that ``workflow.start()`` uses when none is given."""
-    if _default_engine is None or not _default_engine.running:
-        raise EngineStopped(
-            "no engine is running in this process; create one with nbconductor.Engine(path) "
-            "(in a notebook, %load_ext nbconductor starts one)"
-        )
-    return _default_engine
-
-
-def set_default_engine(engine: Engine | None) -> None:
-    global _default_engine
-    with _default_lock:
-        _default_engine = engine
 
 
 def _open_store(path_or_store: str | Path | Store | None) -> Store:
@@ -328,8 +312,7 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
         self._post(lambda: self._begin_stop(grace))
         self._thread.join(grace + 5.0)
         self.registry.remove_listener(self._on_register)
-        if _default_engine is self:
-            set_default_engine(None)
+        clear_default_engine(self)
 
     def __enter__(self) -> Engine:
         return self

@@ -15,12 +15,14 @@ import json
 import random as _random
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from nbconductor.engine import payload
+from nbconductor.engine.context import WorkflowContext
+from nbconductor.engine.context import current as context_current
 from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
 from nbconductor.engine.failure import describe_exception, summary
-from nbconductor.engine.loop import DurableTimer, WorkflowLoop, _get_running_loop
+from nbconductor.engine.loop import DurableTimer, WorkflowLoop
 from nbconductor.errors import (
     ChildFailed,
     ContinueAsNew,
@@ -94,10 +96,10 @@ def describe_event(event: EventRecord) -> str:
     return f"{event.kind.value}{name}{ident}"
 
 
-def current_runtime() -> WorkflowRuntime | None:
-    """The runtime of the workflow whose code is running on this thread, if any."""
-    loop = _get_running_loop()
-    return loop.runtime if isinstance(loop, WorkflowLoop) else None
+def current_runtime() -> WorkflowContext | None:
+    """The context of the workflow whose code is running on this thread, if any
+    (:func:`nbconductor.engine.context.current`, under its older name)."""
+    return context_current()
 
 
 class TaskFuture(asyncio.Future):
@@ -133,8 +135,9 @@ class ChildFuture(asyncio.Future):
         return super().cancel(msg)
 
 
-class WorkflowRuntime:
-    """One execution's workflow code, its deterministic loop and its pending commands."""
+class WorkflowRuntime(WorkflowContext):
+    """One execution's workflow code, its deterministic loop and its pending commands:
+    the :class:`~nbconductor.engine.context.WorkflowContext` of a replayed execution."""
 
     def __init__(
         self,
@@ -410,6 +413,15 @@ class WorkflowRuntime:
             return False  # this execution was recorded before the patch existed
         self.pending.append(Command(MARKER, self.next_id(), name))
         return True
+
+    def continue_as_new(self, args: tuple, kwargs: dict) -> NoReturn:
+        text = payload.encode_call(
+            self.definition.signature,
+            args,
+            kwargs,
+            what=f"continue_as_new of {self.definition.name}",
+        )
+        raise ContinueAsNew(text)
 
     def _start_update(self, name: str, update_id: str, value: Any) -> None:
         handler = self.definition.updates.get(name)
