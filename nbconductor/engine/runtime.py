@@ -21,8 +21,9 @@ from nbconductor.engine import payload
 from nbconductor.engine.context import WorkflowContext
 from nbconductor.engine.context import current as context_current
 from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
-from nbconductor.engine.failure import describe_exception, summary
+from nbconductor.engine.failure import Failure, summary
 from nbconductor.engine.loop import DurableTimer, WorkflowLoop
+from nbconductor.engine.payload import PLAIN, Payloads
 from nbconductor.errors import (
     ChildFailed,
     ContinueAsNew,
@@ -63,14 +64,18 @@ RECORDED_AS = {
     CONTINUE: EventKind.EXECUTION_CONTINUED_AS_NEW,
 }
 COMMAND_EVENTS = frozenset(RECORDED_AS.values())
-CLOSING_EVENTS = frozenset(
+# Every event that ends an execution; the commands among them close it from its code.
+ENDING_EVENTS = frozenset(
     {
         EventKind.EXECUTION_COMPLETED,
         EventKind.EXECUTION_FAILED,
         EventKind.EXECUTION_CANCELLED,
+        EventKind.EXECUTION_TERMINATED,
+        EventKind.EXECUTION_TIMED_OUT,
         EventKind.EXECUTION_CONTINUED_AS_NEW,
     }
 )
+CLOSING_EVENTS = ENDING_EVENTS & COMMAND_EVENTS
 
 
 @dataclass(slots=True)
@@ -83,6 +88,7 @@ class Command:
     payload: str | None = None  # codec JSON: task input, marker value, result
     data: dict = field(default_factory=dict)
     definition: TaskDefinition | None = None
+    failure: Failure | None = None  # why the execution fails (a FAIL command)
 
     def describe(self) -> str:
         target = f" {self.name!r}" if self.name else ""
@@ -148,8 +154,10 @@ class WorkflowRuntime(WorkflowContext):
         *,
         markers: dict[int, EventRecord] | None = None,
         seed_id: str | None = None,
+        payloads: Payloads = PLAIN,
     ) -> None:
         self.execution_id = execution_id
+        self.payloads = payloads
         self.definition = definition
         self.input_text = input_text
         self.loop = WorkflowLoop(self)
@@ -181,7 +189,7 @@ class WorkflowRuntime(WorkflowContext):
 
     def start(self) -> None:
         """The first activation: run the workflow function until it waits."""
-        args, kwargs = payload.decode_input(self.input_text)
+        args, kwargs = self.payloads.decode_input(self.input_text)
         self.main = self.loop.create_task(self.definition.fn(*args, **kwargs))
         self.main.add_done_callback(self._on_main_done)
         self._run()
@@ -223,7 +231,7 @@ class WorkflowRuntime(WorkflowContext):
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
                 data = payload.read_data(event.data)
-                future.set_result(payload.payload_field(data, "result"))
+                future.set_result(self.payloads.payload_field(data, "result"))
         elif kind is EventKind.TASK_FAILED:
             data = payload.read_data(event.data)
             if not data.get("final"):
@@ -237,7 +245,7 @@ class WorkflowRuntime(WorkflowContext):
                 self.loop.fire(timer)
         elif kind is EventKind.SIGNAL_RECEIVED:
             data = payload.read_data(event.data)
-            self._deliver_signal(event.name or "", payload.payload_field(data, "payload"))
+            self._deliver_signal(event.name or "", self.payloads.payload_field(data, "payload"))
         elif kind is EventKind.CANCEL_REQUESTED:
             if self.main is not None and not self.main.done():
                 self.main.cancel()
@@ -246,13 +254,13 @@ class WorkflowRuntime(WorkflowContext):
             if future is not None and not future.done():
                 data = payload.read_data(event.data)
                 if data.get("status") == "completed":
-                    future.set_result(payload.payload_field(data, "result"))
+                    future.set_result(self.payloads.payload_field(data, "result"))
                 else:
                     future.set_exception(_child_failed(event, data))
         elif kind is EventKind.UPDATE_ACCEPTED:
             data = payload.read_data(event.data)
             self._start_update(
-                event.name or "", data["update_id"], payload.payload_field(data, "payload")
+                event.name or "", data["update_id"], self.payloads.payload_field(data, "payload")
             )
         self._run()
 
@@ -301,7 +309,7 @@ class WorkflowRuntime(WorkflowContext):
         return ident
 
     def schedule_task(self, definition: TaskDefinition, args: tuple, kwargs: dict) -> TaskFuture:
-        text = payload.encode_call(
+        text = self.payloads.encode_call(
             definition.signature, args, kwargs, what=f"task {definition.name}"
         )
         command = self.next_id()
@@ -332,11 +340,11 @@ class WorkflowRuntime(WorkflowContext):
         recorded = self.markers.get(command)
         if recorded is not None:
             value_text = payload.read_data(recorded.data).get("value")
-            value = payload.payload_field({"value": value_text}, "value")
+            value = self.payloads.payload_field({"value": value_text}, "value")
             text = None
         else:
             value = fn()
-            text = payload.encode_value(value, what=what)
+            text = self.payloads.encode_value(value, what=what)
         self.pending.append(Command(MARKER, command, "side_effect", text))
         return value
 
@@ -378,7 +386,7 @@ class WorkflowRuntime(WorkflowContext):
         child_id: str | None,
         parent_close: str,
     ) -> ChildFuture:
-        text = payload.encode_call(
+        text = self.payloads.encode_call(
             definition.signature, args, kwargs, what=f"child workflow {definition.name}"
         )
         command = self.next_id()
@@ -398,7 +406,7 @@ class WorkflowRuntime(WorkflowContext):
             )
 
     def signal_child(self, child_id: str, name: str, value: Any) -> None:
-        text = payload.encode_value(value, what=f"signal {name!r} to {child_id}")
+        text = self.payloads.encode_value(value, what=f"signal {name!r} to {child_id}")
         data = {"child_id": child_id}
         self.pending.append(Command(SIGNAL_CHILD, self.next_id(), name, text, data))
 
@@ -415,7 +423,7 @@ class WorkflowRuntime(WorkflowContext):
         return True
 
     def continue_as_new(self, args: tuple, kwargs: dict) -> NoReturn:
-        text = payload.encode_call(
+        text = self.payloads.encode_call(
             self.definition.signature,
             args,
             kwargs,
@@ -435,11 +443,11 @@ class WorkflowRuntime(WorkflowContext):
                 result = handler.fn(value)
                 if asyncio.iscoroutine(result):
                     result = await result
-                text = payload.encode_value(result, what=f"the result of update {name!r}")
+                text = self.payloads.encode_value(result, what=f"the result of update {name!r}")
             except asyncio.CancelledError:
-                data["error"] = {"type": "CancelledError", "message": "the workflow closed"}
+                data["error"] = Failure("CancelledError", "the workflow closed").to_dict()
             except Exception as exc:
-                data["error"] = describe_exception(exc)
+                data["error"] = Failure.from_exception(exc).to_dict()
             self.pending.append(Command(COMPLETE_UPDATE, None, name, text, data))
 
         self.loop.create_task(run())
@@ -461,15 +469,15 @@ class WorkflowRuntime(WorkflowContext):
             return
         if exc is None:
             try:
-                text = payload.encode_value(
+                text = self.payloads.encode_value(
                     task.result(), what=f"the result of workflow {self.definition.name}"
                 )
             except PayloadError as err:
-                self.pending.append(Command(FAIL, data={"error": describe_exception(err)}))
+                self.pending.append(Command(FAIL, failure=Failure.from_exception(err)))
                 return
             self.pending.append(Command(COMPLETE, payload=text))
         else:
-            self.pending.append(Command(FAIL, data={"error": describe_exception(exc)}))
+            self.pending.append(Command(FAIL, failure=Failure.from_exception(exc)))
 
 
 def _task_failed(event: EventRecord, data: dict) -> TaskFailed:
@@ -499,7 +507,7 @@ def _child_failed(event: EventRecord, data: dict) -> ChildFailed:
 
 
 def replay(
-    definition: WorkflowDefinition, history: list[EventRecord]
+    definition: WorkflowDefinition, history: list[EventRecord], *, payloads: Payloads = PLAIN
 ) -> tuple[WorkflowRuntime, list[Command]]:
     """Rebuild an execution's runtime from its history.
 
@@ -521,6 +529,7 @@ def replay(
         first.at,
         markers=markers,
         seed_id=started.get("seed_id"),
+        payloads=payloads,
     )
     runtime.recorded_version = started.get("version")
     runtime.max_recorded_command = max(

@@ -297,11 +297,9 @@ async def opaque_flow(box: Opaque) -> int:
     return await unwrap(box)
 
 
-def test_pickle_is_opt_in(db_path, monkeypatch):
-    from nbconductor.engine import payload
+def test_pickle_is_opt_in(db_path):
     from nbconductor.engine.engine import Engine
 
-    monkeypatch.setattr(payload, "allow_pickle", False)
     plain = Engine(None, make_default=False)
     try:
         with pytest.raises(PayloadError, match="allow_pickle=True"):
@@ -313,6 +311,27 @@ def test_pickle_is_opt_in(db_path, monkeypatch):
         assert opted.start(opaque_flow, Opaque(7)).result(timeout=10) == 7
     finally:
         opted.stop(grace=0)
+
+
+def test_pickle_opt_in_belongs_to_the_engine_that_chose_it():
+    """One engine opting in does not make another one pickle or unpickle."""
+    from nbconductor.engine.engine import Engine
+    from nbconductor.storage.memory import MemoryStore
+
+    store = MemoryStore()
+    opted = Engine(store, make_default=False, allow_pickle=True)
+    plain = Engine(None, make_default=False)
+    try:
+        handle = opted.start(opaque_flow, Opaque(7))
+        assert handle.result(timeout=10) == 7
+        with pytest.raises(PayloadError, match="allow_pickle=True"):
+            plain.start(opaque_flow, Opaque(7))  # pickling refused
+        with pytest.raises(PayloadError, match="allow_pickle=True"):
+            plain.payloads.decode_input(store.get_execution(handle.id).input)  # unpickling
+        assert opted.payloads.decode_input(store.get_execution(handle.id).input)[0][0].value == 7
+    finally:
+        opted.stop(grace=0)
+        plain.stop(grace=0)
 
 
 def test_idempotent_start_answers_with_the_existing_execution_at_once(engine):

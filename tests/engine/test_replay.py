@@ -139,21 +139,17 @@ def test_execution_waits_for_its_definition(db_path):
         eng.stop(grace=0)
 
 
-def test_a_history_that_cannot_be_replayed_parks_only_that_execution(db_path, monkeypatch):
-    from nbconductor.engine import payload
-
+def test_a_history_that_cannot_be_replayed_parks_only_that_execution(db_path):
     @nc.workflow(name="holds_a_token")
     async def holds_a_token(token) -> str:
         await nc.sleep(0.2)
         return "done"
 
-    monkeypatch.setattr(payload, "allow_pickle", True)  # the first engine opted in
-    eng = Engine(db_path, make_default=False)
+    eng = Engine(db_path, make_default=False, allow_pickle=True)  # this engine opted in
     eng.start(holds_a_token, Token(), id="pickled")
     wait_for(lambda: len(eng.history("pickled")) >= 2, what="the timer")
     eng.stop(grace=0)
-    monkeypatch.setattr(payload, "allow_pickle", False)  # the next one did not
-    eng = Engine(db_path, make_default=False)
+    eng = Engine(db_path, make_default=False)  # the next one did not
     try:
         condition = wait_for(lambda: eng.get("pickled").condition, what="the condition")
         assert condition.startswith("blocked: PayloadError")
