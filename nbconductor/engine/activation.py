@@ -15,13 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from nbconductor.engine.definition import WorkflowDefinition
-from nbconductor.engine.failure import Failure
-from nbconductor.engine.ledger import Ledger
-from nbconductor.engine.live import LiveExecution
-from nbconductor.engine.payload import Payloads, event_data
-from nbconductor.engine.roster import Roster
-from nbconductor.engine.runtime import (
+from nbconductor.engine.command import (
     CANCEL,
     CANCEL_TIMER,
     COMPLETE,
@@ -29,8 +23,14 @@ from nbconductor.engine.runtime import (
     MARKER,
     START_TIMER,
     Command,
-    WorkflowRuntime,
 )
+from nbconductor.engine.definition import WorkflowDefinition
+from nbconductor.engine.failure import Failure
+from nbconductor.engine.ledger import Ledger
+from nbconductor.engine.live import LiveExecution
+from nbconductor.engine.payload import Payloads, event_data
+from nbconductor.engine.roster import Roster
+from nbconductor.engine.runtime import WorkflowRuntime
 from nbconductor.storage.records import EventKind, EventRecord, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 
@@ -290,4 +290,3 @@ class Activations:
                 live.state = copy.deepcopy(runtime.state)
             except Exception:  # an uncopyable value: readers get a shallow copy
                 live.state = dict(runtime.state)
-

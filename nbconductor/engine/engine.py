@@ -15,26 +15,22 @@ steering, children, recovery, fork and schedules plug into it.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
-import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import anyio
 
 from nbconductor.engine.activation import Activations
 from nbconductor.engine.clock import SystemClock
 from nbconductor.engine.default import clear_default_engine, set_default_engine
 from nbconductor.engine.default import default_engine as default_engine  # re-exported
 from nbconductor.engine.definition import REGISTRY, Definition, Registry, WorkflowDefinition
+from nbconductor.engine.engine_thread import EngineThread
 from nbconductor.engine.fork import fork
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.ledger import Ledger
@@ -117,15 +113,17 @@ class Engine:
         self.recovered: list[ExecutionRecord] = []
         self.started_at = self.clock.now()
         self._build(task_workers)
-        self._stop_deadline: float | None = None
-        self._ready = threading.Event()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._thread_main, name="nbconductor-engine")
-        self._thread.daemon = True  # see docs/jupyter-platform.md: a kernel must never hang on us
+        self._thread = EngineThread(
+            self._ledger,
+            self.clock,
+            self._tasks,
+            time_skipping=self.time_skipping,
+            on_start=self._on_start,
+            on_exit=self._on_exit,
+        )
         self.registry.add_listener(self._on_register)
         self._thread.start()
         _running_engines.add(self)
-        self._ready.wait()
         if self.error is not None:
             raise self.error
         if make_default:
@@ -174,7 +172,7 @@ class Engine:
     @property
     def running(self) -> bool:
         """True while the engine thread runs and no stop was requested."""
-        return self._thread.is_alive() and not self._ledger.stopping
+        return self._thread.running
 
     def start(
         self, workflow: WorkflowDefinition | str, *args: Any, id: str | None = None, **kwargs: Any
@@ -321,10 +319,9 @@ class Engine:
     def stop(self, grace: float = 2.0) -> None:
         """Stop the engine: running tasks get ``grace`` seconds to finish, history is
         committed and the store closed. Unfinished executions resume on the next start."""
-        if self._stopped.is_set():
+        if self._thread.stopped:
             return
-        self._ledger.post(lambda: self._begin_stop(grace))
-        self._thread.join(grace + 5.0)
+        self._thread.stop(grace)
         self.registry.remove_listener(self._on_register)
         clear_default_engine(self)
 
@@ -433,23 +430,23 @@ class Engine:
     def _call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Run ``fn`` on the engine thread; return its value once the tick committed."""
         self._check_running()
-        done: Future = Future()
-        ledger = self._ledger
+        return self._thread.call(fn, timeout)
 
-        def run() -> None:
-            try:
-                value = fn()
-            except BaseException as exc:  # handed to the caller, not the engine
-                done.set_exception(exc)
-                return
-            ledger.after_commit(lambda: done.set_result(value))
+    def _on_start(self) -> None:  # on the engine thread, before its first commit
+        self._ledger.record_definitions(self.registry.all())
+        self.recovered = self._recovery.recover()
+        self._firing.load()
 
-        ledger.post(run)
-        return done.result(timeout)
+    def _on_exit(self, error: BaseException | None) -> None:  # the engine thread ends
+        if error is not None:
+            self.error = error
+        self.executions.fail_waiters()
+        self._runner.shutdown()
+        self.store.close()
 
     def _on_register(self, definition: Definition, previous: Definition | None) -> None:
         # Called on the registering thread.
-        if self._stopped.is_set():
+        if self._thread.stopped:
             return
         self._ledger.post(lambda: self._definition_registered(definition))
 
@@ -458,68 +455,6 @@ class Engine:
         if definition.kind == "workflow":
             self._firing.definition_registered(definition)
         self._recovery.definition_registered(definition)
-
-    def _thread_main(self) -> None:
-        try:
-            anyio.run(self._main, backend="asyncio")
-        except BaseException as exc:  # recorded, surfaced by status() and the API
-            self.error = exc
-        finally:
-            self._ready.set()
-            self._ledger.stopping = True
-            self.executions.fail_waiters()
-            self._runner.shutdown()
-            try:
-                self.store.close()
-            finally:
-                self._stopped.set()
-
-    async def _main(self) -> None:
-        ledger = self._ledger
-        loop = asyncio.get_running_loop()
-        ledger.bind(loop)
-        self._tasks.bind(loop)
-        ledger.now = self.clock.now()
-        ledger.record_definitions(self.registry.all())
-        self.recovered = self._recovery.recover()
-        self._firing.load()
-        ledger.commit()
-        self._ready.set()
-        while True:
-            self._tick()
-            if ledger.stopping and (
-                self._tasks.in_flight == 0 or time.monotonic() >= self._stop_deadline
-            ):
-                ledger.commit()
-                return
-            if ledger.has_mail:
-                continue
-            delay = self._next_delay()
-            if delay == 0.0:
-                continue
-            await ledger.wait(delay)
-
-    def _next_delay(self) -> float | None:
-        due = self._ledger.next_due()
-        if self._ledger.stopping:
-            return max(0.0, min(self._stop_deadline - time.monotonic(), 0.05))
-        if due is None:
-            return None
-        if self.time_skipping and self._tasks.in_flight == 0:
-            self.clock.advance_to(datetime.fromtimestamp(due, timezone.utc))
-            return 0.0
-        return max(0.0, due - self.clock.now().timestamp())
-
-    def _tick(self) -> None:
-        ledger = self._ledger
-        ledger.now = self.clock.now()
-        ledger.run_inbox()
-        ledger.run_due()
-        ledger.commit()
-
-    def _begin_stop(self, grace: float) -> None:
-        self._ledger.stopping = True
-        self._stop_deadline = time.monotonic() + grace
 
 
 def _status(value) -> Status:

@@ -14,7 +14,8 @@ import traceback as tb
 from dataclasses import dataclass
 from typing import Any
 
-from nbconductor.errors import ApplicationError
+from nbconductor.errors import ApplicationError, ChildFailed, TaskFailed
+from nbconductor.storage.records import EventRecord
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,31 @@ def summary(error: dict | Failure) -> str:
         error = error.to_dict()
     message = error.get("message", "")
     return f"{error.get('type', 'Error')}: {message}" if message else error.get("type", "Error")
+
+
+def task_failed(event: EventRecord, data: dict) -> TaskFailed:
+    """What awaiting a task that failed for good raises in workflow code."""
+    error = data.get("error") or {}
+    attempts = event.attempt or 0
+    return TaskFailed(
+        f"task {event.name!r} failed after {attempts} attempt{'s' * (attempts != 1)}: "
+        f"{summary(error)}",
+        task=event.name or "",
+        attempts=attempts,
+        error_type=error.get("type", ""),
+        error_message=error.get("message", ""),
+        traceback=error.get("traceback", ""),
+    )
+
+
+def child_failed(event: EventRecord, data: dict) -> ChildFailed:
+    """What awaiting a child that did not complete raises in workflow code."""
+    error = data.get("error") or {}
+    status = data.get("status", "failed")
+    detail = f": {summary(error)}" if error else ""
+    return ChildFailed(
+        f"child workflow {event.name!r} ({data.get('child_id')}) ended {status}{detail}",
+        child_id=data.get("child_id", ""),
+        status=status,
+        error=error,
+    )

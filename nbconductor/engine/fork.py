@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 
+from nbconductor.engine.command import ENDING_EVENTS as ENDING
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution
 from nbconductor.engine.payload import read_data
 from nbconductor.engine.recovery import Recovery
 from nbconductor.engine.roster import Roster
-from nbconductor.engine.runtime import ENDING_EVENTS as ENDING
 from nbconductor.storage.records import EventKind, EventRecord, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 

@@ -11,13 +11,13 @@ import json
 import re
 
 from nbconductor.engine.activation import Activations
+from nbconductor.engine.command import CANCEL_CHILD, CONTINUE, SIGNAL_CHILD, START_CHILD, Command
 from nbconductor.engine.definition import Registry
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution
 from nbconductor.engine.payload import event_data
 from nbconductor.engine.roster import Roster
-from nbconductor.engine.runtime import CANCEL_CHILD, CONTINUE, SIGNAL_CHILD, START_CHILD, Command
 from nbconductor.engine.steering import Steering
 from nbconductor.storage.records import EventKind, Status
 

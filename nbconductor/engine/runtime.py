@@ -1,7 +1,8 @@
 """Replay runtime: drives one execution's workflow code, one event at a time.
 
 The runtime turns history events into workflow progress and workflow actions into
-commands. Live, the executor records each command as an event; on replay the same
+commands (:mod:`nbconductor.engine.command`). Live, the engine records each command as
+an event; on replay the same
 commands must come out in the same order, or the history no longer describes this code
 (a :class:`NonDeterminismError`).
 """
@@ -13,93 +14,42 @@ import collections
 import hashlib
 import json
 import random as _random
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
 from nbconductor.engine import payload
+from nbconductor.engine.command import (
+    CANCEL,
+    CANCEL_CHILD,
+    CANCEL_TASK,
+    CANCEL_TIMER,
+    CLOSING_EVENTS,
+    COMMAND_EVENTS,
+    COMPLETE,
+    COMPLETE_UPDATE,
+    CONTINUE,
+    FAIL,
+    MARKER,
+    RECORDED_AS,
+    SCHEDULE_TASK,
+    SIGNAL_CHILD,
+    START_CHILD,
+    START_TIMER,
+    Command,
+    describe_event,
+)
 from nbconductor.engine.context import WorkflowContext
 from nbconductor.engine.context import current as context_current
 from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
-from nbconductor.engine.failure import Failure, summary
+from nbconductor.engine.failure import Failure, child_failed, task_failed
 from nbconductor.engine.loop import DurableTimer, WorkflowLoop
 from nbconductor.engine.payload import PLAIN, Payloads
 from nbconductor.errors import (
-    ChildFailed,
     ContinueAsNew,
     NonDeterminismError,
     PayloadError,
-    TaskFailed,
 )
 from nbconductor.storage.records import EventKind, EventRecord
-
-# Command kinds, and the event that records each.
-SCHEDULE_TASK = "schedule task"
-START_TIMER = "start timer"
-CANCEL_TIMER = "cancel timer"
-CANCEL_TASK = "cancel task"
-MARKER = "record marker"
-START_CHILD = "start child"
-CANCEL_CHILD = "cancel child"
-SIGNAL_CHILD = "signal child"
-COMPLETE_UPDATE = "complete update"
-COMPLETE = "complete execution"
-FAIL = "fail execution"
-CANCEL = "cancel execution"
-CONTINUE = "continue as new"
-
-RECORDED_AS = {
-    SCHEDULE_TASK: EventKind.TASK_SCHEDULED,
-    START_TIMER: EventKind.TIMER_STARTED,
-    CANCEL_TIMER: EventKind.TIMER_CANCELLED,
-    CANCEL_TASK: EventKind.TASK_CANCEL_REQUESTED,
-    MARKER: EventKind.MARKER_RECORDED,
-    START_CHILD: EventKind.CHILD_STARTED,
-    CANCEL_CHILD: EventKind.CHILD_CANCEL_REQUESTED,
-    SIGNAL_CHILD: EventKind.SIGNAL_SENT,
-    COMPLETE_UPDATE: EventKind.UPDATE_COMPLETED,
-    COMPLETE: EventKind.EXECUTION_COMPLETED,
-    FAIL: EventKind.EXECUTION_FAILED,
-    CANCEL: EventKind.EXECUTION_CANCELLED,
-    CONTINUE: EventKind.EXECUTION_CONTINUED_AS_NEW,
-}
-COMMAND_EVENTS = frozenset(RECORDED_AS.values())
-# Every event that ends an execution; the commands among them close it from its code.
-ENDING_EVENTS = frozenset(
-    {
-        EventKind.EXECUTION_COMPLETED,
-        EventKind.EXECUTION_FAILED,
-        EventKind.EXECUTION_CANCELLED,
-        EventKind.EXECUTION_TERMINATED,
-        EventKind.EXECUTION_TIMED_OUT,
-        EventKind.EXECUTION_CONTINUED_AS_NEW,
-    }
-)
-CLOSING_EVENTS = ENDING_EVENTS & COMMAND_EVENTS
-
-
-@dataclass(slots=True)
-class Command:
-    """Something workflow code asked for; the executor records and carries it out."""
-
-    kind: str
-    id: int | None = None
-    name: str | None = None
-    payload: str | None = None  # codec JSON: task input, marker value, result
-    data: dict = field(default_factory=dict)
-    definition: TaskDefinition | None = None
-    failure: Failure | None = None  # why the execution fails (a FAIL command)
-
-    def describe(self) -> str:
-        target = f" {self.name!r}" if self.name else ""
-        ident = f" (command {self.id})" if self.id is not None else ""
-        return f"{self.kind}{target}{ident}"
-
-
-def describe_event(event: EventRecord) -> str:
-    name = f" {event.name!r}" if event.name else ""
-    ident = f" (command {event.command})" if event.command is not None else ""
-    return f"{event.kind.value}{name}{ident}"
 
 
 def current_runtime() -> WorkflowContext | None:
@@ -238,7 +188,7 @@ class WorkflowRuntime(WorkflowContext):
                 return  # a retry follows; workflow code does not see it
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
-                future.set_exception(_task_failed(event, data))
+                future.set_exception(task_failed(event, data))
         elif kind is EventKind.TIMER_FIRED:
             timer = self.timers.pop(event.command, None)
             if timer is not None:
@@ -256,7 +206,7 @@ class WorkflowRuntime(WorkflowContext):
                 if data.get("status") == "completed":
                     future.set_result(self.payloads.payload_field(data, "result"))
                 else:
-                    future.set_exception(_child_failed(event, data))
+                    future.set_exception(child_failed(event, data))
         elif kind is EventKind.UPDATE_ACCEPTED:
             data = payload.read_data(event.data)
             self._start_update(
@@ -478,32 +428,6 @@ class WorkflowRuntime(WorkflowContext):
             self.pending.append(Command(COMPLETE, payload=text))
         else:
             self.pending.append(Command(FAIL, failure=Failure.from_exception(exc)))
-
-
-def _task_failed(event: EventRecord, data: dict) -> TaskFailed:
-    error = data.get("error") or {}
-    attempts = event.attempt or 0
-    return TaskFailed(
-        f"task {event.name!r} failed after {attempts} attempt{'s' * (attempts != 1)}: "
-        f"{summary(error)}",
-        task=event.name or "",
-        attempts=attempts,
-        error_type=error.get("type", ""),
-        error_message=error.get("message", ""),
-        traceback=error.get("traceback", ""),
-    )
-
-
-def _child_failed(event: EventRecord, data: dict) -> ChildFailed:
-    error = data.get("error") or {}
-    status = data.get("status", "failed")
-    detail = f": {summary(error)}" if error else ""
-    return ChildFailed(
-        f"child workflow {event.name!r} ({data.get('child_id')}) ended {status}{detail}",
-        child_id=data.get("child_id", ""),
-        status=status,
-        error=error,
-    )
 
 
 def replay(

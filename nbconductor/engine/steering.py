@@ -17,13 +17,13 @@ from concurrent.futures import Future
 from typing import Any
 
 from nbconductor.engine.activation import Activations
+from nbconductor.engine.command import COMPLETE_UPDATE, Command
 from nbconductor.engine.definition import Registry
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution
 from nbconductor.engine.payload import Payloads, event_data
 from nbconductor.engine.roster import Roster
-from nbconductor.engine.runtime import COMPLETE_UPDATE, Command
 from nbconductor.errors import NbconductorError, UpdateRejected
 from nbconductor.storage.records import EventKind, ExecutionRecord, Status
 

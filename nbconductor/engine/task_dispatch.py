@@ -12,13 +12,13 @@ import asyncio
 from datetime import datetime, timezone
 
 from nbconductor.engine.activation import Activations
+from nbconductor.engine.command import CANCEL_TASK, SCHEDULE_TASK, Command
 from nbconductor.engine.definition import Registry
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution, TaskState
 from nbconductor.engine.payload import Payloads, event_data
 from nbconductor.engine.roster import Roster
-from nbconductor.engine.runtime import CANCEL_TASK, SCHEDULE_TASK, Command
 from nbconductor.engine.task_runner import Attempt, Outcome, ThreadRunner, run_async
 from nbconductor.storage.records import EventKind, Status
 
