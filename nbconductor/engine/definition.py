@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +203,31 @@ class Registry:
     def all(self) -> list[Definition]:
         with self._lock:
             return list(self._items.values())
+
+    def forget(self, kind: str, name: str) -> Definition | None:
+        """Remove a definition without telling listeners, as a restarted process has
+        forgotten it; returns what was registered (None if nothing was)."""
+        with self._lock:
+            return self._items.pop((kind, name), None)
+
+    def restore(self, definition: Definition) -> None:
+        """Put a definition back without telling listeners (as importing the module
+        that holds it again would, before anyone asks the engine to look)."""
+        with self._lock:
+            self._items[(definition.kind, definition.name)] = definition
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[Registry]:
+        """Undo, at the end of the block, every definition registered or forgotten in it
+        (listeners are not told): a test leaves the registry as it found it."""
+        with self._lock:
+            saved = dict(self._items)
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._items.clear()
+                self._items.update(saved)
 
     def add_listener(self, listener: Callable[[Definition, Definition | None], None]) -> None:
         with self._lock:

@@ -29,7 +29,7 @@ def double(i: int) -> int:
 
 @nc.task
 async def async_triple(i: int) -> int:
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # a real await: the attempt yields to the engine loop
     return i * 3
 
 
@@ -38,6 +38,7 @@ async def sequence(n: int) -> list[int]:
     return [await double(i) for i in range(n)]
 
 
+@pytest.mark.duckdb
 def test_sequential_tasks(engine):
     h = engine.start(sequence, 5)
     assert h.result(timeout=10) == [0, 2, 4, 6, 8]
@@ -57,6 +58,7 @@ async def fan_out(n: int) -> int:
     return sum(doubled) + sum(tripled)
 
 
+@pytest.mark.duckdb
 def test_gather_of_50(engine):
     h = engine.start(fan_out, 50)
     assert h.result(timeout=10) == sum(range(50)) * 5
@@ -196,6 +198,7 @@ def test_base_exception_in_task_is_a_recorded_failure_not_retried(engine):
     assert "KeyboardInterrupt" in message and "not retried" in message
 
 
+@pytest.mark.duckdb
 def test_idempotent_start(engine):
     first = engine.start(sequence, 2, id="same-id")
     second = engine.start(sequence, 3, id="same-id")
@@ -241,11 +244,13 @@ async def returns_lock():
     return threading.Lock()
 
 
+@pytest.mark.duckdb
 def test_unserializable_result_fails_the_execution(engine):
     with pytest.raises(ExecutionFailed, match="PayloadError"):
         engine.start(returns_lock).result(timeout=10)
 
 
+@pytest.mark.duckdb
 def test_list_get_and_describe(engine):
     handles = [engine.start(sequence, 1, id=f"list-{i}") for i in range(3)]
     for h in handles:

@@ -45,6 +45,7 @@ async def start_to_close() -> str:
         return f"{exc.error_type} after {exc.attempts}"
 
 
+@pytest.mark.duckdb
 def test_start_to_close_timeout_is_retried_then_fails(engine):
     h = engine.start(start_to_close)
     assert h.result(timeout=10) == "TaskTimeout after 2"
