@@ -118,10 +118,14 @@ class EngineThread:
                 self._stopped.set()
 
     async def _main(self) -> None:
+        async with anyio.create_task_group() as attempts:
+            self._ledger.bind(asyncio.get_running_loop())
+            self._tasks.bind(attempts)
+            await self._ticks()
+            attempts.cancel_scope.cancel()  # async attempts still running are abandoned
+
+    async def _ticks(self) -> None:
         ledger = self._ledger
-        loop = asyncio.get_running_loop()
-        ledger.bind(loop)
-        self._tasks.bind(loop)
         ledger.now = self._clock.now()
         self._on_start()
         ledger.commit()

@@ -8,8 +8,10 @@ committed (it is dispatched from an after-commit callback).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
+
+import anyio
+from anyio.abc import TaskGroup
 
 from nbconductor.engine.activation import Activations
 from nbconductor.engine.command import CANCEL_TASK, SCHEDULE_TASK, Command
@@ -47,15 +49,16 @@ class TaskDispatch:
         self._runner = runner
         self._activations = activations
         self._payloads = payloads
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task_group: TaskGroup | None = None
         self.in_flight = 0  # attempts started and not yet accounted for
         activations.on_command(SCHEDULE_TASK, self._schedule)
         activations.on_command(CANCEL_TASK, self._cancel)
         activations.on_close(self._execution_closed)
 
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The engine loop, where async attempts run."""
-        self._loop = loop
+    def bind(self, task_group: TaskGroup) -> None:
+        """The engine loop's task group, where async attempts run (and are cancelled
+        with it when the engine stops)."""
+        self._task_group = task_group
 
     # ------------------------------------------------------------------ commands
 
@@ -136,16 +139,20 @@ class TaskDispatch:
         if options.heartbeat is not None:
             push(now_ts + options.heartbeat, self._deadline, attempt, "heartbeat")
         if definition.is_async:
-            attempt.handle = self._loop.create_task(self._run_async(attempt))
+            # A scope of its own, so abandoning the attempt (timeout, cancel, close)
+            # cancels it alone.
+            attempt.handle = scope = anyio.CancelScope()
+            self._task_group.start_soon(self._run_async, attempt, scope)
         else:
             self._runner.submit(attempt, now, self._report)
 
-    async def _run_async(self, attempt: Attempt) -> None:
-        try:
+    async def _run_async(self, attempt: Attempt, scope: anyio.CancelScope) -> None:
+        if attempt.abandoned:
+            return  # abandoned before it started: none of its code runs
+        with scope:
             outcome = await run_async(attempt, self._clock.now)
-        except asyncio.CancelledError:
-            return  # abandoned (timeout, cancel, close); the engine already accounted for it
-        self._ledger.post(lambda: self._on_outcome(outcome))
+        if not scope.cancel_called:  # else abandoned: the engine already accounted for it
+            self._ledger.post(lambda: self._on_outcome(outcome))
 
     def _report(self, outcome: Outcome) -> None:  # called on a pool thread
         self._ledger.post(lambda: self._on_outcome(outcome))

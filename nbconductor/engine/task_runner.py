@@ -18,7 +18,7 @@ from typing import Any
 from nbconductor.engine.definition import TaskDefinition
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.payload import PLAIN, Payloads
-from nbconductor.errors import PayloadError, TaskCancelled
+from nbconductor.errors import TaskCancelled
 
 
 @dataclass(eq=False)
@@ -95,8 +95,10 @@ def _finish(attempt: Attempt, value: Any) -> Outcome:
         text = attempt.payloads.encode_value(
             value, what=f"the result of task {attempt.definition.name}"
         )
-    except PayloadError as exc:
-        # The same code would produce the same value again: no retry.
+    except Exception as exc:  # PayloadError, or a value whose own code breaks encoding
+        # The attempt must report whatever happens (its pool thread or its task in the
+        # engine's task group must not die), and the same code would produce the same
+        # value again: no retry.
         error = Failure.from_exception(exc, non_retryable=True)
         return Outcome(attempt, error=error, started_at=attempt.started_at)
     return Outcome(attempt, result=text, started_at=attempt.started_at)
