@@ -133,7 +133,7 @@ class Engine:
         """Wire the collaborators; each gets what it uses, and nothing else."""
         store, registry, payloads = self.store, self.registry, self.payloads
         self._ledger = ledger = Ledger(store, self.clock.now())
-        self._subscribers = ledger.subscribers
+        self._subscribers = ledger.subscribers  # what subscribe() adds to
         # The open executions: Handles and views read them from any thread.
         self.executions = roster = Roster(store)
         self._runner = ThreadRunner(task_workers)
@@ -144,7 +144,7 @@ class Engine:
         self._steering = steering = Steering(
             ledger, roster, registry, activations, payloads, self._call
         )
-        Lineage(ledger, roster, registry, activations, steering)
+        self._lineage = Lineage(ledger, roster, registry, activations, steering)
         self._firing = Firing(
             ledger=ledger,
             roster=roster,
