@@ -127,13 +127,13 @@ def w5(db: Path) -> dict:
     # be live again (the workflow is waiting on its timer with its runtime rebuilt).
     t = time.perf_counter()
     eng = nc.Engine(db)
-    live = eng._live.get("resume-me")
+    live = eng.executions.get("resume-me")
     deadline = time.monotonic() + 60
     while live is None or live.runtime is None or not live.timers:
         if time.monotonic() > deadline:
             raise RuntimeError("W5: the execution did not resume")
         threading.Event().wait(0.0005)
-        live = eng._live.get("resume-me")
+        live = eng.executions.get("resume-me")
     elapsed = time.perf_counter() - t
     eng.stop()
     return {"W5 s to resume 1,000-task workflow": elapsed}

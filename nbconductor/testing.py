@@ -137,5 +137,5 @@ def advance(engine: Engine, when: datetime) -> None:
     if not getattr(engine.clock, "virtual", False):
         raise TypeError("advance() needs an engine built with clock=VirtualClock(...)")
     engine.clock.advance_to(when)
-    engine._call(lambda: None)
-    engine._call(lambda: None)  # what the first tick posted (buffered starts) is done too
+    engine.ping(timeout=30.0)
+    engine.ping(timeout=30.0)  # what the first tick posted (buffered starts) is done too

@@ -254,13 +254,11 @@ def isolated(tmp_path, monkeypatch):
     """A scratch working directory; the engines and definitions a page makes go away."""
     monkeypatch.chdir(tmp_path)
     before = set(_running_engines)
-    registered = dict(REGISTRY._items)
-    yield tmp_path
-    for engine in list(_running_engines):
-        if engine not in before:
-            engine.stop(grace=0)
-    REGISTRY._items.clear()
-    REGISTRY._items.update(registered)
+    with REGISTRY.isolated():
+        yield tmp_path
+        for engine in list(_running_engines):
+            if engine not in before:
+                engine.stop(grace=0)
 
 
 @pytest.mark.parametrize("page", pages_with_examples(), ids=_rel)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import nbconductor
 
 PACKAGE = Path(nbconductor.__file__).parent

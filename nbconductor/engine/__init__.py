@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 import types
 
+from nbconductor.engine.default import default_engine
+
 
 class _CallablePackage(types.ModuleType):
     def __call__(self):
-        from nbconductor.engine.engine import default_engine
-
         return default_engine()
 
 

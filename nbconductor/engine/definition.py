@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbconductor.engine import context
+from nbconductor.engine.default import default_engine
 from nbconductor.engine.duration import optional_duration
 from nbconductor.engine.retry import DEFAULT_RETRY, Retry
 from nbconductor.errors import DefinitionError, WorkflowNotRegistered
@@ -73,12 +76,10 @@ class TaskDefinition:
         _describe(self, fn, name, source)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from nbconductor.engine.runtime import current_runtime
-
-        runtime = current_runtime()
-        if runtime is None:
+        workflow_context = context.current()
+        if workflow_context is None:
             return self.fn(*args, **kwargs)
-        return runtime.schedule_task(self, args, kwargs)
+        return workflow_context.schedule_task(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<task {self.name} version {self.version}>"
@@ -145,18 +146,12 @@ class WorkflowDefinition:
 
     def start(self, *args: Any, id: str | None = None, engine=None, **kwargs: Any):
         """Start an execution on ``engine`` (default: this process's engine); returns a Handle."""
-        from nbconductor.engine.engine import default_engine
-
         return (engine or default_engine()).start(self, *args, id=id, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any):
         """Outside a workflow: start an execution and return its (awaitable) handle."""
-        from nbconductor.engine.runtime import current_runtime
-
-        if current_runtime() is not None:
-            from nbconductor.engine.workflow_api import child
-
-            return child(self, *args, **kwargs)
+        if context.current() is not None:
+            return context.run_child(self, args, kwargs)
         return self.start(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -208,6 +203,31 @@ class Registry:
     def all(self) -> list[Definition]:
         with self._lock:
             return list(self._items.values())
+
+    def forget(self, kind: str, name: str) -> Definition | None:
+        """Remove a definition without telling listeners, as a restarted process has
+        forgotten it; returns what was registered (None if nothing was)."""
+        with self._lock:
+            return self._items.pop((kind, name), None)
+
+    def restore(self, definition: Definition) -> None:
+        """Put a definition back without telling listeners (as importing the module
+        that holds it again would, before anyone asks the engine to look)."""
+        with self._lock:
+            self._items[(definition.kind, definition.name)] = definition
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[Registry]:
+        """Undo, at the end of the block, every definition registered or forgotten in it
+        (listeners are not told): a test leaves the registry as it found it."""
+        with self._lock:
+            saved = dict(self._items)
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._items.clear()
+                self._items.update(saved)
 
     def add_listener(self, listener: Callable[[Definition, Definition | None], None]) -> None:
         with self._lock:

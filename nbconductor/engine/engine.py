@@ -4,55 +4,49 @@ The engine thread owns all mutable state. Each *tick* it takes what arrived (sta
 task outcomes, due timers), activates the executions concerned, commits every event of
 the tick in one transaction (group commit), and only then dispatches what those events
 allow (task attempts, results to waiting callers): the causal rule.
+
+The Engine is the composition root: it builds its collaborators, each with what it
+needs passed in, and answers the public API by delegating to them. The
+:class:`~nbconductor.engine.ledger.Ledger` holds the tick, the
+:class:`~nbconductor.engine.roster.Roster` the open executions,
+:class:`~nbconductor.engine.activation.Activations` runs workflow code, and tasks,
+steering, children, recovery, fork and schedules plug into it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import collections
 import contextlib
-import copy
-import heapq
-import itertools
-import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from nbconductor.engine import payload
-from nbconductor.engine.activation import Activation
+from nbconductor.engine.activation import Activations
 from nbconductor.engine.clock import SystemClock
-from nbconductor.engine.control import Control
-from nbconductor.engine.definition import REGISTRY, Registry, WorkflowDefinition
+from nbconductor.engine.default import clear_default_engine, set_default_engine
+from nbconductor.engine.default import default_engine as default_engine  # re-exported
+from nbconductor.engine.definition import REGISTRY, Definition, Registry, WorkflowDefinition
+from nbconductor.engine.engine_thread import EngineThread
+from nbconductor.engine.fork import fork
 from nbconductor.engine.handle import Handle
-from nbconductor.engine.live import LiveExecution
+from nbconductor.engine.ledger import Ledger
+from nbconductor.engine.lineage import Lineage
+from nbconductor.engine.payload import Payloads
 from nbconductor.engine.recovery import Recovery
+from nbconductor.engine.roster import Roster
+from nbconductor.engine.schedules.firing import Firing
 from nbconductor.engine.schedules.scheduler import Schedules
+from nbconductor.engine.steering import Steering
 from nbconductor.engine.task_dispatch import TaskDispatch
 from nbconductor.engine.task_runner import ThreadRunner
 from nbconductor.errors import EngineStopped, ExecutionNotFound
-from nbconductor.storage.records import (
-    Batch,
-    DefinitionRecord,
-    EventKind,
-    EventRecord,
-    ExecutionFilter,
-    ExecutionRecord,
-    ExecutionUpdate,
-    Status,
-)
+from nbconductor.storage.records import EventRecord, ExecutionFilter, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 
-_default_engine: Engine | None = None
-_default_lock = threading.Lock()
 _running_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -63,22 +57,6 @@ def _stop_engines_at_exit() -> None:
     for engine in list(_running_engines):
         with contextlib.suppress(Exception):
             engine.stop(grace=2.0)
-
-
-def default_engine() -> Engine:
-    """The engine that ``workflow.start()`` uses when none is given."""
-    if _default_engine is None or not _default_engine.running:
-        raise EngineStopped(
-            "no engine is running in this process; create one with nbconductor.Engine(path) "
-            "(in a notebook, %load_ext nbconductor starts one)"
-        )
-    return _default_engine
-
-
-def set_default_engine(engine: Engine | None) -> None:
-    global _default_engine
-    with _default_lock:
-        _default_engine = engine
 
 
 def _open_store(path_or_store: str | Path | Store | None) -> Store:
@@ -93,7 +71,7 @@ def _open_store(path_or_store: str | Path | Store | None) -> Store:
     return path_or_store
 
 
-class Engine(Activation, TaskDispatch, Recovery, Control):
+class Engine:
     """Runs workflow executions durably, recording every step in a history store.
 
     Args:
@@ -105,8 +83,8 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
             execution is idle (see nbconductor.testing).
         make_default: become the engine that ``nbconductor.engine()`` returns.
         allow_pickle: store values the codec cannot (arbitrary objects) by pickle, and
-            unpickle them when read. Off by default: unpickling a file runs code. Once
-            one engine opts in, the whole process has.
+            unpickle them when read. Off by default: unpickling a file runs code. Only
+            this engine does it; other engines in the process still refuse.
 
     Example:
         >>> eng = Engine("history.duckdb")
@@ -125,58 +103,76 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
         make_default: bool = True,
         allow_pickle: bool = False,
     ) -> None:
-        if allow_pickle:
-            payload.allow_pickle = True  # process-wide, see payload.allow_pickle
         self.store: Store = _open_store(store)
         self.clock = clock or SystemClock()
         self.registry = registry
         self.time_skipping = time_skipping and getattr(self.clock, "virtual", False)
-        self._runner = ThreadRunner(task_workers)
-        self._live: dict[str, LiveExecution] = {}
-        self._inbox: collections.deque[Callable[[], None]] = collections.deque()
-        self._heap: list[tuple[float, int, str, tuple]] = []
-        self._order = itertools.count()
-        self._waiters: dict[str, list[Future]] = {}
-        self._update_waiters: dict[str, Future] = {}
-        self._recently_closed: collections.OrderedDict[str, ExecutionRecord] = (
-            collections.OrderedDict()
-        )
-        self._accepted: set[str] = set()  # started by a caller, not yet taken by the thread
-        self._lock = threading.Lock()
-        self._subscribers: list[Callable[[set[str]], None]] = []
-        self._recorded_definitions = {(d.kind, d.name, d.version) for d in self.store.definitions()}
-        self._batch = Batch()
-        self._after_commit: list[Callable[[], None]] = []
-        self._changed: set[str] = set()
-        self._in_flight = 0
-        self._now = self.clock.now()
-        self._sleeping = False
-        self._stopping = False
-        self._stop_deadline: float | None = None
+        self.payloads = Payloads(allow_pickle=allow_pickle)
         self.error: BaseException | None = None
         # The executions that were open when this engine started (what it recovered).
         self.recovered: list[ExecutionRecord] = []
-        self.schedules = Schedules(self)
         self.started_at = self.clock.now()
-        self._ready = threading.Event()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._thread_main, name="nbconductor-engine")
-        self._thread.daemon = True  # see docs/jupyter-platform.md: a kernel must never hang on us
+        self._build(task_workers)
+        self._thread = EngineThread(
+            self._ledger,
+            self.clock,
+            self._tasks,
+            time_skipping=self.time_skipping,
+            on_start=self._on_start,
+            on_exit=self._on_exit,
+        )
         self.registry.add_listener(self._on_register)
         self._thread.start()
         _running_engines.add(self)
-        self._ready.wait()
         if self.error is not None:
             raise self.error
         if make_default:
             set_default_engine(self)
+
+    def _build(self, task_workers: int) -> None:
+        """Wire the collaborators; each gets what it uses, and nothing else."""
+        store, registry, payloads = self.store, self.registry, self.payloads
+        self._ledger = ledger = Ledger(store, self.clock.now())
+        self._subscribers = ledger.subscribers  # what subscribe() adds to
+        # The open executions: Handles and views read them from any thread.
+        self.executions = roster = Roster(store)
+        self._runner = ThreadRunner(task_workers)
+        self._activations = activations = Activations(ledger, roster, store, payloads)
+        self._tasks = TaskDispatch(
+            ledger, roster, registry, self.clock, self._runner, activations, payloads
+        )
+        self._steering = steering = Steering(
+            ledger, roster, registry, activations, payloads, self._call
+        )
+        self._lineage = Lineage(ledger, roster, registry, activations, steering)
+        self._firing = Firing(
+            ledger=ledger,
+            roster=roster,
+            store=store,
+            registry=registry,
+            activations=activations,
+            steering=steering,
+            payloads=payloads,
+        )
+        self.schedules = Schedules(
+            self._firing,
+            store=store,
+            registry=registry,
+            clock=self.clock,
+            payloads=payloads,
+            call=self._call,
+            handle=lambda execution_id, workflow: Handle(self, execution_id, workflow),
+        )
+        self._recovery = Recovery(
+            ledger, roster, store, registry, activations, self._tasks, payloads
+        )
 
     # ================================================================== public API
 
     @property
     def running(self) -> bool:
         """True while the engine thread runs and no stop was requested."""
-        return self._thread.is_alive() and not self._stopping
+        return self._thread.running
 
     def start(
         self, workflow: WorkflowDefinition | str, *args: Any, id: str | None = None, **kwargs: Any
@@ -192,7 +188,7 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
             raise TypeError(
                 f"start() needs a workflow (an @workflow function or its name), got {workflow!r}"
             )
-        text = payload.encode_call(
+        text = self.payloads.encode_call(
             definition.signature, args, kwargs, what=f"workflow {definition.name}"
         )
         execution_id = id if id is not None else str(uuid.uuid4())
@@ -202,14 +198,16 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
             existing = self._existing(execution_id)
             if existing is not None:  # idempotent start: that execution, whatever it runs
                 return Handle(self, execution_id, existing)
-        with self._lock:
-            self._accepted.add(execution_id)
-        self._post(lambda: self._start(execution_id, definition, text, explicit=id is not None))
+        self.executions.accept(execution_id)
+        explicit = id is not None
+        self._ledger.post(
+            lambda: self._activations.start(execution_id, definition, text, explicit=explicit)
+        )
         return Handle(self, execution_id, definition.name)
 
     def _existing(self, execution_id: str) -> str | None:
         """The workflow name of an execution with this id, if one exists (or starts)."""
-        live = self._live.get(execution_id)
+        live = self.executions.get(execution_id)
         if live is not None:
             return live.record.workflow
         record = self.store.get_execution(execution_id)
@@ -221,10 +219,10 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
         Raises:
             ExecutionNotFound: no execution has that id.
         """
-        live = self._live.get(execution_id)
+        live = self.executions.get(execution_id)
         if live is not None:
             return Handle(self, execution_id, live.record.workflow)
-        if execution_id in self._accepted:
+        if self.executions.is_accepted(execution_id):
             return Handle(self, execution_id, None)
         record = self.store.get_execution(execution_id)
         if record is None:
@@ -272,20 +270,17 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
 
     def describe(self, execution_id: str) -> ExecutionRecord:
         """The execution's record as stored, with the live condition if it is open."""
-        live = self._live.get(execution_id)
-        if live is not None and live.record.status is Status.RUNNING:
-            record = copy.copy(live.record)  # may not be committed yet: it was just started
-            record.tags = list(record.tags)
-            record.condition = live.condition
+        record = self.executions.snapshot_of(execution_id)
+        if record is not None:  # may not be committed yet: it was just started
             return record
         record = self.store.get_execution(execution_id)
         if record is None:
-            if execution_id in self._accepted:
+            if self.executions.is_accepted(execution_id):
                 raise ExecutionNotFound(
                     f"execution {execution_id!r} is starting; ask again in a moment"
                 )
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
-        live = self._live.get(execution_id)
+        live = self.executions.get(execution_id)
         if live is not None:
             record.condition = live.condition
         return record
@@ -296,7 +291,7 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
 
     def status(self) -> dict:
         """Health and counts: thread alive, store, executions by state, timers, tasks."""
-        live = list(self._live.values())
+        live = self.executions.all()
         return {
             "running": self.running,
             "error": repr(self.error) if self.error else None,
@@ -308,7 +303,7 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
             ),
             "blocked": sum(1 for x in live if x.condition and x.condition.startswith("blocked")),
             "pending_timers": sum(len(x.timers) for x in live),
-            "running_tasks": self._in_flight,
+            "running_tasks": self._tasks.in_flight,
             "counts": {s.value: n for s, n in self.store.counts_by_status().items()},
         }
 
@@ -317,19 +312,18 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
 
         Returns a function that unsubscribes. Callbacks must be quick and not block.
         """
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+        subscribers = self._ledger.subscribers
+        subscribers.append(callback)
+        return lambda: subscribers.remove(callback) if callback in subscribers else None
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop the engine: running tasks get ``grace`` seconds to finish, history is
         committed and the store closed. Unfinished executions resume on the next start."""
-        if self._stopped.is_set():
+        if self._thread.stopped:
             return
-        self._post(lambda: self._begin_stop(grace))
-        self._thread.join(grace + 5.0)
+        self._thread.stop(grace)
         self.registry.remove_listener(self._on_register)
-        if _default_engine is self:
-            set_default_engine(None)
+        clear_default_engine(self)
 
     def __enter__(self) -> Engine:
         return self
@@ -339,43 +333,90 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return (
-            f"<nbconductor.Engine {state} on {self.store.path or 'memory'}: {len(self._live)} open>"
+        where = self.store.path or "memory"
+        return f"<nbconductor.Engine {state} on {where}: {len(self.executions)} open>"
+
+    def rescan(self) -> list[str]:
+        """Try again every open execution that is not running its code (waiting for
+        a definition, or blocked): what ``%conductor resume`` does.
+
+        Returns the ids of the executions that run their code again.
+        """
+        return self._call(self._recovery.rescan)
+
+    # ------------------------------------------------------------------ steering
+
+    def signal(self, execution_id: str, name: str, payload: Any = None) -> None:
+        """Send signal ``name`` with a payload to an open execution (durably).
+
+        Raises:
+            ExecutionNotFound: no such execution.
+            ExecutionClosed: it has already closed.
+        """
+        self._steering.signal(execution_id, name, payload)
+
+    def cancel(self, execution_id: str) -> None:
+        """Ask an execution to cancel: CancelledError is raised at its current await, so
+        it can clean up; it ends Cancelled unless it completes otherwise."""
+        self._steering.cancel(execution_id)
+
+    def terminate(self, execution_id: str, reason: str | None = None) -> None:
+        """End an execution at once as Terminated; no more of its code runs."""
+        self._steering.terminate_by_id(execution_id, reason)
+
+    def update(
+        self, execution_id: str, name: str, payload: Any = None, *, timeout: float = 60
+    ) -> Any:
+        """Run the workflow's update handler ``name`` and return its result.
+
+        Raises:
+            UpdateRejected: the validator refused it (nothing recorded), or there is no
+                such update.
+            NbconductorError: the handler raised (its error is in the message).
+        """
+        return self._steering.update(execution_id, name, payload, timeout=timeout)
+
+    def query(self, execution_id: str, name: str, *args: Any) -> Any:
+        """Run query handler ``name`` against the execution's latest state snapshot."""
+        return self._steering.query(execution_id, name, *args)
+
+    def state_of(self, execution_id: str) -> dict:
+        """A copy of the workflow's ``state`` mapping as of its last step."""
+        return self._steering.state_of(execution_id)
+
+    def progress_of(self, execution_id: str) -> dict:
+        """Workflow progress (fraction, message) and each running task's heartbeat."""
+        return self._steering.progress_of(execution_id)
+
+    def waiting_signals(self, execution_id: str) -> list[str]:
+        """Signal names the execution is awaiting right now (empty if closed)."""
+        return self._steering.waiting_signals(execution_id)
+
+    def open_executions(self, workflow: str | None = None) -> list[ExecutionRecord]:
+        """Open executions held by this engine (optionally of one workflow)."""
+        return self._steering.open_executions(workflow)
+
+    def fork(self, execution_id: str, at: int | None = None, *, id: str | None = None):
+        """Start a new execution that reuses ``execution_id``'s history up to event
+        ``at`` and runs live from there. By default ``at`` is just before the first task
+        that failed for good, so fixing a task and forking re-runs only from there.
+
+        Returns the new execution's Handle.
+        """
+        record = self.executions.record_of(execution_id)
+        new_id = id or f"{execution_id}-fork-{uuid.uuid4().hex[:8]}"
+        self._call(
+            lambda: fork(
+                record,
+                at,
+                new_id,
+                store=self.store,
+                ledger=self._ledger,
+                roster=self.executions,
+                recovery=self._recovery,
+            )
         )
-
-    # ------------------------------------------------------------- for handles
-
-    def _result_future(self, execution_id: str) -> Future:
-        future: Future = Future()
-        with self._lock:
-            if execution_id in self._live or execution_id in self._accepted:
-                self._waiters.setdefault(execution_id, []).append(future)
-                return future
-            recent = self._recently_closed.get(execution_id)
-        if recent is not None:  # spares a store read for the common start-then-wait
-            future.set_result(recent)
-            return future
-        record = self.store.get_execution(execution_id)
-        if record is None:
-            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
-        if record.status.closed:
-            future.set_result(record)
-            return future
-        with self._lock:  # open in the store but not loaded here (no definition yet)
-            self._waiters.setdefault(execution_id, []).append(future)
-        return future
-
-    def _status_of(self, execution_id: str) -> Status:
-        if execution_id in self._live or execution_id in self._accepted:
-            return Status.RUNNING
-        record = self.store.get_execution(execution_id)
-        if record is None:
-            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
-        return record.status
-
-    def _condition_of(self, execution_id: str) -> str | None:
-        live = self._live.get(execution_id)
-        return live.condition if live is not None else None
+        return Handle(self, new_id, record.workflow)
 
     # ================================================================ engine thread
 
@@ -386,145 +427,34 @@ class Engine(Activation, TaskDispatch, Recovery, Control):
                 "create a new Engine on the same history to carry on"
             )
 
-    def _post(self, fn: Callable[[], None]) -> None:
-        self._inbox.append(fn)
-        if self._sleeping:
-            self._sleeping = False
-            with contextlib.suppress(RuntimeError):  # loop closed: the engine has stopped
-                self._aloop.call_soon_threadsafe(self._wake.set)
+    def _call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Run ``fn`` on the engine thread; return its value once the tick committed."""
+        self._check_running()
+        return self._thread.call(fn, timeout)
 
-    def _thread_main(self) -> None:
-        try:
-            anyio.run(self._main, backend="asyncio")
-        except BaseException as exc:  # recorded, surfaced by status() and the API
-            self.error = exc
-        finally:
-            self._ready.set()
-            self._stopping = True
-            self._fail_waiters()
-            self._runner.shutdown()
-            try:
-                self.store.close()
-            finally:
-                self._stopped.set()
+    def _on_start(self) -> None:  # on the engine thread, before its first commit
+        self._ledger.record_definitions(self.registry.all())
+        self.recovered = self._recovery.recover()
+        self._firing.load()
 
-    async def _main(self) -> None:
-        self._aloop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._now = self.clock.now()
-        self._record_definitions(self.registry.all())
-        self._recover()
-        self.schedules._load()
-        self._commit()
-        self._ready.set()
-        while True:
-            self._tick()
-            if self._stopping and (self._in_flight == 0 or time.monotonic() >= self._stop_deadline):
-                self._commit()
-                return
-            if self._inbox:
-                continue
-            delay = self._next_delay()
-            if delay == 0.0:
-                continue
-            self._sleeping = True
-            if self._inbox:
-                self._sleeping = False
-                continue
-            with anyio.move_on_after(delay if delay is not None else 3600.0):
-                await self._wake.wait()
-            self._sleeping = False
-            self._wake.clear()
+    def _on_exit(self, error: BaseException | None) -> None:  # the engine thread ends
+        if error is not None:
+            self.error = error
+        self.executions.fail_waiters()
+        self._runner.shutdown()
+        self.store.close()
 
-    def _next_delay(self) -> float | None:
-        if not self._heap and not self._stopping:
-            return None
-        if self._stopping:
-            return max(0.0, min(self._stop_deadline - time.monotonic(), 0.05))
-        if self.time_skipping and self._in_flight == 0:
-            self.clock.advance_to(datetime.fromtimestamp(self._heap[0][0], timezone.utc))
-            return 0.0
-        return max(0.0, self._heap[0][0] - self.clock.now().timestamp())
+    def _on_register(self, definition: Definition, previous: Definition | None) -> None:
+        # Called on the registering thread.
+        if self._thread.stopped:
+            return
+        self._ledger.post(lambda: self._definition_registered(definition))
 
-    def _tick(self) -> None:
-        self._now = self.clock.now()
-        inbox = self._inbox
-        while inbox:
-            inbox.popleft()()
-        now_ts = self._now.timestamp()
-        heap = self._heap
-        while heap and heap[0][0] <= now_ts:
-            _, _, kind, key = heapq.heappop(heap)
-            getattr(self, "_due_" + kind)(*key)
-        self._commit()
-
-    def _commit(self) -> None:
-        batch = self._batch
-        if batch:
-            self._batch = Batch()
-            self.store.commit(batch)  # an error here stops the engine: state is in the file
-        after, self._after_commit = self._after_commit, []
-        for fn in after:
-            fn()
-        if self._changed and self._subscribers:
-            changed, self._changed = self._changed, set()
-            for callback in list(self._subscribers):
-                with contextlib.suppress(Exception):  # a broken view must not stop the engine
-                    callback(changed)
-        else:
-            self._changed.clear()
-
-    def _push(self, due: float, kind: str, *key: Any) -> None:
-        heapq.heappush(self._heap, (due, next(self._order), kind, key))
-
-    # ---------------------------------------------------------------- recording
-
-    def _record(
-        self,
-        live: LiveExecution,
-        kind: EventKind,
-        *,
-        command: int | None = None,
-        name: str | None = None,
-        attempt: int | None = None,
-        data: str = "{}",
-    ) -> EventRecord:
-        event = EventRecord(live.id, live.next_seq, kind, self._now, command, name, attempt, data)
-        live.next_seq += 1
-        self._batch.events.append(event)
-        self._changed.add(live.id)
-        return event
-
-    def _record_definitions(self, definitions) -> None:
-        for d in definitions:
-            key = (d.kind, d.name, d.version)
-            if key not in self._recorded_definitions:
-                self._recorded_definitions.add(key)
-                self._batch.definitions.append(
-                    DefinitionRecord(d.name, d.kind, d.version, d.source, self._now)
-                )
-
-    def _update(self, live: LiveExecution, **fields: Any) -> None:
-        self._batch.updates.append(ExecutionUpdate(live.id, self._now, **fields))
-        self._changed.add(live.id)
-
-    # ---------------------------------------------------------------- stopping
-
-    def _begin_stop(self, grace: float) -> None:
-        self._stopping = True
-        self._stop_deadline = time.monotonic() + grace
-
-    def _fail_waiters(self) -> None:
-        with self._lock:
-            waiters, self._waiters = self._waiters, {}
-        for futures in waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_exception(
-                        EngineStopped(
-                            "the engine stopped before this execution closed; it resumes when an engine opens its history again"
-                        )
-                    )
+    def _definition_registered(self, definition: Definition) -> None:
+        self._ledger.record_definitions([definition])
+        if definition.kind == "workflow":
+            self._firing.definition_registered(definition)
+        self._recovery.definition_registered(definition)
 
 
 def _status(value) -> Status:

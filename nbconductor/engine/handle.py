@@ -6,18 +6,40 @@ import asyncio
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from nbconductor.engine import payload
 from nbconductor.engine.failure import summary
+from nbconductor.engine.payload import Payloads
+from nbconductor.engine.roster import Roster
 from nbconductor.errors import ExecutionFailed
 from nbconductor.storage.records import EventRecord, ExecutionRecord, Status
-
-if TYPE_CHECKING:
-    from nbconductor.engine.engine import Engine
-
+from nbconductor.storage.store import Store
 
 NOTICE_AFTER = 2.0  # seconds a blocking result() waits before saying why it waits
+
+
+class Steerable(Protocol):
+    """What a Handle needs from its engine (the Engine's public surface)."""
+
+    executions: Roster
+    store: Store
+    payloads: Payloads
+
+    def signal(self, execution_id: str, name: str, payload: Any = None) -> None: ...
+    def cancel(self, execution_id: str) -> None: ...
+    def terminate(self, execution_id: str, reason: str | None = None) -> None: ...
+    def update(
+        self, execution_id: str, name: str, payload: Any = None, *, timeout: float
+    ) -> Any: ...
+    def query(self, execution_id: str, name: str, *args: Any) -> Any: ...
+    def state_of(self, execution_id: str) -> dict: ...
+    def progress_of(self, execution_id: str) -> dict: ...
+    def waiting_signals(self, execution_id: str) -> list[str]: ...
+    def fork(
+        self, execution_id: str, at: int | None = None, *, id: str | None = None
+    ) -> Handle: ...
+    def history(self, execution_id: str) -> list[EventRecord]: ...
+    def describe(self, execution_id: str) -> ExecutionRecord: ...
 
 
 class Handle:
@@ -27,7 +49,7 @@ class Handle:
     cells: widget clicks keep flowing); ``handle.result(timeout)`` blocks.
     """
 
-    def __init__(self, engine: Engine, execution_id: str, workflow: str | None) -> None:
+    def __init__(self, engine: Steerable, execution_id: str, workflow: str | None) -> None:
         self.engine = engine
         self.id = execution_id
         self.workflow = workflow
@@ -36,15 +58,14 @@ class Handle:
     def status(self) -> Status:
         """Running, Completed, Failed, Cancelled, Terminated or TimedOut: the state of
         the execution, or of the latest run of its continue-as-new chain."""
-        return self.engine._status_of(self.latest_run)
+        return self.engine.executions.status_of(self.latest_run)
 
     @property
     def latest_run(self) -> str:
         """The id of the chain's latest run (this id unless it continued as new)."""
         execution_id = self.id
         while True:
-            live = self.engine._live.get(execution_id)
-            if live is not None or execution_id in self.engine._accepted:
+            if self.engine.executions.holds(execution_id):
                 return execution_id
             record = self.engine.store.get_execution(execution_id)
             following = _next_run(record) if record is not None else None
@@ -55,7 +76,7 @@ class Handle:
     @property
     def condition(self) -> str | None:
         """Why an open execution is not progressing (waiting for a definition, blocked)."""
-        return self.engine._condition_of(self.id)
+        return self.engine.executions.condition_of(self.id)
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the execution to close and return its result.
@@ -67,11 +88,11 @@ class Handle:
         deadline = None if timeout is None else time.monotonic() + timeout
         execution_id = self.id
         while True:
-            future = self.engine._result_future(execution_id)
+            future = self.engine.executions.result_future(execution_id)
             record = self._wait(future, execution_id, deadline, timeout)
             execution_id = _next_run(record)
             if execution_id is None:
-                return _outcome(record)
+                return _outcome(record, self.engine.payloads)
 
     def _wait(self, future, execution_id: str, deadline: float | None, timeout) -> Any:
         # Short slices keep the wait interruptible (Interrupt kernel stops the waiting,
@@ -85,7 +106,7 @@ class Handle:
             except TimeoutError:
                 pass
             if deadline is not None and time.monotonic() >= deadline:
-                condition = self.engine._condition_of(execution_id)
+                condition = self.engine.executions.condition_of(execution_id)
                 waiting = self.engine.waiting_signals(execution_id)
                 extra = f" ({condition})" if condition else ""
                 if waiting:
@@ -110,11 +131,11 @@ class Handle:
     def __await__(self):
         execution_id = self.id
         while True:
-            future = self.engine._result_future(execution_id)
+            future = self.engine.executions.result_future(execution_id)
             record = yield from asyncio.wrap_future(future).__await__()
             execution_id = _next_run(record)
             if execution_id is None:
-                return _outcome(record)
+                return _outcome(record, self.engine.payloads)
 
     def signal(self, name: str, payload: Any = None) -> None:
         """Send signal ``name`` (durably); returns once it is recorded."""
@@ -184,9 +205,9 @@ def _next_run(record: ExecutionRecord) -> str | None:
     return None
 
 
-def _outcome(record: ExecutionRecord) -> Any:
+def _outcome(record: ExecutionRecord, payloads: Payloads) -> Any:
     if record.status is Status.COMPLETED:
-        return payload.decode_value(record.result)
+        return payloads.decode_value(record.result)
     error = json.loads(record.error) if record.error else {}
     detail = f": {summary(error)}" if error else ""
     raise ExecutionFailed(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from nbconductor.engine import payload
 from nbconductor.engine.definition import TaskDefinition
 from nbconductor.engine.runtime import WorkflowRuntime
 from nbconductor.engine.task_runner import Attempt
@@ -54,8 +56,6 @@ def pending_work(history: list[EventRecord]) -> tuple[dict[int, TaskState], dict
     Returns task states (with failures counted and any waiting retry time) and
     timers (command -> due time).
     """
-    from nbconductor.engine import payload
-
     tasks: dict[int, TaskState] = {}
     timers: dict[int, float] = {}
     for event in history:
@@ -91,8 +91,6 @@ def pending_work(history: list[EventRecord]) -> tuple[dict[int, TaskState], dict
 
 def open_children(history: list[EventRecord]) -> dict[int, str]:
     """Children started by this history that have not closed: command -> child id."""
-    from nbconductor.engine import payload
-
     children: dict[int, str] = {}
     for event in history:
         if event.kind is EventKind.CHILD_STARTED:
@@ -103,6 +101,4 @@ def open_children(history: list[EventRecord]) -> dict[int, str]:
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"))

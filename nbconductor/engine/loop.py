@@ -11,13 +11,22 @@ import asyncio
 import collections
 import itertools
 import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from nbconductor.engine.runtime import WorkflowRuntime
+from typing import Any, Protocol
 
 _get_running_loop = asyncio.events._get_running_loop
 _set_running_loop = asyncio.events._set_running_loop
+
+
+class LoopDriver(Protocol):
+    """What the loop needs from the execution that drives it (the replay runtime)."""
+
+    now_ts: float  # the workflow's current time, epoch seconds
+
+    def start_timer(self, timer: DurableTimer) -> None: ...
+
+    def cancel_timer(self, timer: DurableTimer) -> None: ...
+
+    def on_loop_error(self, context: dict) -> None: ...
 
 
 class DurableTimer(asyncio.TimerHandle):
@@ -42,10 +51,15 @@ class WorkflowTask(asyncio.Task):
 
 
 class WorkflowLoop(asyncio.AbstractEventLoop):
-    """The loop that workflow code runs on, driven by :class:`WorkflowRuntime`."""
+    """The loop that workflow code runs on, driven by the execution's runtime.
 
-    def __init__(self, runtime: WorkflowRuntime) -> None:
-        self.runtime = runtime
+    ``workflow_context`` is what :func:`nbconductor.engine.context.current` finds on
+    the running loop: the driver, when it implements the workflow context.
+    """
+
+    def __init__(self, driver: LoopDriver) -> None:
+        self.runtime = driver
+        self.workflow_context = driver
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._closed = False
         self._order = itertools.count(1)

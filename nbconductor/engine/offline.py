@@ -8,12 +8,12 @@ closes the execution directly, since it runs no workflow code anyway.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
 
 from nbconductor.engine import payload
-from nbconductor.engine.control import check_signal_name
+from nbconductor.engine.failure import Failure
+from nbconductor.engine.steering import check_signal_name
 from nbconductor.errors import ExecutionClosed, ExecutionNotFound
 from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionUpdate, Status
 from nbconductor.storage.store import Store
@@ -74,6 +74,6 @@ def terminate(store: Store, execution_id: str, reason: str | None = None) -> Non
         update={
             "status": Status.TERMINATED,
             "closed_at": now,
-            "error": json.dumps({"type": "Terminated", "message": reason}),
+            "error": Failure("Terminated", reason).to_json(),
         },
     )

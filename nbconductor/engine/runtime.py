@@ -1,7 +1,8 @@
 """Replay runtime: drives one execution's workflow code, one event at a time.
 
 The runtime turns history events into workflow progress and workflow actions into
-commands. Live, the executor records each command as an event; on replay the same
+commands (:mod:`nbconductor.engine.command`). Live, the engine records each command as
+an event; on replay the same
 commands must come out in the same order, or the history no longer describes this code
 (a :class:`NonDeterminismError`).
 """
@@ -13,91 +14,48 @@ import collections
 import hashlib
 import json
 import random as _random
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from nbconductor.engine import payload
+from nbconductor.engine.command import (
+    CANCEL,
+    CANCEL_CHILD,
+    CANCEL_TASK,
+    CANCEL_TIMER,
+    CLOSING_EVENTS,
+    COMMAND_EVENTS,
+    COMPLETE,
+    COMPLETE_UPDATE,
+    CONTINUE,
+    FAIL,
+    MARKER,
+    RECORDED_AS,
+    SCHEDULE_TASK,
+    SIGNAL_CHILD,
+    START_CHILD,
+    START_TIMER,
+    Command,
+    describe_event,
+)
+from nbconductor.engine.context import WorkflowContext
+from nbconductor.engine.context import current as context_current
 from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
-from nbconductor.engine.failure import describe_exception, summary
-from nbconductor.engine.loop import DurableTimer, WorkflowLoop, _get_running_loop
+from nbconductor.engine.failure import Failure, child_failed, task_failed
+from nbconductor.engine.loop import DurableTimer, WorkflowLoop
+from nbconductor.engine.payload import PLAIN, Payloads
 from nbconductor.errors import (
-    ChildFailed,
     ContinueAsNew,
     NonDeterminismError,
     PayloadError,
-    TaskFailed,
 )
 from nbconductor.storage.records import EventKind, EventRecord
 
-# Command kinds, and the event that records each.
-SCHEDULE_TASK = "schedule task"
-START_TIMER = "start timer"
-CANCEL_TIMER = "cancel timer"
-CANCEL_TASK = "cancel task"
-MARKER = "record marker"
-START_CHILD = "start child"
-CANCEL_CHILD = "cancel child"
-SIGNAL_CHILD = "signal child"
-COMPLETE_UPDATE = "complete update"
-COMPLETE = "complete execution"
-FAIL = "fail execution"
-CANCEL = "cancel execution"
-CONTINUE = "continue as new"
 
-RECORDED_AS = {
-    SCHEDULE_TASK: EventKind.TASK_SCHEDULED,
-    START_TIMER: EventKind.TIMER_STARTED,
-    CANCEL_TIMER: EventKind.TIMER_CANCELLED,
-    CANCEL_TASK: EventKind.TASK_CANCEL_REQUESTED,
-    MARKER: EventKind.MARKER_RECORDED,
-    START_CHILD: EventKind.CHILD_STARTED,
-    CANCEL_CHILD: EventKind.CHILD_CANCEL_REQUESTED,
-    SIGNAL_CHILD: EventKind.SIGNAL_SENT,
-    COMPLETE_UPDATE: EventKind.UPDATE_COMPLETED,
-    COMPLETE: EventKind.EXECUTION_COMPLETED,
-    FAIL: EventKind.EXECUTION_FAILED,
-    CANCEL: EventKind.EXECUTION_CANCELLED,
-    CONTINUE: EventKind.EXECUTION_CONTINUED_AS_NEW,
-}
-COMMAND_EVENTS = frozenset(RECORDED_AS.values())
-CLOSING_EVENTS = frozenset(
-    {
-        EventKind.EXECUTION_COMPLETED,
-        EventKind.EXECUTION_FAILED,
-        EventKind.EXECUTION_CANCELLED,
-        EventKind.EXECUTION_CONTINUED_AS_NEW,
-    }
-)
-
-
-@dataclass(slots=True)
-class Command:
-    """Something workflow code asked for; the executor records and carries it out."""
-
-    kind: str
-    id: int | None = None
-    name: str | None = None
-    payload: str | None = None  # codec JSON: task input, marker value, result
-    data: dict = field(default_factory=dict)
-    definition: TaskDefinition | None = None
-
-    def describe(self) -> str:
-        target = f" {self.name!r}" if self.name else ""
-        ident = f" (command {self.id})" if self.id is not None else ""
-        return f"{self.kind}{target}{ident}"
-
-
-def describe_event(event: EventRecord) -> str:
-    name = f" {event.name!r}" if event.name else ""
-    ident = f" (command {event.command})" if event.command is not None else ""
-    return f"{event.kind.value}{name}{ident}"
-
-
-def current_runtime() -> WorkflowRuntime | None:
-    """The runtime of the workflow whose code is running on this thread, if any."""
-    loop = _get_running_loop()
-    return loop.runtime if isinstance(loop, WorkflowLoop) else None
+def current_runtime() -> WorkflowContext | None:
+    """The context of the workflow whose code is running on this thread, if any
+    (:func:`nbconductor.engine.context.current`, under its older name)."""
+    return context_current()
 
 
 class TaskFuture(asyncio.Future):
@@ -133,8 +91,9 @@ class ChildFuture(asyncio.Future):
         return super().cancel(msg)
 
 
-class WorkflowRuntime:
-    """One execution's workflow code, its deterministic loop and its pending commands."""
+class WorkflowRuntime(WorkflowContext):
+    """One execution's workflow code, its deterministic loop and its pending commands:
+    the :class:`~nbconductor.engine.context.WorkflowContext` of a replayed execution."""
 
     def __init__(
         self,
@@ -145,8 +104,10 @@ class WorkflowRuntime:
         *,
         markers: dict[int, EventRecord] | None = None,
         seed_id: str | None = None,
+        payloads: Payloads = PLAIN,
     ) -> None:
         self.execution_id = execution_id
+        self.payloads = payloads
         self.definition = definition
         self.input_text = input_text
         self.loop = WorkflowLoop(self)
@@ -178,7 +139,7 @@ class WorkflowRuntime:
 
     def start(self) -> None:
         """The first activation: run the workflow function until it waits."""
-        args, kwargs = payload.decode_input(self.input_text)
+        args, kwargs = self.payloads.decode_input(self.input_text)
         self.main = self.loop.create_task(self.definition.fn(*args, **kwargs))
         self.main.add_done_callback(self._on_main_done)
         self._run()
@@ -220,21 +181,21 @@ class WorkflowRuntime:
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
                 data = payload.read_data(event.data)
-                future.set_result(payload.payload_field(data, "result"))
+                future.set_result(self.payloads.payload_field(data, "result"))
         elif kind is EventKind.TASK_FAILED:
             data = payload.read_data(event.data)
             if not data.get("final"):
                 return  # a retry follows; workflow code does not see it
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
-                future.set_exception(_task_failed(event, data))
+                future.set_exception(task_failed(event, data))
         elif kind is EventKind.TIMER_FIRED:
             timer = self.timers.pop(event.command, None)
             if timer is not None:
                 self.loop.fire(timer)
         elif kind is EventKind.SIGNAL_RECEIVED:
             data = payload.read_data(event.data)
-            self._deliver_signal(event.name or "", payload.payload_field(data, "payload"))
+            self._deliver_signal(event.name or "", self.payloads.payload_field(data, "payload"))
         elif kind is EventKind.CANCEL_REQUESTED:
             if self.main is not None and not self.main.done():
                 self.main.cancel()
@@ -243,13 +204,13 @@ class WorkflowRuntime:
             if future is not None and not future.done():
                 data = payload.read_data(event.data)
                 if data.get("status") == "completed":
-                    future.set_result(payload.payload_field(data, "result"))
+                    future.set_result(self.payloads.payload_field(data, "result"))
                 else:
-                    future.set_exception(_child_failed(event, data))
+                    future.set_exception(child_failed(event, data))
         elif kind is EventKind.UPDATE_ACCEPTED:
             data = payload.read_data(event.data)
             self._start_update(
-                event.name or "", data["update_id"], payload.payload_field(data, "payload")
+                event.name or "", data["update_id"], self.payloads.payload_field(data, "payload")
             )
         self._run()
 
@@ -298,7 +259,7 @@ class WorkflowRuntime:
         return ident
 
     def schedule_task(self, definition: TaskDefinition, args: tuple, kwargs: dict) -> TaskFuture:
-        text = payload.encode_call(
+        text = self.payloads.encode_call(
             definition.signature, args, kwargs, what=f"task {definition.name}"
         )
         command = self.next_id()
@@ -329,11 +290,11 @@ class WorkflowRuntime:
         recorded = self.markers.get(command)
         if recorded is not None:
             value_text = payload.read_data(recorded.data).get("value")
-            value = payload.payload_field({"value": value_text}, "value")
+            value = self.payloads.payload_field({"value": value_text}, "value")
             text = None
         else:
             value = fn()
-            text = payload.encode_value(value, what=what)
+            text = self.payloads.encode_value(value, what=what)
         self.pending.append(Command(MARKER, command, "side_effect", text))
         return value
 
@@ -375,7 +336,7 @@ class WorkflowRuntime:
         child_id: str | None,
         parent_close: str,
     ) -> ChildFuture:
-        text = payload.encode_call(
+        text = self.payloads.encode_call(
             definition.signature, args, kwargs, what=f"child workflow {definition.name}"
         )
         command = self.next_id()
@@ -395,7 +356,7 @@ class WorkflowRuntime:
             )
 
     def signal_child(self, child_id: str, name: str, value: Any) -> None:
-        text = payload.encode_value(value, what=f"signal {name!r} to {child_id}")
+        text = self.payloads.encode_value(value, what=f"signal {name!r} to {child_id}")
         data = {"child_id": child_id}
         self.pending.append(Command(SIGNAL_CHILD, self.next_id(), name, text, data))
 
@@ -411,6 +372,15 @@ class WorkflowRuntime:
         self.pending.append(Command(MARKER, self.next_id(), name))
         return True
 
+    def continue_as_new(self, args: tuple, kwargs: dict) -> NoReturn:
+        text = self.payloads.encode_call(
+            self.definition.signature,
+            args,
+            kwargs,
+            what=f"continue_as_new of {self.definition.name}",
+        )
+        raise ContinueAsNew(text)
+
     def _start_update(self, name: str, update_id: str, value: Any) -> None:
         handler = self.definition.updates.get(name)
 
@@ -423,11 +393,11 @@ class WorkflowRuntime:
                 result = handler.fn(value)
                 if asyncio.iscoroutine(result):
                     result = await result
-                text = payload.encode_value(result, what=f"the result of update {name!r}")
+                text = self.payloads.encode_value(result, what=f"the result of update {name!r}")
             except asyncio.CancelledError:
-                data["error"] = {"type": "CancelledError", "message": "the workflow closed"}
+                data["error"] = Failure("CancelledError", "the workflow closed").to_dict()
             except Exception as exc:
-                data["error"] = describe_exception(exc)
+                data["error"] = Failure.from_exception(exc).to_dict()
             self.pending.append(Command(COMPLETE_UPDATE, None, name, text, data))
 
         self.loop.create_task(run())
@@ -449,45 +419,19 @@ class WorkflowRuntime:
             return
         if exc is None:
             try:
-                text = payload.encode_value(
+                text = self.payloads.encode_value(
                     task.result(), what=f"the result of workflow {self.definition.name}"
                 )
             except PayloadError as err:
-                self.pending.append(Command(FAIL, data={"error": describe_exception(err)}))
+                self.pending.append(Command(FAIL, failure=Failure.from_exception(err)))
                 return
             self.pending.append(Command(COMPLETE, payload=text))
         else:
-            self.pending.append(Command(FAIL, data={"error": describe_exception(exc)}))
-
-
-def _task_failed(event: EventRecord, data: dict) -> TaskFailed:
-    error = data.get("error") or {}
-    attempts = event.attempt or 0
-    return TaskFailed(
-        f"task {event.name!r} failed after {attempts} attempt{'s' * (attempts != 1)}: "
-        f"{summary(error)}",
-        task=event.name or "",
-        attempts=attempts,
-        error_type=error.get("type", ""),
-        error_message=error.get("message", ""),
-        traceback=error.get("traceback", ""),
-    )
-
-
-def _child_failed(event: EventRecord, data: dict) -> ChildFailed:
-    error = data.get("error") or {}
-    status = data.get("status", "failed")
-    detail = f": {summary(error)}" if error else ""
-    return ChildFailed(
-        f"child workflow {event.name!r} ({data.get('child_id')}) ended {status}{detail}",
-        child_id=data.get("child_id", ""),
-        status=status,
-        error=error,
-    )
+            self.pending.append(Command(FAIL, failure=Failure.from_exception(exc)))
 
 
 def replay(
-    definition: WorkflowDefinition, history: list[EventRecord]
+    definition: WorkflowDefinition, history: list[EventRecord], *, payloads: Payloads = PLAIN
 ) -> tuple[WorkflowRuntime, list[Command]]:
     """Rebuild an execution's runtime from its history.
 
@@ -509,6 +453,7 @@ def replay(
         first.at,
         markers=markers,
         seed_id=started.get("seed_id"),
+        payloads=payloads,
     )
     runtime.recorded_version = started.get("version")
     runtime.max_recorded_command = max(

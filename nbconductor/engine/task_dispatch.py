@@ -1,41 +1,123 @@
 """Task attempts as the engine sees them: dispatch, outcomes, retries and timeouts.
 
-A mixin of :class:`~nbconductor.engine.engine.Engine`; every method runs on the
-engine thread except ``_report``, which pool threads call.
+Carries out the task commands of workflow code (schedule, cancel). Every method runs on
+the engine thread except the outcome reports, which pool threads and async attempts
+post to the ledger's inbox. An attempt starts only after the events it follows are
+committed (it is dispatched from an after-commit callback).
 """
 
 from __future__ import annotations
 
-import asyncio
+from datetime import datetime, timezone
 
-from nbconductor.engine import payload
+import anyio
+from anyio.abc import TaskGroup
+
+from nbconductor.engine.activation import Activations
+from nbconductor.engine.command import CANCEL_TASK, SCHEDULE_TASK, Command
+from nbconductor.engine.definition import Registry
+from nbconductor.engine.failure import Failure
+from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution, TaskState
-from nbconductor.engine.task_runner import Attempt, Outcome, run_async
-from nbconductor.storage.records import EventKind
+from nbconductor.engine.payload import Payloads, event_data
+from nbconductor.engine.roster import Roster
+from nbconductor.engine.task_runner import Attempt, Outcome, ThreadRunner, run_async
+from nbconductor.storage.records import EventKind, Status
 
 
 def _iso(ts: float) -> str:
-    from datetime import datetime, timezone
-
     return datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
 class TaskDispatch:
     """Starting task attempts and deciding what their outcomes mean."""
 
-    def _dispatch(self, live: LiveExecution, state: TaskState) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        roster: Roster,
+        registry: Registry,
+        clock,
+        runner: ThreadRunner,
+        activations: Activations,
+        payloads: Payloads,
+    ) -> None:
+        self._ledger = ledger
+        self._roster = roster
+        self._registry = registry
+        self._clock = clock
+        self._runner = runner
+        self._activations = activations
+        self._payloads = payloads
+        self._task_group: TaskGroup | None = None
+        self.in_flight = 0  # attempts started and not yet accounted for
+        activations.on_command(SCHEDULE_TASK, self._schedule)
+        activations.on_command(CANCEL_TASK, self._cancel)
+        activations.on_close(self._execution_closed)
+
+    def bind(self, task_group: TaskGroup) -> None:
+        """The engine loop's task group, where async attempts run (and are cancelled
+        with it when the engine stops)."""
+        self._task_group = task_group
+
+    # ------------------------------------------------------------------ commands
+
+    def _schedule(self, live: LiveExecution, command: Command) -> None:
+        ledger = self._ledger
+        state = TaskState(command.id, command.name, command.payload, ledger.now, command.definition)
+        live.tasks[command.id] = state
+        ledger.record(
+            live,
+            EventKind.TASK_SCHEDULED,
+            command=command.id,
+            name=command.name,
+            data=event_data(None, input=command.payload),
+        )
+        ledger.after_commit(lambda: self.dispatch(live, state))
+        s2c = command.definition.options.schedule_to_close
+        if s2c is not None:
+            ledger.push(
+                ledger.now.timestamp() + s2c, self._schedule_to_close_due, live.id, command.id
+            )
+
+    def _cancel(self, live: LiveExecution, command: Command) -> None:
+        state = live.tasks.pop(command.id, None)
+        if state is not None and state.current is not None:
+            state.current.cancel_requested = True
+            self.abandon(state.current)
+        self._ledger.record(live, EventKind.TASK_CANCEL_REQUESTED, command=command.id)
+
+    def _execution_closed(self, live: LiveExecution, status: Status, result, error) -> None:
+        for state in live.tasks.values():
+            if state.current is not None:
+                state.current.cancel_requested = True
+                self.abandon(state.current)
+        live.tasks.clear()
+
+    # ------------------------------------------------------------------ attempts
+
+    def resume(self, live: LiveExecution, state: TaskState) -> None:
+        """Carry on a task a recovered history left open: its retry waits, or it runs."""
+        live.tasks[state.command] = state
+        if state.retry_at is not None:
+            self._ledger.push(state.retry_at, self._retry_due, live.id, state.command, state)
+        else:
+            self._ledger.after_commit(lambda: self.dispatch(live, state))
+
+    def dispatch(self, live: LiveExecution, state: TaskState) -> None:
         """Start the next attempt of a task (after the events it follows committed)."""
-        if self._stopping or live.tasks.get(state.command) is not state:
+        if self._ledger.stopping or live.tasks.get(state.command) is not state:
             return
         # The registry's current version: re-running a fixed task cell makes the next
         # attempt (a retry, or a fork's re-run) use the fix.
-        definition = self.registry.find("task", state.name) or state.definition
+        definition = self._registry.find("task", state.name) or state.definition
         if definition is None:
-            self._set_condition(live, f"waiting for the definition of task {state.name!r}")
+            self._ledger.set_condition(live, f"waiting for the definition of task {state.name!r}")
             return
         state.definition = definition
         state.retry_at = None
-        now_ts = self.clock.now().timestamp()
+        now = self._clock.now
+        now_ts = now().timestamp()
         attempt = Attempt(
             live.id,
             state.command,
@@ -43,40 +125,43 @@ class TaskDispatch:
             definition,
             state.input_text,
             now_ts,
-            self.clock.now,
+            now,
+            payloads=self._payloads,
         )
         state.current = attempt
-        self._in_flight += 1
+        self.in_flight += 1
         options = definition.options
+        push = self._ledger.push
         if options.schedule_to_start is not None:
-            self._push(
-                now_ts + options.schedule_to_start, "attempt_deadline", attempt, "schedule_to_start"
-            )
+            push(now_ts + options.schedule_to_start, self._deadline, attempt, "schedule_to_start")
         if options.start_to_close is not None:
-            self._push(
-                now_ts + options.start_to_close, "attempt_deadline", attempt, "start_to_close"
-            )
+            push(now_ts + options.start_to_close, self._deadline, attempt, "start_to_close")
         if options.heartbeat is not None:
-            self._push(now_ts + options.heartbeat, "attempt_deadline", attempt, "heartbeat")
+            push(now_ts + options.heartbeat, self._deadline, attempt, "heartbeat")
         if definition.is_async:
-            attempt.handle = self._aloop.create_task(self._run_async(attempt))
+            # A scope of its own, so abandoning the attempt (timeout, cancel, close)
+            # cancels it alone.
+            attempt.handle = scope = anyio.CancelScope()
+            self._task_group.start_soon(self._run_async, attempt, scope)
         else:
-            self._runner.submit(attempt, self.clock.now, self._report)
+            self._runner.submit(attempt, now, self._report)
 
-    async def _run_async(self, attempt: Attempt) -> None:
-        try:
-            outcome = await run_async(attempt, self.clock.now)
-        except asyncio.CancelledError:
-            return  # abandoned (timeout, cancel, close); the engine already accounted for it
-        self._post(lambda: self._on_outcome(outcome))
+    async def _run_async(self, attempt: Attempt, scope: anyio.CancelScope) -> None:
+        if attempt.abandoned:
+            return  # abandoned before it started: none of its code runs
+        with scope:
+            outcome = await run_async(attempt, self._clock.now)
+        if not scope.cancel_called:  # else abandoned: the engine already accounted for it
+            self._ledger.post(lambda: self._on_outcome(outcome))
 
     def _report(self, outcome: Outcome) -> None:  # called on a pool thread
-        self._post(lambda: self._on_outcome(outcome))
+        self._ledger.post(lambda: self._on_outcome(outcome))
 
-    def _abandon(self, attempt: Attempt) -> None:
+    def abandon(self, attempt: Attempt) -> None:
+        """Stop counting an attempt: its outcome, if it ever comes, is ignored."""
         if not attempt.abandoned:
             attempt.abandoned = True
-            self._in_flight -= 1
+            self.in_flight -= 1
             if attempt.handle is not None:
                 attempt.handle.cancel()
 
@@ -85,8 +170,8 @@ class TaskDispatch:
         if attempt.abandoned:
             return  # timed out, cancelled or closed meanwhile: its result no longer counts
         attempt.abandoned = True
-        self._in_flight -= 1
-        live = self._live.get(attempt.execution_id)
+        self.in_flight -= 1
+        live = self._roster.get(attempt.execution_id)
         state = live.tasks.get(attempt.command) if live else None
         if state is None or state.current is not attempt:
             return
@@ -94,62 +179,64 @@ class TaskDispatch:
         started = {"started_at": outcome.started_at.isoformat()} if outcome.started_at else {}
         if outcome.error is None:
             del live.tasks[attempt.command]
-            event = self._record(
+            event = self._ledger.record(
                 live,
                 EventKind.TASK_COMPLETED,
                 command=attempt.command,
                 name=state.name,
                 attempt=attempt.number,
-                data=payload.event_data(started, result=outcome.result),
+                data=event_data(started, result=outcome.result),
             )
-            self._activate(live, event)
+            self._activations.activate(live, event)
         else:
             self._attempt_failed(live, state, attempt, outcome.error, started)
 
     def _attempt_failed(
-        self, live: LiveExecution, state: TaskState, attempt: Attempt, error: dict, extra: dict
+        self, live: LiveExecution, state: TaskState, attempt: Attempt, error: Failure, extra: dict
     ) -> None:
         definition = attempt.definition
         retry = definition.options.retry
         state.failures = attempt.number
+        now_ts = self._ledger.now.timestamp()
         retry_at = None
         if (
-            not error.get("non_retryable")
-            and not error.get("final")
-            and retry.is_retryable(error.get("type", ""), error.get("mro", ()))
+            error.retryable
+            and retry.is_retryable(error.type, error.mro or ())
             and retry.allows(attempt.number)
         ):
-            retry_at = self._now.timestamp() + retry.delay(attempt.number)
+            retry_at = now_ts + retry.delay(attempt.number)
             s2c = definition.options.schedule_to_close
             if s2c is not None and retry_at >= state.scheduled_at.timestamp() + s2c:
                 retry_at = None
-        fields = {**extra, "error": error, "final": retry_at is None}
+        fields = {**extra, "error": error.to_dict(), "final": retry_at is None}
         if retry_at is not None:
             fields["retry_at"] = _iso(retry_at)
-        event = self._record(
+        event = self._ledger.record(
             live,
             EventKind.TASK_FAILED,
             command=attempt.command,
             name=state.name,
             attempt=attempt.number,
-            data=payload.event_data(fields),
+            data=event_data(fields),
         )
         if retry_at is None:
             del live.tasks[attempt.command]
-            self._activate(live, event)
+            self._activations.activate(live, event)
         else:
             state.retry_at = retry_at
-            self._push(retry_at, "retry", live.id, attempt.command, state)
+            self._ledger.push(retry_at, self._retry_due, live.id, attempt.command, state)
 
-    def _due_retry(self, execution_id: str, command: int, state: TaskState) -> None:
-        live = self._live.get(execution_id)
+    # ------------------------------------------------------------ due heap items
+
+    def _retry_due(self, execution_id: str, command: int, state: TaskState) -> None:
+        live = self._roster.get(execution_id)
         if live is not None and live.tasks.get(command) is state and state.retry_at is not None:
-            self._dispatch(live, state)
+            self.dispatch(live, state)
 
-    def _due_attempt_deadline(self, attempt: Attempt, which: str) -> None:
+    def _deadline(self, attempt: Attempt, which: str) -> None:
         if attempt.abandoned:
             return
-        now_ts = self._now.timestamp()
+        now_ts = self._ledger.now.timestamp()
         options = attempt.definition.options
         if which == "schedule_to_start":
             if attempt.started_at is not None:
@@ -158,11 +245,11 @@ class TaskDispatch:
         elif which == "start_to_close":
             limit = options.start_to_close
             if attempt.started_at is None:  # still queued: check again a full period later
-                self._push(now_ts + limit, "attempt_deadline", attempt, which)
+                self._ledger.push(now_ts + limit, self._deadline, attempt, which)
                 return
             due = attempt.started_at.timestamp() + limit
             if due > now_ts:
-                self._push(due, "attempt_deadline", attempt, which)
+                self._ledger.push(due, self._deadline, attempt, which)
                 return
         else:
             limit = options.heartbeat
@@ -170,36 +257,32 @@ class TaskDispatch:
                 attempt.started_at.timestamp() if attempt.started_at else attempt.dispatched_at
             )
             if last + limit > now_ts:
-                self._push(last + limit, "attempt_deadline", attempt, which)
+                self._ledger.push(last + limit, self._deadline, attempt, which)
                 return
         self._timeout_attempt(attempt, which, limit)
 
     def _timeout_attempt(
         self, attempt: Attempt, which: str, limit: float, *, final: bool = False
     ) -> None:
-        live = self._live.get(attempt.execution_id)
+        live = self._roster.get(attempt.execution_id)
         state = live.tasks.get(attempt.command) if live else None
         attempt.cancel_requested = True
-        self._abandon(attempt)
+        self.abandon(attempt)
         if state is None or state.current is not attempt:
             return
         state.current = None
         label = which.replace("_", "-")
-        error = {
-            "type": "TaskTimeout",
-            "module": "nbconductor.errors",
-            "message": f"task {state.name!r} attempt {attempt.number} exceeded its {label} timeout of {limit:g}s",
-            "traceback": "",
-            "mro": ["NbconductorError", "TimeoutError"],
-            "timeout": which,
-        }
-        if final:
-            error["final"] = True
+        error = Failure.task_timeout(
+            f"task {state.name!r} attempt {attempt.number} exceeded its {label} timeout "
+            f"of {limit:g}s",
+            which,
+            final=True if final else None,
+        )
         extra = {"started_at": attempt.started_at.isoformat()} if attempt.started_at else {}
         self._attempt_failed(live, state, attempt, error, extra)
 
-    def _due_schedule_to_close(self, execution_id: str, command: int) -> None:
-        live = self._live.get(execution_id)
+    def _schedule_to_close_due(self, execution_id: str, command: int) -> None:
+        live = self._roster.get(execution_id)
         state = live.tasks.get(command) if live else None
         if state is None:
             return
@@ -214,18 +297,15 @@ class TaskDispatch:
             state.failures,
             state.definition,
             state.input_text,
-            self._now.timestamp(),
-            self.clock.now,
+            self._ledger.now.timestamp(),
+            self._clock.now,
+            payloads=self._payloads,
         )
         attempt.abandoned = True
         state.retry_at = None
-        error = {
-            "type": "TaskTimeout",
-            "module": "nbconductor.errors",
-            "message": f"task {state.name!r} exceeded its schedule-to-close timeout of {limit:g}s",
-            "traceback": "",
-            "mro": ["NbconductorError", "TimeoutError"],
-            "timeout": "schedule_to_close",
-            "final": True,
-        }
+        error = Failure.task_timeout(
+            f"task {state.name!r} exceeded its schedule-to-close timeout of {limit:g}s",
+            "schedule_to_close",
+            final=True,
+        )
         self._attempt_failed(live, state, attempt, error, {})

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from nbconductor.engine import payload
 from nbconductor.engine.definition import TaskDefinition
-from nbconductor.engine.failure import describe_exception
-from nbconductor.errors import PayloadError, TaskCancelled
+from nbconductor.engine.failure import Failure
+from nbconductor.engine.payload import PLAIN, Payloads
+from nbconductor.errors import TaskCancelled
 
 
 @dataclass(eq=False)
@@ -39,15 +39,16 @@ class Attempt:
     cancel_requested: bool = False
     abandoned: bool = False  # timed out, cancelled or its execution closed: ignore outcome
     handle: Any = field(default=None, repr=False)  # the asyncio task of an async attempt
+    payloads: Payloads = field(default=PLAIN, repr=False)  # its engine's (pickle opt-in)
 
 
 @dataclass(slots=True)
 class Outcome:
-    """What an attempt reports back: a result (codec JSON) or an error description."""
+    """What an attempt reports back: a result (codec JSON) or what went wrong."""
 
     attempt: Attempt
     result: str | None = None
-    error: dict | None = None
+    error: Failure | None = None
     started_at: datetime | None = None
 
 
@@ -91,10 +92,14 @@ def cancelled() -> bool:
 
 def _finish(attempt: Attempt, value: Any) -> Outcome:
     try:
-        text = payload.encode_value(value, what=f"the result of task {attempt.definition.name}")
-    except PayloadError as exc:
-        error = describe_exception(exc)
-        error["non_retryable"] = True  # the same code would produce the same value again
+        text = attempt.payloads.encode_value(
+            value, what=f"the result of task {attempt.definition.name}"
+        )
+    except Exception as exc:  # PayloadError, or a value whose own code breaks encoding
+        # The attempt must report whatever happens (its pool thread or its task in the
+        # engine's task group must not die), and the same code would produce the same
+        # value again: no retry.
+        error = Failure.from_exception(exc, non_retryable=True)
         return Outcome(attempt, error=error, started_at=attempt.started_at)
     return Outcome(attempt, result=text, started_at=attempt.started_at)
 
@@ -104,10 +109,10 @@ def run_sync(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
     attempt.started_at = now()
     token = _current.set(attempt)
     try:
-        args, kwargs = payload.decode_input(attempt.input_text)
+        args, kwargs = attempt.payloads.decode_input(attempt.input_text)
         value = attempt.definition.fn(*args, **kwargs)
     except BaseException as exc:  # a task's KeyboardInterrupt is its failure, not ours
-        return Outcome(attempt, error=describe_exception(exc), started_at=attempt.started_at)
+        return Outcome(attempt, error=Failure.from_exception(exc), started_at=attempt.started_at)
     finally:
         _current.reset(token)
     return _finish(attempt, value)
@@ -118,10 +123,10 @@ async def run_async(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
     attempt.started_at = now()
     _current.set(attempt)
     try:
-        args, kwargs = payload.decode_input(attempt.input_text)
+        args, kwargs = attempt.payloads.decode_input(attempt.input_text)
         value = await attempt.definition.fn(*args, **kwargs)
     except BaseException as exc:
-        return Outcome(attempt, error=describe_exception(exc), started_at=attempt.started_at)
+        return Outcome(attempt, error=Failure.from_exception(exc), started_at=attempt.started_at)
     return _finish(attempt, value)
 
 

@@ -1,7 +1,8 @@
 """The functions workflow code calls: durable time, determinism helpers, combinators.
 
-Each finds the running execution through the deterministic loop it runs on; called
-anywhere else they raise :class:`NotInWorkflow` with what to do instead.
+Each finds the running execution's :class:`~nbconductor.engine.context.WorkflowContext`
+on the deterministic loop it runs on; called anywhere else they raise
+:class:`NotInWorkflow` with what to do instead.
 """
 
 from __future__ import annotations
@@ -12,21 +13,22 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn, TypeVar
 
-from nbconductor.engine import payload
+from nbconductor.engine import context
+from nbconductor.engine.context import ChildHandle, WorkflowContext
+from nbconductor.engine.definition import REGISTRY, WorkflowDefinition
 from nbconductor.engine.duration import parse_duration
-from nbconductor.engine.runtime import WorkflowRuntime, current_runtime
 from nbconductor.errors import ContinueAsNew, NotInWorkflow
 
 T = TypeVar("T")
 
 
-def _runtime(helper: str, instead: str) -> WorkflowRuntime:
-    runtime = current_runtime()
-    if runtime is None:
+def _context(helper: str, instead: str) -> WorkflowContext:
+    ctx = context.current()
+    if ctx is None:
         raise NotInWorkflow(
             f"nbconductor.{helper}() only works inside a running workflow; {instead}"
         )
-    return runtime
+    return ctx
 
 
 async def sleep(duration) -> None:
@@ -35,16 +37,16 @@ async def sleep(duration) -> None:
     Example:
         >>> await sleep("1 day")
     """
-    _runtime("sleep", "outside one use time.sleep or asyncio.sleep")
+    _context("sleep", "outside one use time.sleep or asyncio.sleep")
     await asyncio.sleep(parse_duration(duration, what="sleep()"))
 
 
 async def sleep_until(when: datetime) -> None:
     """Wait durably until ``when`` (a timezone-aware datetime; naive means UTC)."""
-    runtime = _runtime("sleep_until", "outside one compute the delay and sleep")
+    ctx = _context("sleep_until", "outside one compute the delay and sleep")
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    delay = (when - runtime.now).total_seconds()
+    delay = (when - ctx.now).total_seconds()
     if delay > 0:
         await asyncio.sleep(delay)
 
@@ -54,17 +56,17 @@ def now() -> datetime:
 
     The same value on every replay, unlike ``datetime.now()``.
     """
-    return _runtime("now", "outside one use datetime.now(timezone.utc)").now
+    return _context("now", "outside one use datetime.now(timezone.utc)").now
 
 
 def random() -> float:
     """A random float in [0, 1) that is the same on every replay of this execution."""
-    return _runtime("random", "outside one use the random module").rng.random()
+    return _context("random", "outside one use the random module").rng.random()
 
 
 def uuid4() -> _uuid.UUID:
     """A random UUID that is the same on every replay of this execution."""
-    rng = _runtime("uuid4", "outside one use uuid.uuid4()").rng
+    rng = _context("uuid4", "outside one use uuid.uuid4()").rng
     return _uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
@@ -74,13 +76,13 @@ def side_effect(fn: Callable[[], T]) -> T:
     For small non-deterministic reads (a config value, a hostname). Its result must be
     storable. Anything slow or fallible belongs in a task.
     """
-    runtime = _runtime("side_effect", "outside one just call the function")
-    return runtime.side_effect(fn, what=f"the side_effect result of {fn!r}")
+    ctx = _context("side_effect", "outside one just call the function")
+    return ctx.side_effect(fn, what=f"the side_effect result of {fn!r}")
 
 
 async def gather(*aws: Awaitable[Any], return_exceptions: bool = False) -> list[Any]:
     """Run awaitables (task calls, coroutines) concurrently; results in argument order."""
-    _runtime("gather", "outside one use asyncio.gather")
+    _context("gather", "outside one use asyncio.gather")
     return list(await asyncio.gather(*aws, return_exceptions=return_exceptions))
 
 
@@ -90,7 +92,7 @@ async def race(*aws: Awaitable[T]) -> T:
     Example:
         >>> winner = await race(fetch_primary(), fetch_mirror())
     """
-    _runtime("race", "outside one use asyncio.wait(..., return_when=FIRST_COMPLETED)")
+    _context("race", "outside one use asyncio.wait(..., return_when=FIRST_COMPLETED)")
     if not aws:
         raise ValueError("race() needs at least one awaitable")
     futures = [asyncio.ensure_future(a) for a in aws]
@@ -119,8 +121,8 @@ async def signal(name: str, timeout=None) -> Any:
         >>> decision = await signal("approve", timeout="24h")
         >>> if decision is None: ...   # nobody approved in time
     """
-    runtime = _runtime("signal", "send signals with engine.signal(id, name, payload)")
-    future = runtime.wait_signal(name)
+    ctx = _context("signal", "send signals with engine.signal(id, name, payload)")
+    future = ctx.wait_signal(name)
     if future.done() or timeout is None:
         return await future
     try:
@@ -145,10 +147,10 @@ async def wait_condition(predicate: Callable[[], bool], timeout=None) -> bool:
 
     Returns True when the condition was met, False when the (durable) timeout elapsed.
     """
-    runtime = _runtime("wait_condition", "outside one poll the condition yourself")
+    ctx = _context("wait_condition", "outside one poll the condition yourself")
     if predicate():
         return True
-    future = runtime.wait_condition(predicate)
+    future = ctx.wait_condition(predicate)
     if future.done() or timeout is None:
         return await future
     try:
@@ -162,7 +164,7 @@ class _State(MutableMapping):
     and query handlers read a snapshot of it taken after each workflow step."""
 
     def _data(self) -> dict:
-        return _runtime("state", "read it with handle.state").state
+        return _context("state", "read it with handle.state").state
 
     def __getitem__(self, key):
         return self._data()[key]
@@ -180,8 +182,8 @@ class _State(MutableMapping):
         return len(self._data())
 
     def __repr__(self) -> str:
-        runtime = current_runtime()
-        return f"<workflow state {runtime.state!r}>" if runtime else "<workflow state>"
+        ctx = context.current()
+        return f"<workflow state {ctx.state!r}>" if ctx else "<workflow state>"
 
 
 state = _State()
@@ -192,39 +194,13 @@ def progress(fraction: float | None = None, message: str | None = None) -> None:
 
     Shown in the execution view; not recorded in history (it is re-derived on replay).
     """
-    runtime = _runtime("progress", "from a task use nbconductor.heartbeat(progress=...)")
+    ctx = _context("progress", "from a task use nbconductor.heartbeat(progress=...)")
     if fraction is not None and not 0.0 <= float(fraction) <= 1.0:
         raise ValueError(f"progress() takes a fraction between 0 and 1, got {fraction!r}")
-    runtime.progress = (None if fraction is None else float(fraction), message)
+    ctx.progress = (None if fraction is None else float(fraction), message)
 
 
 # --- children and continue-as-new ----------------------------------------------------
-
-PARENT_CLOSE_POLICIES = ("terminate", "request_cancel", "abandon")
-
-
-class ChildHandle:
-    """A child execution started from workflow code: await it for its result."""
-
-    def __init__(self, runtime: WorkflowRuntime, future) -> None:
-        self._runtime = runtime
-        self._future = future
-        self.id: str = future.child_id
-
-    def __await__(self):
-        return self._future.__await__()
-
-    def result(self):
-        """The awaitable result (same as awaiting the handle)."""
-        return self._future
-
-    def signal(self, name: str, payload: Any = None) -> None:
-        """Send a signal to the child (recorded in both histories)."""
-        self._runtime.signal_child(self.id, name, payload)
-
-    def cancel(self) -> None:
-        """Ask the child to cancel; awaiting this handle then raises CancelledError."""
-        self._future.cancel()
 
 
 def start_child(
@@ -235,14 +211,9 @@ def start_child(
     ``parent_close`` says what happens to the child if this execution closes first:
     ``"terminate"`` (default), ``"request_cancel"`` or ``"abandon"``.
     """
-    runtime = _runtime("start_child", "outside one use engine.start()")
-    if parent_close not in PARENT_CLOSE_POLICIES:
-        raise ValueError(
-            f"parent_close={parent_close!r} is not a policy; use one of {PARENT_CLOSE_POLICIES}"
-        )
+    ctx = _context("start_child", "outside one use engine.start()")
     definition = _workflow_definition(workflow)
-    future = runtime.start_child(definition, args, kwargs, child_id=id, parent_close=parent_close)
-    return ChildHandle(runtime, future)
+    return ctx.child(definition, args, kwargs, child_id=id, parent_close=parent_close)
 
 
 async def child(workflow, *args: Any, **kwargs: Any) -> Any:
@@ -251,8 +222,6 @@ async def child(workflow, *args: Any, **kwargs: Any) -> Any:
 
 
 def _workflow_definition(workflow):
-    from nbconductor.engine.definition import REGISTRY, WorkflowDefinition
-
     if isinstance(workflow, WorkflowDefinition):
         return workflow
     if isinstance(workflow, str):
@@ -266,14 +235,7 @@ def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
     The history starts again empty (keep long loops bounded); a handle's result is the
     result of the chain's last run. Nothing after this call runs.
     """
-    runtime = _runtime("continue_as_new", "outside one start a new execution")
-    text = payload.encode_call(
-        runtime.definition.signature,
-        args,
-        kwargs,
-        what=f"continue_as_new of {runtime.definition.name}",
-    )
-    raise ContinueAsNew(text)
+    _context("continue_as_new", "outside one start a new execution").continue_as_new(args, kwargs)
 
 
 # --- versioning ------------------------------------------------------------------------
@@ -287,13 +249,13 @@ def patched(patch_id: str) -> bool:
         >>> if patched("send-receipt"):
         ...     await send_receipt(order)
     """
-    return _runtime("patched", "it guards changed workflow code").patched(patch_id)
+    return _context("patched", "it guards changed workflow code").patched(patch_id)
 
 
 def deprecate_patch(patch_id: str) -> None:
     """Mark a patch whose old branch is gone: keeps executions that recorded the patch
     replaying once every execution without it has closed."""
-    _runtime("deprecate_patch", "it guards changed workflow code").patched(
+    _context("deprecate_patch", "it guards changed workflow code").patched(
         patch_id, deprecated=True
     )
 
@@ -342,7 +304,7 @@ class Saga:
                 self.compensation_errors.append(exc)
 
     async def __aenter__(self) -> Saga:
-        _runtime("Saga", "sagas compensate workflow steps")
+        _context("Saga", "sagas compensate workflow steps")
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:

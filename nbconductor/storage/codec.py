@@ -32,14 +32,13 @@ import json
 import math
 import pickle
 import sys
-import traceback
 import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from nbconductor.errors import ApplicationError, PayloadError
+from nbconductor.errors import PayloadError
 
-__all__ = ("TAG", "decode", "decode_error", "encode", "encode_error", "error_dict")
+__all__ = ("TAG", "decode", "encode")
 
 TAG = "__nbc__"
 
@@ -451,50 +450,3 @@ _DECODERS: dict[str, Any] = {
     "polars": _decode_frame("polars"),
     "arrow": _decode_frame("arrow"),
 }
-
-
-# --- errors ----------------------------------------------------------------------------
-
-
-def error_dict(exc: BaseException) -> dict[str, Any]:
-    """Describe an exception for history: type, module, message and traceback.
-
-    For an :class:`ApplicationError` the dict also holds ``non_retryable`` and
-    ``details`` (encoded by the codec; its ``repr`` if the codec cannot store it).
-    Never raises: recording an error must not fail on a strange exception.
-    """
-    cls = type(exc)
-    try:
-        message = str(exc)
-    except Exception:
-        message = f"<unprintable {cls.__qualname__}>"
-    try:
-        text = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
-    except Exception:
-        text = ""
-    out: dict[str, Any] = {
-        "type": cls.__qualname__,
-        "module": cls.__module__,
-        "message": message,
-        "traceback": text,
-    }
-    if isinstance(exc, ApplicationError):
-        out["non_retryable"] = bool(exc.non_retryable)
-        try:
-            out["details"] = _Encoder("error details", False).walk(exc.details, "", set())
-        except PayloadError:
-            out["details"] = repr(exc.details)
-    return out
-
-
-def encode_error(exc: BaseException) -> str:
-    """:func:`error_dict` as JSON text for an ``error`` payload column."""
-    return _JSON.encode(error_dict(exc))
-
-
-def decode_error(text: str) -> dict[str, Any]:
-    """Read back :func:`encode_error`'s text; ``details`` is decoded to its value."""
-    out = decode(text)
-    if not isinstance(out, dict):
-        raise PayloadError(f"stored error is not an error description: {text[:80]!r}")
-    return out

@@ -1,4 +1,10 @@
-"""Fixtures for engine tests: engines on real DuckDB files, and a time-skipping one."""
+"""Fixtures for engine tests: engines on the memory store (DuckDB files for the tests
+marked ``duckdb``, and for every test with NBCONDUCTOR_TEST_STORE=duckdb), and a
+time-skipping one.
+
+The store contract suite (tests/storage) proves the memory store behaves as DuckDB
+does; the ``duckdb`` subset runs representative engine paths on a real file.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +20,23 @@ from nbconductor.engine.runtime import replay
 from nbconductor.storage.records import ExecutionFilter
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "duckdb: the engine fixture uses a real DuckDB file")
+
+
 @pytest.fixture
 def db_path(tmp_path):
     return tmp_path / "history.duckdb"
 
 
 @pytest.fixture
-def engine(db_path):
-    """A real engine on a real DuckDB file (NBCONDUCTOR_TEST_STORE=memory for a quick run)."""
-    eng = Engine(None if os.environ.get("NBCONDUCTOR_TEST_STORE") == "memory" else db_path)
+def engine(request, db_path):
+    """A real engine: on the memory store, or on a DuckDB file for tests marked duckdb."""
+    on_file = (
+        request.node.get_closest_marker("duckdb") is not None
+        or os.environ.get("NBCONDUCTOR_TEST_STORE") == "duckdb"
+    )
+    eng = Engine(db_path if on_file else None)
     yield eng
     try:
         assert_histories_replay(eng.store)

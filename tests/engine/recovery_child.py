@@ -10,6 +10,7 @@ import recovery_workflows as wf
 
 from nbconductor.engine.engine import Engine
 from nbconductor.storage.records import EventKind
+from nbconductor.testing import wait_for
 
 
 def reached(events, point: str) -> bool:
@@ -27,11 +28,9 @@ def reached(events, point: str) -> bool:
 def main(db: str, point: str, pause: float) -> None:
     engine = Engine(db)
     handle = engine.start(wf.durable_pipeline, 4, pause, id="wf-1")
-    pause_event = threading.Event()
-    while not reached(handle.history(), point):
-        pause_event.wait(0.002)
+    wait_for(lambda: reached(handle.history(), point), timeout=60, what=point)
     print("READY", flush=True)
-    pause_event.wait(120)  # the parent SIGKILLs us here
+    threading.Event().wait(120)  # the parent SIGKILLs us here
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ async def cleans_up() -> str:
     return "slept"
 
 
+@pytest.mark.duckdb
 def test_cancel_during_sleep_runs_cleanup_then_ends_cancelled(engine):
     h = engine.start(cleans_up)
     wait_for(lambda: EventKind.TIMER_STARTED in kinds(h), what="the sleep")
@@ -182,6 +183,7 @@ async def family() -> dict:
     return {"total": total, "second": second, "failed": failed}
 
 
+@pytest.mark.duckdb
 def test_children(engine):
     h = engine.start(family, id="family")
     assert h.result(timeout=10) == {"total": 5, "second": 30, "failed": "failed"}
@@ -254,6 +256,7 @@ async def parent_of_chain() -> int:
     return await nc.child(countdown, 5)
 
 
+@pytest.mark.duckdb
 def test_parent_awaits_the_chain(engine):
     assert engine.start(parent_of_chain).result(timeout=10) == 5
 
@@ -378,6 +381,7 @@ async def three_steps() -> list:
     return [await fragile(i) for i in range(3)]
 
 
+@pytest.mark.duckdb
 def test_fork_reruns_from_the_failed_task(engine):
     h = engine.start(three_steps, id="to-fork")
     with pytest.raises(ExecutionFailed, match="bug in step 2"):
@@ -450,18 +454,16 @@ def test_fork_keeps_the_origins_random_values(engine):
     assert result[0] in scheduled[-1].data
 
 
-def test_rescan_resumes_blocked_executions(db_path):
-    from nbconductor.engine.definition import REGISTRY
-
+def test_rescan_resumes_blocked_executions(db_path, registry):
     eng = Engine(db_path)
     h = eng.start(cleans_up, id="rescan-me")
     wait_for(lambda: EventKind.TIMER_STARTED in kinds(h), what="the sleep")
     eng.stop(grace=0)
-    saved = REGISTRY._items.pop(("workflow", "cleans_up"))
+    saved = registry.forget("workflow", "cleans_up")
     eng = Engine(db_path)
     try:
         assert eng.rescan() == []
-        REGISTRY._items[("workflow", "cleans_up")] = saved  # back, without a listener call
+        registry.restore(saved)  # back, without a listener call
         assert eng.rescan() == ["rescan-me"]
         assert eng.get("rescan-me").condition is None
     finally:

@@ -29,7 +29,7 @@ def double(i: int) -> int:
 
 @nc.task
 async def async_triple(i: int) -> int:
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # a real await: the attempt yields to the engine loop
     return i * 3
 
 
@@ -38,6 +38,7 @@ async def sequence(n: int) -> list[int]:
     return [await double(i) for i in range(n)]
 
 
+@pytest.mark.duckdb
 def test_sequential_tasks(engine):
     h = engine.start(sequence, 5)
     assert h.result(timeout=10) == [0, 2, 4, 6, 8]
@@ -57,6 +58,7 @@ async def fan_out(n: int) -> int:
     return sum(doubled) + sum(tripled)
 
 
+@pytest.mark.duckdb
 def test_gather_of_50(engine):
     h = engine.start(fan_out, 50)
     assert h.result(timeout=10) == sum(range(50)) * 5
@@ -196,6 +198,7 @@ def test_base_exception_in_task_is_a_recorded_failure_not_retried(engine):
     assert "KeyboardInterrupt" in message and "not retried" in message
 
 
+@pytest.mark.duckdb
 def test_idempotent_start(engine):
     first = engine.start(sequence, 2, id="same-id")
     second = engine.start(sequence, 3, id="same-id")
@@ -241,11 +244,13 @@ async def returns_lock():
     return threading.Lock()
 
 
+@pytest.mark.duckdb
 def test_unserializable_result_fails_the_execution(engine):
     with pytest.raises(ExecutionFailed, match="PayloadError"):
         engine.start(returns_lock).result(timeout=10)
 
 
+@pytest.mark.duckdb
 def test_list_get_and_describe(engine):
     handles = [engine.start(sequence, 1, id=f"list-{i}") for i in range(3)]
     for h in handles:
@@ -297,11 +302,9 @@ async def opaque_flow(box: Opaque) -> int:
     return await unwrap(box)
 
 
-def test_pickle_is_opt_in(db_path, monkeypatch):
-    from nbconductor.engine import payload
+def test_pickle_is_opt_in(db_path):
     from nbconductor.engine.engine import Engine
 
-    monkeypatch.setattr(payload, "allow_pickle", False)
     plain = Engine(None, make_default=False)
     try:
         with pytest.raises(PayloadError, match="allow_pickle=True"):
@@ -313,6 +316,27 @@ def test_pickle_is_opt_in(db_path, monkeypatch):
         assert opted.start(opaque_flow, Opaque(7)).result(timeout=10) == 7
     finally:
         opted.stop(grace=0)
+
+
+def test_pickle_opt_in_belongs_to_the_engine_that_chose_it():
+    """One engine opting in does not make another one pickle or unpickle."""
+    from nbconductor.engine.engine import Engine
+    from nbconductor.storage.memory import MemoryStore
+
+    store = MemoryStore()
+    opted = Engine(store, make_default=False, allow_pickle=True)
+    plain = Engine(None, make_default=False)
+    try:
+        handle = opted.start(opaque_flow, Opaque(7))
+        assert handle.result(timeout=10) == 7
+        with pytest.raises(PayloadError, match="allow_pickle=True"):
+            plain.start(opaque_flow, Opaque(7))  # pickling refused
+        with pytest.raises(PayloadError, match="allow_pickle=True"):
+            plain.payloads.decode_input(store.get_execution(handle.id).input)  # unpickling
+        assert opted.payloads.decode_input(store.get_execution(handle.id).input)[0][0].value == 7
+    finally:
+        opted.stop(grace=0)
+        plain.stop(grace=0)
 
 
 def test_idempotent_start_answers_with_the_existing_execution_at_once(engine):

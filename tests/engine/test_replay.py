@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import nbconductor as nc
-from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.engine import Engine
 from nbconductor.errors import NonDeterminismError
 from nbconductor.storage.records import EventKind
@@ -111,7 +110,7 @@ def test_open_execution_blocks_on_edit_and_resumes_when_code_is_restored(db_path
         eng.stop(grace=0)
 
 
-def test_execution_waits_for_its_definition(db_path):
+def test_execution_waits_for_its_definition(db_path, registry):
     @nc.workflow(name="late_definition")
     async def late_definition() -> str:
         await nc.sleep(0.2)
@@ -121,7 +120,7 @@ def test_execution_waits_for_its_definition(db_path):
     eng.start(late_definition, id="late-1")
     wait_for(lambda: len(eng.history("late-1")) >= 2, what="the timer")
     eng.stop(grace=0)
-    REGISTRY._items.pop(("workflow", "late_definition"))
+    registry.forget("workflow", "late_definition")
 
     eng = Engine(db_path)
     try:
@@ -139,21 +138,17 @@ def test_execution_waits_for_its_definition(db_path):
         eng.stop(grace=0)
 
 
-def test_a_history_that_cannot_be_replayed_parks_only_that_execution(db_path, monkeypatch):
-    from nbconductor.engine import payload
-
+def test_a_history_that_cannot_be_replayed_parks_only_that_execution(db_path):
     @nc.workflow(name="holds_a_token")
     async def holds_a_token(token) -> str:
         await nc.sleep(0.2)
         return "done"
 
-    monkeypatch.setattr(payload, "allow_pickle", True)  # the first engine opted in
-    eng = Engine(db_path, make_default=False)
+    eng = Engine(db_path, make_default=False, allow_pickle=True)  # this engine opted in
     eng.start(holds_a_token, Token(), id="pickled")
     wait_for(lambda: len(eng.history("pickled")) >= 2, what="the timer")
     eng.stop(grace=0)
-    monkeypatch.setattr(payload, "allow_pickle", False)  # the next one did not
-    eng = Engine(db_path, make_default=False)
+    eng = Engine(db_path, make_default=False)  # the next one did not
     try:
         condition = wait_for(lambda: eng.get("pickled").condition, what="the condition")
         assert condition.startswith("blocked: PayloadError")

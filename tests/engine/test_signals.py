@@ -7,7 +7,6 @@ import threading
 import pytest
 
 import nbconductor as nc
-from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.engine import Engine
 from nbconductor.errors import ExecutionClosed, ExecutionNotFound, PayloadError, UpdateRejected
 from nbconductor.storage.records import EventKind
@@ -38,6 +37,7 @@ async def approval(amount: float) -> str:
     return f"approved by {decision['by']}"
 
 
+@pytest.mark.duckdb
 def test_approved(engine):
     h = engine.start(approval, 10.0)
     wait_for(lambda: h.waiting_for == ["approve"], what="the signal wait")
@@ -103,7 +103,7 @@ def test_signal_errors(engine):
         h.signal("item", "late")
 
 
-def test_signal_while_waiting_for_definition_is_kept(db_path):
+def test_signal_while_waiting_for_definition_is_kept(db_path, registry):
     @nc.workflow(name="signalled_later")
     async def signalled_later() -> str:
         return await nc.signal("go")
@@ -112,7 +112,7 @@ def test_signal_while_waiting_for_definition_is_kept(db_path):
     eng.start(signalled_later, id="later-1")
     wait_for(lambda: eng.get("later-1").waiting_for == ["go"], what="the wait")
     eng.stop(grace=0)
-    REGISTRY._items.pop(("workflow", "signalled_later"))
+    registry.forget("workflow", "signalled_later")
     eng = Engine(db_path)
     try:
         eng.signal("later-1", "go", "went")  # recorded, delivered once the code is back
@@ -171,6 +171,7 @@ def phase(state, suffix=""):
     return state.get("phase", "?") + suffix
 
 
+@pytest.mark.duckdb
 def test_query_and_progress_during_a_running_task(engine):
     h = engine.start(reporting)
     wait_for(lambda: h.progress["tasks"], what="the running task")

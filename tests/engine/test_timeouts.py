@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from nbconductor.engine.engine import Engine
 from nbconductor.engine.payload import read_data
 from nbconductor.errors import ExecutionFailed, TaskFailed
 from nbconductor.storage.records import EventKind, Status
+from nbconductor.testing import wait_for
 
 RELEASE = threading.Event()
 
@@ -45,6 +47,7 @@ async def start_to_close() -> str:
         return f"{exc.error_type} after {exc.attempts}"
 
 
+@pytest.mark.duckdb
 def test_start_to_close_timeout_is_retried_then_fails(engine):
     h = engine.start(start_to_close)
     assert h.result(timeout=10) == "TaskTimeout after 2"
@@ -205,3 +208,31 @@ def test_a_hung_task_does_not_keep_the_process_alive(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "timed out"
+
+
+ASYNC_RUNS: list[str] = []
+
+
+@nc.task(timeout="0.3s", retry=nc.Retry(max_attempts=1))
+async def overstays() -> str:
+    ASYNC_RUNS.append("started")
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        ASYNC_RUNS.append("cancelled")
+        raise
+    return "late"
+
+
+@nc.workflow
+async def waits_for_overstay() -> str:
+    try:
+        return await overstays()
+    except nc.TaskFailed as exc:
+        return exc.error_type
+
+
+def test_an_async_task_past_its_timeout_is_cancelled(engine):
+    assert engine.start(waits_for_overstay).result(timeout=10) == "TaskTimeout"
+    wait_for(lambda: ASYNC_RUNS == ["started", "cancelled"], what="the attempt's cancellation")
+    assert engine.status()["running_tasks"] == 0

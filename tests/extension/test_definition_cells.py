@@ -128,7 +128,7 @@ def test_a_new_version_is_compared_with_the_history_after_a_restart(loaded_shell
     old = REGISTRY.workflow(name).version
     engine = nbconductor.engine()
     wait_for(lambda: engine.store.definitions(name), 10, "the definition to be recorded")
-    REGISTRY._items.pop(("workflow", name))  # as after a kernel restart
+    REGISTRY.forget("workflow", name)  # as after a kernel restart
     _, out = run(loaded_shell, capsys, f"%%workflow {name}()\nreturn 2\n")
     new = REGISTRY.workflow(name).version
     assert f"workflow {name}: new version {new} (was {old} in the history)" in out
@@ -143,7 +143,7 @@ def test_executions_waiting_for_their_definition_resume_when_the_cell_runs(loade
     assert "engine stopped" in out and "1 open execution resumes when it starts again" in out
     # As after a kernel restart: the definitions are gone from the process.
     workflow_cell = REGISTRY.workflow(flow).source
-    REGISTRY._items.pop(("workflow", flow))
+    REGISTRY.forget("workflow", flow)
     loaded_shell.user_ns["gate"].set()
     _, out = run(loaded_shell, capsys, "%conductor start")
     assert f"1 execution is waiting for its definition: {flow} ×1" in out
@@ -175,7 +175,7 @@ def test_resume_replays_blocked_executions_whose_code_is_back(loaded_shell, caps
     _, out = run(loaded_shell, capsys, "%conductor resume")
     assert "blocked-1" in out and "blocked: " in out
     # The old code is back (quietly, as an import of the old module would do it).
-    REGISTRY._items[("workflow", flow)] = original
+    REGISTRY.restore(original)
     loaded_shell.user_ns["gate"].set()
     _, out = run(loaded_shell, capsys, "%conductor resume")
     assert f"1 open execution:\n  blocked-1  {flow}  running" in out

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbconductor.errors import ApplicationError, PayloadError
-from nbconductor.storage.codec import TAG, decode, decode_error, encode, encode_error, error_dict
+from nbconductor.errors import PayloadError
+from nbconductor.storage.codec import TAG, decode, encode
 from nbconductor.storage.records import Status
 
 
@@ -369,52 +369,6 @@ def test_known_types_are_not_pickled_even_when_allowed():
 def test_an_unpicklable_object_is_reported_with_its_path():
     with pytest.raises(PayloadError, match=r"at \['lock'\] .*cannot be pickled"):
         encode({"lock": threading.Lock()}, allow_pickle=True)
-
-
-# --- errors as payloads ----------------------------------------------------------------
-
-
-def raise_and_catch(exc: BaseException) -> BaseException:
-    try:
-        raise exc
-    except BaseException as caught:
-        return caught
-
-
-def test_encode_error_describes_the_exception():
-    exc = raise_and_catch(ValueError("bad amount: -3"))
-    got = decode_error(encode_error(exc))
-    assert (got["type"], got["module"], got["message"]) == (
-        "ValueError",
-        "builtins",
-        "bad amount: -3",
-    )
-    assert "raise_and_catch" in got["traceback"]
-    assert got["traceback"].rstrip().endswith("ValueError: bad amount: -3")
-    assert "non_retryable" not in got
-
-
-def test_encode_error_keeps_application_error_details():
-    exc = raise_and_catch(
-        ApplicationError("card declined", non_retryable=True, details={"codes": (51, 5)})
-    )
-    got = decode_error(encode_error(exc))
-    assert got["type"] == "ApplicationError"
-    assert got["module"] == "nbconductor.errors"
-    assert got["non_retryable"] is True
-    assert got["details"] == {"codes": (51, 5)}
-    assert error_dict(exc)["non_retryable"] is True
-
-
-def test_encode_error_never_fails():
-    class Grumpy(Exception):
-        def __str__(self) -> str:
-            raise RuntimeError("no")
-
-    got = decode_error(encode_error(Grumpy()))
-    assert got["message"] == "<unprintable test_encode_error_never_fails.<locals>.Grumpy>"
-    odd = ApplicationError("x", details=threading.Lock())
-    assert decode_error(encode_error(odd))["details"].startswith("<unlocked _thread.lock")
 
 
 # --- data frames (optional libraries) --------------------------------------------------

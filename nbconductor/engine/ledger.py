@@ -1,0 +1,186 @@
+"""The ledger of the engine thread's tick: what arrived, what is due, what to commit.
+
+Each tick the engine runs what other threads posted to the *inbox*, then what fell due
+on the *timer heap*, and collaborators append what those caused to the *batch*. The
+batch is committed in one transaction (group commit); only then do the *after-commit*
+callbacks run (dispatching tasks, answering callers) and the subscribers hear which
+executions changed: nothing leaves the engine before the events that caused it are
+in the file (the causal rule).
+
+Everything here runs on the engine thread, except :meth:`Ledger.post`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import heapq
+import itertools
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from nbconductor.engine.live import LiveExecution
+from nbconductor.storage.records import (
+    Batch,
+    DefinitionRecord,
+    EventKind,
+    EventRecord,
+    ExecutionRecord,
+    ExecutionUpdate,
+    ScheduleRecord,
+)
+from nbconductor.storage.store import Store
+
+
+class Ledger:
+    """The inbox, the timer heap and the batch of the tick being built.
+
+    Args:
+        store: where batches are committed.
+        now: the engine's time when the first tick starts.
+    """
+
+    def __init__(self, store: Store, now: datetime) -> None:
+        self.store = store
+        self.now = now  # the time of the tick; every event of the tick carries it
+        self.stopping = False  # no new work starts once the engine is stopping
+        self.subscribers: list[Callable[[set[str]], None]] = []
+        self._inbox: collections.deque[Callable[[], None]] = collections.deque()
+        self._heap: list[tuple[float, int, Callable[..., None], tuple]] = []
+        self._order = itertools.count()
+        self._batch = Batch()
+        self._after_commit: list[Callable[[], None]] = []
+        self._changed: set[str] = set()
+        self._recorded_definitions = {(d.kind, d.name, d.version) for d in store.definitions()}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._sleeping = False
+
+    # --------------------------------------------------------------- the inbox
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the engine thread in the next tick (any thread may call it)."""
+        self._inbox.append(fn)
+        if self._sleeping:
+            self._sleeping = False
+            with contextlib.suppress(RuntimeError):  # loop closed: the engine has stopped
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    @property
+    def has_mail(self) -> bool:
+        """Whether something was posted that the next tick will run."""
+        return bool(self._inbox)
+
+    def run_inbox(self) -> None:
+        inbox = self._inbox
+        while inbox:
+            inbox.popleft()()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The engine loop that :meth:`wait` sleeps on (called on that loop)."""
+        self._loop = loop
+        self._wake = asyncio.Event()
+
+    async def wait(self, delay: float | None) -> None:
+        """Sleep until something is posted or ``delay`` seconds pass (None: an hour)."""
+        self._sleeping = True
+        if self._inbox:  # posted between the tick and now: no sleep
+            self._sleeping = False
+            return
+        with anyio.move_on_after(delay if delay is not None else 3600.0):
+            await self._wake.wait()
+        self._sleeping = False
+        self._wake.clear()
+
+    # ----------------------------------------------------------- the timer heap
+
+    def push(self, due: float, fn: Callable[..., None], *args: Any) -> None:
+        """Call ``fn(*args)`` in the first tick at or after ``due`` (epoch seconds)."""
+        heapq.heappush(self._heap, (due, next(self._order), fn, args))
+
+    def next_due(self) -> float | None:
+        """When the earliest heap entry falls due (epoch seconds), if any."""
+        return self._heap[0][0] if self._heap else None
+
+    def run_due(self) -> None:
+        now_ts = self.now.timestamp()
+        heap = self._heap
+        while heap and heap[0][0] <= now_ts:
+            _, _, fn, args = heapq.heappop(heap)
+            fn(*args)
+
+    # ---------------------------------------------------------------- the batch
+
+    def record(
+        self,
+        live: LiveExecution,
+        kind: EventKind,
+        *,
+        command: int | None = None,
+        name: str | None = None,
+        attempt: int | None = None,
+        data: str = "{}",
+    ) -> EventRecord:
+        """Append the execution's next event to the batch."""
+        event = EventRecord(live.id, live.next_seq, kind, self.now, command, name, attempt, data)
+        live.next_seq += 1
+        self._batch.events.append(event)
+        self._changed.add(live.id)
+        return event
+
+    def update(self, live: LiveExecution, **fields: Any) -> None:
+        """Change fields of the execution's stored record (status, condition, ...)."""
+        self._batch.updates.append(ExecutionUpdate(live.id, self.now, **fields))
+        self._changed.add(live.id)
+
+    def set_condition(self, live: LiveExecution, condition: str) -> None:
+        """Say why an open execution does not progress ("" once it does again)."""
+        live.condition = condition or None
+        self.update(live, condition=condition)
+
+    def add_execution(self, record: ExecutionRecord, events: Iterable[EventRecord] = ()) -> None:
+        """A new execution's record (and events already numbered, as a fork copies)."""
+        self._batch.new_executions.append(record)
+        self._batch.events.extend(events)
+        self._changed.add(record.id)
+
+    def record_definitions(self, definitions: Iterable[Any]) -> None:
+        """Store the source of definitions this file has not seen in this version."""
+        for d in definitions:
+            key = (d.kind, d.name, d.version)
+            if key not in self._recorded_definitions:
+                self._recorded_definitions.add(key)
+                self._batch.definitions.append(
+                    DefinitionRecord(d.name, d.kind, d.version, d.source, self.now)
+                )
+
+    def save_schedule(self, record: ScheduleRecord) -> None:
+        self._batch.schedules.append(record)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._batch.deleted_schedules.append(schedule_id)
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once this tick's batch is committed."""
+        self._after_commit.append(fn)
+
+    def commit(self) -> None:
+        """Commit the batch, then run the after-commit callbacks, then tell subscribers."""
+        batch = self._batch
+        if batch:
+            self._batch = Batch()
+            self.store.commit(batch)  # an error here stops the engine: state is in the file
+        after, self._after_commit = self._after_commit, []
+        for fn in after:
+            fn()
+        if self._changed and self.subscribers:
+            changed, self._changed = self._changed, set()
+            for callback in list(self.subscribers):
+                with contextlib.suppress(Exception):  # a broken view must not stop the engine
+                    callback(changed)
+        else:
+            self._changed.clear()

@@ -1,0 +1,183 @@
+"""The roster of executions an engine holds: open ones, accepted ones, and who waits.
+
+An execution is *accepted* from the moment ``start()`` returns its handle until the
+engine thread takes it in (the next tick), then *live* until it closes. Callers on any
+thread ask the roster about an execution and get a future for its closed record; the
+engine thread adds and removes executions and resolves those futures after the commit
+that closed them.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import threading
+from concurrent.futures import Future
+
+from nbconductor.engine.live import LiveExecution
+from nbconductor.errors import EngineStopped, ExecutionClosed, ExecutionNotFound
+from nbconductor.storage.records import ExecutionRecord, Status
+from nbconductor.storage.store import Store
+
+_RECENT = 1024  # closed records kept to answer a start-then-wait without a store read
+
+
+class Roster:
+    """Open executions by id, and the callers waiting for them to close.
+
+    Reads (``get``, ``holds``, ``status_of``, ...) are safe from any thread; changes
+    happen on the engine thread.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._live: dict[str, LiveExecution] = {}
+        self._accepted: set[str] = set()  # started by a caller, not yet taken by the thread
+        self._waiters: dict[str, list[Future]] = {}
+        self._recently_closed: collections.OrderedDict[str, ExecutionRecord] = (
+            collections.OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- any thread
+
+    def get(self, execution_id: str) -> LiveExecution | None:
+        """The open execution with this id, if this engine holds it."""
+        return self._live.get(execution_id)
+
+    def all(self) -> list[LiveExecution]:
+        """Every open execution (a copy of the list)."""
+        return list(self._live.values())
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def holds(self, execution_id: str) -> bool:
+        """Whether the execution is open here or accepted and about to start."""
+        return execution_id in self._live or execution_id in self._accepted
+
+    def is_accepted(self, execution_id: str) -> bool:
+        return execution_id in self._accepted
+
+    def accept(self, execution_id: str) -> None:
+        """A caller started this id; the engine thread takes it in its next tick."""
+        with self._lock:
+            self._accepted.add(execution_id)
+
+    def record_of(self, execution_id: str) -> ExecutionRecord:
+        """The execution's record: live if open here, else as stored.
+
+        Raises:
+            ExecutionNotFound: no execution has that id.
+        """
+        live = self._live.get(execution_id)
+        if live is not None:
+            return live.record
+        record = self._store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        return record
+
+    def status_of(self, execution_id: str) -> Status:
+        """Running while held here, else the stored status."""
+        if self.holds(execution_id):
+            return Status.RUNNING
+        record = self._store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        return record.status
+
+    def condition_of(self, execution_id: str) -> str | None:
+        """Why an open execution does not progress, if it does not."""
+        live = self._live.get(execution_id)
+        return live.condition if live is not None else None
+
+    def snapshot_of(self, execution_id: str) -> ExecutionRecord | None:
+        """A copy of a running execution's record with its live condition (it may not be
+        committed yet), or None when it is not running here."""
+        live = self._live.get(execution_id)
+        if live is None or live.record.status is not Status.RUNNING:
+            return None
+        record = copy.copy(live.record)
+        record.tags = list(record.tags)
+        record.condition = live.condition
+        return record
+
+    def result_future(self, execution_id: str) -> Future:
+        """A future resolved with the execution's record once it is closed."""
+        future: Future = Future()
+        with self._lock:
+            if execution_id in self._live or execution_id in self._accepted:
+                self._waiters.setdefault(execution_id, []).append(future)
+                return future
+            recent = self._recently_closed.get(execution_id)
+        if recent is not None:  # spares a store read for the common start-then-wait
+            future.set_result(recent)
+            return future
+        record = self._store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        if record.status.closed:
+            future.set_result(record)
+            return future
+        with self._lock:  # open in the store but not loaded here (no definition yet)
+            self._waiters.setdefault(execution_id, []).append(future)
+        return future
+
+    # -------------------------------------------------------------- engine thread
+
+    def add(self, live: LiveExecution) -> None:
+        self._live[live.id] = live
+
+    def taken(self, execution_id: str) -> None:
+        """The engine thread took in (or refused) an accepted start."""
+        with self._lock:
+            self._accepted.discard(execution_id)
+
+    def open(self, execution_id: str) -> LiveExecution:
+        """The open execution with this id.
+
+        Raises:
+            ExecutionNotFound: no execution has that id.
+            ExecutionClosed: it has closed.
+        """
+        live = self._live.get(execution_id)
+        if live is not None and not live.record.status.closed:
+            return live
+        record = self._store.get_execution(execution_id)
+        if record is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        raise ExecutionClosed(
+            f"execution {execution_id!r} is already {record.status.title}; only open "
+            "executions take signals, cancels and updates"
+        )
+
+    def resolve(self, execution_id: str, record: ExecutionRecord | None = None) -> None:
+        """Drop a closed execution and hand its record to everyone waiting (after the
+        commit that closed it). Without ``record`` it is read from the store."""
+        with self._lock:
+            self._live.pop(execution_id, None)
+            waiters = self._waiters.pop(execution_id, [])
+            if record is not None:
+                self._recently_closed[execution_id] = record
+                if len(self._recently_closed) > _RECENT:
+                    self._recently_closed.popitem(last=False)
+        if record is None and waiters:
+            record = self._store.get_execution(execution_id)
+        for future in waiters:
+            if not future.done():
+                future.set_result(record)
+
+    def fail_waiters(self) -> None:
+        """The engine stopped: everyone still waiting gets EngineStopped."""
+        with self._lock:
+            waiters, self._waiters = self._waiters, {}
+        for futures in waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(
+                        EngineStopped(
+                            "the engine stopped before this execution closed; it resumes when "
+                            "an engine opens its history again"
+                        )
+                    )
