@@ -100,9 +100,6 @@ def test_the_graph_sees_imports_inside_functions():
     assert any(graph.values())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue #12 in progress: engine, extension and widgets cycles"
-)
 def test_no_import_cycle_anywhere():
     found = cycles(import_graph())
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
