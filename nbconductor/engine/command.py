@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from nbconductor.engine.definition import TaskDefinition
 from nbconductor.engine.failure import Failure
-from nbconductor.storage.records import EventKind, EventRecord
+from nbconductor.storage.records import ENDING_EVENTS, EventKind, EventRecord
 
 # Command kinds, and the event that records each.
 SCHEDULE_TASK = "schedule task"
@@ -44,17 +44,7 @@ RECORDED_AS = {
     CONTINUE: EventKind.EXECUTION_CONTINUED_AS_NEW,
 }
 COMMAND_EVENTS = frozenset(RECORDED_AS.values())
-# Every event that ends an execution; the commands among them close it from its code.
-ENDING_EVENTS = frozenset(
-    {
-        EventKind.EXECUTION_COMPLETED,
-        EventKind.EXECUTION_FAILED,
-        EventKind.EXECUTION_CANCELLED,
-        EventKind.EXECUTION_TERMINATED,
-        EventKind.EXECUTION_TIMED_OUT,
-        EventKind.EXECUTION_CONTINUED_AS_NEW,
-    }
-)
+# The ending events that workflow code itself records (the others come from outside).
 CLOSING_EVENTS = ENDING_EVENTS & COMMAND_EVENTS
 
 

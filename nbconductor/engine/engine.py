@@ -28,7 +28,6 @@ from typing import Any
 from nbconductor.engine.activation import Activations
 from nbconductor.engine.clock import SystemClock
 from nbconductor.engine.default import clear_default_engine, set_default_engine
-from nbconductor.engine.default import default_engine as default_engine  # re-exported
 from nbconductor.engine.definition import REGISTRY, Definition, Registry, WorkflowDefinition
 from nbconductor.engine.engine_thread import EngineThread
 from nbconductor.engine.fork import fork
@@ -133,7 +132,6 @@ class Engine:
         """Wire the collaborators; each gets what it uses, and nothing else."""
         store, registry, payloads = self.store, self.registry, self.payloads
         self._ledger = ledger = Ledger(store, self.clock.now())
-        self._subscribers = ledger.subscribers  # what subscribe() adds to
         # The open executions: Handles and views read them from any thread.
         self.executions = roster = Roster(store)
         self._runner = ThreadRunner(task_workers)
@@ -315,6 +313,11 @@ class Engine:
         subscribers = self._ledger.subscribers
         subscribers.append(callback)
         return lambda: subscribers.remove(callback) if callback in subscribers else None
+
+    @property
+    def subscribers(self) -> tuple[Callable[[set[str]], None], ...]:
+        """The callbacks :meth:`subscribe` added that have not unsubscribed."""
+        return tuple(self._ledger.subscribers)
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop the engine: running tasks get ``grace`` seconds to finish, history is

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 
-from nbconductor.engine.command import ENDING_EVENTS as ENDING
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution
 from nbconductor.engine.payload import read_data
 from nbconductor.engine.recovery import Recovery
 from nbconductor.engine.roster import Roster
-from nbconductor.storage.records import EventKind, EventRecord, ExecutionRecord, Status
+from nbconductor.storage.records import (
+    ENDING_EVENTS,
+    EventKind,
+    EventRecord,
+    ExecutionRecord,
+    Status,
+)
 from nbconductor.storage.store import Store
 
 
@@ -38,8 +43,8 @@ def fork(
     history = store.load_history(origin.id)
     if at is None:
         at = default_fork_point(history)
-    if not 1 <= at <= len(history) or any(e.kind in ENDING for e in history[:at]):
-        last = next((e.seq for e in history if e.kind in ENDING), len(history) + 1) - 1
+    if not 1 <= at <= len(history) or any(e.kind in ENDING_EVENTS for e in history[:at]):
+        last = next((e.seq for e in history if e.kind in ENDING_EVENTS), len(history) + 1) - 1
         raise ValueError(
             f"fork point at={at} is not valid for {origin.id!r}: pick an event number "
             f"from 1 to {last} (before the execution closed)"
@@ -88,6 +93,6 @@ def default_fork_point(history: list[EventRecord]) -> int:
         if event.kind is EventKind.TASK_FAILED and read_data(event.data).get("final"):
             return event.seq - 1
     for event in history:
-        if event.kind in ENDING:
+        if event.kind in ENDING_EVENTS:
             return event.seq - 1
     return len(history)

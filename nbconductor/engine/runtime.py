@@ -39,7 +39,6 @@ from nbconductor.engine.command import (
     describe_event,
 )
 from nbconductor.engine.context import WorkflowContext
-from nbconductor.engine.context import current as context_current
 from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
 from nbconductor.engine.failure import Failure, child_failed, task_failed
 from nbconductor.engine.loop import DurableTimer, WorkflowLoop
@@ -50,12 +49,6 @@ from nbconductor.errors import (
     PayloadError,
 )
 from nbconductor.storage.records import EventKind, EventRecord
-
-
-def current_runtime() -> WorkflowContext | None:
-    """The context of the workflow whose code is running on this thread, if any
-    (:func:`nbconductor.engine.context.current`, under its older name)."""
-    return context_current()
 
 
 class TaskFuture(asyncio.Future):

@@ -28,8 +28,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from nbconductor.engine.default import default_engine
 from nbconductor.engine.definition import REGISTRY
-from nbconductor.engine.engine import Engine, default_engine
+from nbconductor.engine.engine import Engine
 from nbconductor.errors import EngineStopped, StoreError
 from nbconductor.extension.notebook_path import DB_ENV, default_db_path, detect_notebook_path
 from nbconductor.extension.session import kernel_engine, shown_path, state

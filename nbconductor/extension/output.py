@@ -4,7 +4,7 @@ Output printed from a background thread lands in the cell that ran last (see
 docs/jupyter-platform.md), so while the extension is loaded ``sys.stdout`` and
 ``sys.stderr`` are proxies: a write made by a task attempt
 (:func:`~nbconductor.engine.task_runner.current_attempt`) or by workflow code
-(:func:`~nbconductor.engine.runtime.current_runtime`) goes into that execution's
+(:func:`~nbconductor.engine.context.current`) goes into that execution's
 log, every other write goes to the original stream unchanged. Writes made while a
 workflow replays its history are dropped: that code already printed them once.
 
@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from nbconductor.engine.runtime import current_runtime
+from nbconductor.engine.context import current as current_workflow
 from nbconductor.engine.task_runner import current_attempt
 
 __all__ = (
@@ -55,7 +55,7 @@ def _route() -> str | object | None:
     attempt = current_attempt()
     if attempt is not None:
         return attempt.execution_id
-    runtime = current_runtime()
+    runtime = current_workflow()
     if runtime is not None:
         return _DROP if runtime.replaying else runtime.execution_id
     return None

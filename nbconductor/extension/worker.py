@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from nbconductor.engine.context import current as current_workflow
 from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.engine import Engine
-from nbconductor.engine.runtime import current_runtime
 from nbconductor.errors import StoreError
 from nbconductor.extension.notebook_path import DB_ENV, default_db_path
 from nbconductor.extension.state_log import StateLog
@@ -169,7 +169,7 @@ class _LiveOutput:
         self.original = original
 
     def write(self, text: str) -> int:
-        runtime = current_runtime()
+        runtime = current_workflow()
         if runtime is not None and runtime.replaying:
             return len(text)
         return self.original.write(text)

@@ -63,6 +63,19 @@ class EventKind(str, Enum):
     EXECUTION_CONTINUED_AS_NEW = "ExecutionContinuedAsNew"
 
 
+ENDING_EVENTS = frozenset(
+    {
+        EventKind.EXECUTION_COMPLETED,
+        EventKind.EXECUTION_FAILED,
+        EventKind.EXECUTION_CANCELLED,
+        EventKind.EXECUTION_TERMINATED,
+        EventKind.EXECUTION_TIMED_OUT,
+        EventKind.EXECUTION_CONTINUED_AS_NEW,
+    }
+)
+"""Every event that ends an execution: the last event of a closed execution's history."""
+
+
 @dataclass(slots=True)
 class ExecutionRecord:
     """One row of the ``executions`` table."""

@@ -13,18 +13,9 @@ from datetime import datetime
 
 from nbconductor.engine import payload
 from nbconductor.engine.failure import summary
-from nbconductor.storage.records import EventKind, EventRecord
+from nbconductor.storage.records import ENDING_EVENTS, EventKind, EventRecord
 
 __all__ = ("AttemptSpan", "Step", "Timeline")
-
-_CLOSING = {
-    EventKind.EXECUTION_COMPLETED,
-    EventKind.EXECUTION_FAILED,
-    EventKind.EXECUTION_CANCELLED,
-    EventKind.EXECUTION_TERMINATED,
-    EventKind.EXECUTION_TIMED_OUT,
-    EventKind.EXECUTION_CONTINUED_AS_NEW,
-}
 
 
 @dataclass
@@ -100,7 +91,7 @@ class Timeline:
         kind = event.kind
         if kind is EventKind.EXECUTION_STARTED:
             self.started = event.at
-        elif kind in _CLOSING:
+        elif kind in ENDING_EVENTS:
             self.closed = event.at
             self._close_open(event.at)
         elif kind is EventKind.TASK_SCHEDULED:

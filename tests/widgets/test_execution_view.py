@@ -152,11 +152,11 @@ def test_buttons_disable_and_the_view_stops_following_once_closed(engine, coales
     view = view_of(engine, h, coalescer)
     wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
     assert view.following and not view.cancel_button.disabled
-    assert view._on_engine_change in engine._subscribers
+    assert view._on_engine_change in engine.subscribers
     engine.signal(h.id, "approve", None)
     wait_for(lambda: label(view) == "Completed", what="completion")
     assert not view.following
-    assert view._on_engine_change not in engine._subscribers
+    assert view._on_engine_change not in engine.subscribers
     assert not coalescer.pending(view)
     for button in (view.cancel_button, view.terminate_button, view.confirm_button):
         assert button.disabled
@@ -321,10 +321,10 @@ def test_a_view_of_a_closed_execution_costs_nothing(engine, coalescer):
     h = engine.start(wv_approval, 0)
     engine.signal(h.id, "approve", {"by": "bob"})
     h.result(timeout=5)
-    subscribers = len(engine._subscribers)
+    subscribers = len(engine.subscribers)
     view = view_of(engine, h, coalescer)
     assert view.refreshes == 1 and not view.following
-    assert len(engine._subscribers) == subscribers
+    assert len(engine.subscribers) == subscribers
     assert not coalescer.pending(view)
     assert "data-nbc-since" not in view.panel.html  # no clock ticks in the browser either
 

@@ -228,7 +228,7 @@ def test_new_executions_and_status_changes_appear_live(engine, coalescer):
     wait_for(lambda: table.page.rows[0].status is Status.COMPLETED, what="the status change")
     wait_for(lambda: table.chart.counts == {"completed": 1}, what="the chart to follow")
     table.close()
-    assert table._on_engine_change not in engine._subscribers
+    assert table._on_engine_change not in engine.subscribers
 
 
 def test_reprs(filled, coalescer):

@@ -87,7 +87,7 @@ def test_schedule_changes_made_from_code_show_up(engine, coalescer):
     engine.schedules.delete("hourly")
     wait_for(lambda: not view._cards, what="the schedule to go")
     view.close()
-    assert view._on_engine_change not in engine._subscribers
+    assert view._on_engine_change not in engine.subscribers
 
 
 def test_trigger_skipped_by_the_overlap_policy_says_so(engine, coalescer):
