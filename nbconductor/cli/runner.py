@@ -28,8 +28,8 @@ from nbconductor.operations.arguments import (
     schedule_changes,
     statuses,
 )
+from nbconductor.operations.catalog import BadRequest, NoEngine
 from nbconductor.operations.interface import Operations
-from nbconductor.operations.schema import BadRequest, NoEngine
 from nbconductor.remote.protocol import RemoteError
 from nbconductor.remote.remote_operations import open_operations
 

@@ -7,7 +7,7 @@ Every way in runs the same operations with the same checks and gets the same res
     nbconductor (cli) ──────┼─> operations ──> engine ──> storage
     control socket (remote)─┘
 
-- :mod:`~nbconductor.operations.schema`: every operation and what it accepts
+- :mod:`~nbconductor.operations.catalog`: every operation and what it accepts
   (:data:`OPERATIONS`, :func:`check_request`) and the errors that refuse a request.
 - :mod:`~nbconductor.operations.interface`: :class:`Operations`, ``call(op, **args)``.
 - :mod:`~nbconductor.operations.engine_operations`: on an engine in this process (the
@@ -26,10 +26,7 @@ Imports point down: this package uses ``engine`` and ``storage``, never ``remote
 
 from __future__ import annotations
 
-from nbconductor.operations.engine_operations import EngineOperations
-from nbconductor.operations.interface import Operations
-from nbconductor.operations.offline_operations import OfflineOperations
-from nbconductor.operations.schema import (
+from nbconductor.operations.catalog import (
     OPERATIONS,
     BadRequest,
     ControlError,
@@ -37,6 +34,9 @@ from nbconductor.operations.schema import (
     UnknownOperation,
     check_request,
 )
+from nbconductor.operations.engine_operations import EngineOperations
+from nbconductor.operations.interface import Operations
+from nbconductor.operations.offline_operations import OfflineOperations
 from nbconductor.operations.table import Table
 
 __all__ = (

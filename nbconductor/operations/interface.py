@@ -1,6 +1,6 @@
 """The interface every way of running the operations offers: ``call`` by name.
 
-:class:`Operations` checks a call against :data:`~nbconductor.operations.schema.OPERATIONS`
+:class:`Operations` checks a call against :data:`~nbconductor.operations.catalog.OPERATIONS`
 and hands it to the method ``_op_<name>`` of the implementation (dots become
 underscores: ``schedules.pause`` is ``_op_schedules_pause``). The implementations are
 :class:`~nbconductor.operations.engine_operations.EngineOperations` (an engine in this
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbconductor.operations.schema import check_request
+from nbconductor.operations.catalog import check_request
 
 __all__ = ("Operations",)
 
@@ -37,7 +37,7 @@ class Operations:
 
     def dispatch(self, op: str, args: dict[str, Any]) -> Any:
         """Run ``op`` with arguments already checked by
-        :func:`~nbconductor.operations.schema.check_request` (the server's entry point)."""
+        :func:`~nbconductor.operations.catalog.check_request` (the server's entry point)."""
         method = getattr(self, "_op_" + op.replace(".", "_"))
         return method(**args)
 

@@ -2,7 +2,7 @@
 
 Reads go through a read-only store; signal, cancel and terminate are written durably
 through :mod:`nbconductor.engine.offline` (the next engine delivers them); ``start``
-and the schedule changes raise :class:`~nbconductor.operations.schema.NoEngine`.
+and the schedule changes raise :class:`~nbconductor.operations.catalog.NoEngine`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from nbconductor.engine.schedules.policy import next_fire
 from nbconductor.engine.schedules.scheduler import ScheduleInfo
 from nbconductor.engine.schedules.spec import ScheduleSpec
 from nbconductor.errors import ExecutionNotFound, NotAHistoryFile, StoreLocked
+from nbconductor.operations.catalog import NoEngine
 from nbconductor.operations.interface import Operations
-from nbconductor.operations.schema import NoEngine
 from nbconductor.operations.shapes import event_view, execution_view, schedule_view
 from nbconductor.operations.store_query import sql_result, timer_counts
 from nbconductor.storage import codec

@@ -16,16 +16,16 @@ Example:
 
 from __future__ import annotations
 
-from nbconductor.operations.engine_operations import EngineOperations
-from nbconductor.operations.interface import Operations
-from nbconductor.operations.offline_operations import OfflineOperations
-from nbconductor.operations.schema import (
+from nbconductor.operations.catalog import (
     OPERATIONS,
     BadRequest,
     ControlError,
     NoEngine,
     UnknownOperation,
 )
+from nbconductor.operations.engine_operations import EngineOperations
+from nbconductor.operations.interface import Operations
+from nbconductor.operations.offline_operations import OfflineOperations
 from nbconductor.remote.address import UnsafeSocketPath
 from nbconductor.remote.client import Client, connect
 from nbconductor.remote.protocol import RemoteError, RequestTooLarge

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nbconductor.operations.schema import ControlError, check_request
+from nbconductor.operations.catalog import ControlError, check_request
 from nbconductor.remote.address import candidate_paths, peer_uid, socket_is_trusted
 from nbconductor.remote.protocol import IDLE_TIMEOUT, decode_response, encode_request
 

@@ -9,7 +9,7 @@ in order::
     <- {"ok": false, "error": {"type": "ExecutionNotFound", "message": "no execution ..."}}
 
 Lines are UTF-8 JSON objects of at most :data:`MAX_REQUEST_BYTES`. Each request is
-checked against :data:`~nbconductor.operations.schema.OPERATIONS`, the same contract
+checked against :data:`~nbconductor.operations.catalog.OPERATIONS`, the same contract
 ``%conductor`` and the ``nbconductor`` command run under, before anything runs.
 """
 
@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from nbconductor.operations.schema import (
+from nbconductor.operations.catalog import (
     BadRequest,
     ControlError,
     UnknownOperation,

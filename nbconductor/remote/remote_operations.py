@@ -4,7 +4,7 @@
 control socket; :func:`open_operations` picks that when an engine listens, and
 :class:`~nbconductor.operations.offline_operations.OfflineOperations` (the file
 itself) when none does. Both take the arguments of
-:data:`~nbconductor.operations.schema.OPERATIONS` and return the same plain-JSON
+:data:`~nbconductor.operations.catalog.OPERATIONS` and return the same plain-JSON
 results, so the CLI does not care which one it has::
 
     with open_operations("history.duckdb") as ops:

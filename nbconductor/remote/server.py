@@ -4,7 +4,7 @@ One thread waits for connections (on a selector with a wake-up pipe, so an idle 
 costs no CPU at all), and each connection gets a daemon thread that reads request
 lines, runs them through :class:`~nbconductor.operations.engine_operations.EngineOperations`
 and writes one response line each. What a request may ask is fixed by
-:data:`~nbconductor.operations.schema.OPERATIONS`; errors come back as
+:data:`~nbconductor.operations.catalog.OPERATIONS`; errors come back as
 ``{"type", "message"}``, never as tracebacks.
 
 Example:
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbconductor.errors import NbconductorError
+from nbconductor.operations.catalog import BadRequest, ControlError
 from nbconductor.operations.engine_operations import EngineOperations
-from nbconductor.operations.schema import BadRequest, ControlError
 from nbconductor.remote.address import (
     MAX_SOCKET_PATH,
     UnsafeSocketPath,

@@ -16,7 +16,7 @@ from clitools import wait_waiting
 
 import nbconductor.remote.server as control_server
 from nbconductor.engine.engine import Engine
-from nbconductor.operations.schema import check_request
+from nbconductor.operations.catalog import check_request
 from nbconductor.remote import (
     BadRequest,
     ControlError,
