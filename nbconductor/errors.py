@@ -48,6 +48,10 @@ class ExecutionClosed(NbconductorError, RuntimeError):
     """The execution has already closed."""
 
 
+class ExecutionAlreadyExists(NbconductorError, ValueError):
+    """The execution id is taken by an execution of another workflow; use another id."""
+
+
 class ExecutionFailed(NbconductorError):
     """The execution ended without a result (failed, cancelled, terminated or timed out)."""
 

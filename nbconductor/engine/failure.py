@@ -156,13 +156,17 @@ def task_failed(event: EventRecord, data: dict) -> TaskFailed:
     )
 
 
-def child_failed(event: EventRecord, data: dict) -> ChildFailed:
-    """What awaiting a child that did not complete raises in workflow code."""
+def child_failed(event: EventRecord, data: dict, workflow: str | None = None) -> ChildFailed:
+    """What awaiting a child that did not complete raises in workflow code.
+
+    ``workflow`` names the child when the event does not (histories recorded before
+    ChildClosed carried the child's workflow name)."""
     error = data.get("error") or {}
     status = data.get("status", "failed")
     detail = f": {summary(error)}" if error else ""
     return ChildFailed(
-        f"child workflow {event.name!r} ({data.get('child_id')}) ended {status}{detail}",
+        f"child workflow {event.name or workflow!r} ({data.get('child_id')}) ended "
+        f"{status}{detail}",
         child_id=data.get("child_id", ""),
         status=status,
         error=error,

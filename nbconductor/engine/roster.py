@@ -32,7 +32,9 @@ class Roster:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._live: dict[str, LiveExecution] = {}
-        self._accepted: set[str] = set()  # started by a caller, not yet taken by the thread
+        # Started by a caller, not yet taken in by the engine thread: the record the
+        # start will write, so a fresh handle reads as Running from its first moment.
+        self._accepted: dict[str, ExecutionRecord] = {}
         self._waiters: dict[str, list[Future]] = {}
         self._recently_closed: collections.OrderedDict[str, ExecutionRecord] = (
             collections.OrderedDict()
@@ -59,10 +61,14 @@ class Roster:
     def is_accepted(self, execution_id: str) -> bool:
         return execution_id in self._accepted
 
-    def accept(self, execution_id: str) -> None:
-        """A caller started this id; the engine thread takes it in its next tick."""
+    def accept(self, record: ExecutionRecord) -> None:
+        """A caller started this execution; the engine thread takes it in its next tick."""
         with self._lock:
-            self._accepted.add(execution_id)
+            self._accepted.setdefault(record.id, record)
+
+    def accepted(self, execution_id: str) -> ExecutionRecord | None:
+        """The record of an accepted start the engine thread has not taken in yet."""
+        return self._accepted.get(execution_id)
 
     def record_of(self, execution_id: str) -> ExecutionRecord:
         """The execution's record: live if open here, else as stored.
@@ -73,10 +79,17 @@ class Roster:
         live = self._live.get(execution_id)
         if live is not None:
             return live.record
-        record = self._store.get_execution(execution_id)
+        record = self._store.get_execution(execution_id) or self._accepted.get(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         return record
+
+    def find(self, execution_id: str) -> ExecutionRecord | None:
+        """The execution's record (live, starting or stored), or None if there is none."""
+        live = self._live.get(execution_id)
+        if live is not None:
+            return live.record
+        return self._accepted.get(execution_id) or self._store.get_execution(execution_id)
 
     def status_of(self, execution_id: str) -> Status:
         """Running while held here, else the stored status."""
@@ -132,7 +145,7 @@ class Roster:
     def taken(self, execution_id: str) -> None:
         """The engine thread took in (or refused) an accepted start."""
         with self._lock:
-            self._accepted.discard(execution_id)
+            self._accepted.pop(execution_id, None)
 
     def open(self, execution_id: str) -> LiveExecution:
         """The open execution with this id.

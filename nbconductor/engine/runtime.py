@@ -80,6 +80,7 @@ class ChildFuture(asyncio.Future):
     runtime: WorkflowRuntime
     command: int
     child_id: str
+    workflow: str  # the child's workflow name
 
     def __hash__(self) -> int:
         return -self.command
@@ -121,6 +122,7 @@ class WorkflowRuntime(WorkflowContext):
         self.signal_waiters: dict[str, collections.deque[asyncio.Future]] = {}
         self.conditions: list[tuple[Any, asyncio.Future]] = []
         self.state: dict[str, Any] = {}
+        self.patches: dict[str, bool] = {}  # patched() answers, one per patch id
         self.progress: tuple[float | None, str | None] = (None, None)
         self.closed = False
         self.replaying = False
@@ -206,7 +208,7 @@ class WorkflowRuntime(WorkflowContext):
                 if data.get("status") == "completed":
                     future.set_result(self.payloads.payload_field(data, "result"))
                 else:
-                    future.set_exception(child_failed(event, data))
+                    future.set_exception(child_failed(event, data, future.workflow))
         elif kind is EventKind.UPDATE_ACCEPTED:
             data = payload.read_data(event.data)
             self._start_update(
@@ -344,6 +346,7 @@ class WorkflowRuntime(WorkflowContext):
         future.runtime = self
         future.command = command
         future.child_id = child_id or f"{self.execution_id}/{command}"
+        future.workflow = definition.name
         self.children[command] = future
         data = {"child_id": future.child_id, "parent_close": parent_close}
         self.pending.append(Command(START_CHILD, command, definition.name, text, data))
@@ -365,9 +368,20 @@ class WorkflowRuntime(WorkflowContext):
         upcoming = self._next_id
         recorded = self.markers.get(upcoming)
         if recorded is not None and recorded.name == name:
+            # The history answers (a history recorded before answers were memoized may
+            # hold a marker after an earlier unpatched answer: it replays as recorded).
+            self.patches.setdefault(patch_id, True)
             self.pending.append(Command(MARKER, self.next_id(), name))
             return True
-        if deprecated or (self.replaying and upcoming <= self.max_recorded_command):
+        if deprecated:
+            return False  # a deprecated patch records nothing new
+        known = self.patches.get(patch_id)
+        if known is None:
+            # One answer per execution and patch id, as Temporal memoizes it: an
+            # execution that took the old branch during replay keeps taking it live.
+            known = not (self.replaying and upcoming <= self.max_recorded_command)
+            self.patches[patch_id] = known
+        if not known:
             return False  # this execution was recorded before the patch existed
         self.pending.append(Command(MARKER, self.next_id(), name))
         return True

@@ -1,0 +1,165 @@
+"""The durable-execution contract users porting from Temporal and DBOS rely on: task
+calls as coroutines, cancellation that waits for children, continue-as-new chains
+addressed by id, handles readable at once, ids that belong to one workflow, memoized
+patches."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import nbconductor as nc
+from nbconductor.storage.records import EventKind, Status
+from nbconductor.testing import replay, wait_for
+
+order: list[str] = []
+
+
+@nc.task
+def echo(value: str) -> str:
+    return value
+
+
+@nc.workflow
+async def with_create_task(n: int) -> list[str]:
+    first = asyncio.create_task(echo("a"))
+    second = asyncio.get_running_loop().create_task(echo("b"))
+    async with asyncio.TaskGroup() as group:
+        third = group.create_task(echo("c"))
+        fourth = group.create_task(nc.start_child(child_echo, "d"))
+    return [await first, await second, third.result(), fourth.result()]
+
+
+@nc.workflow
+async def child_echo(value: str) -> str:
+    return await echo(value)
+
+
+def test_task_and_child_calls_run_under_create_task_and_task_groups(engine):
+    h = engine.start(with_create_task, 1)
+    assert h.result(timeout=10) == ["a", "b", "c", "d"]
+    history = h.history()
+    scheduled = [e.name for e in history if e.kind is EventKind.TASK_SCHEDULED]
+    assert scheduled == ["echo", "echo", "echo"]  # in call order, each run once
+    completed = [e.command for e in history if e.kind is EventKind.TASK_COMPLETED]
+    assert sorted(completed) == [e.command for e in history if e.kind is EventKind.TASK_SCHEDULED]
+
+
+# --- patched() answers once per execution --------------------------------------------
+
+
+def define_unpatched():
+    @nc.workflow(name="memo_patch")
+    async def memo_patch() -> list:
+        await echo("first")
+        await nc.signal("go")
+        return ["old"]
+
+    return memo_patch
+
+
+def define_patched():
+    @nc.workflow(name="memo_patch")
+    async def memo_patch() -> list:
+        before = nc.patched("x")  # during replay: this execution predates the patch
+        await echo("first")
+        await nc.signal("go")
+        after = nc.patched("x")  # live now, but the same execution: the same answer
+        return [before, after]
+
+    return memo_patch
+
+
+def test_patched_answers_the_same_within_one_execution_across_a_restart(db_path):
+    old = define_unpatched()
+    with nc.Engine(db_path) as eng:
+        h = eng.start(old, id="memo")
+        wait_for(lambda: h.waiting_for == ["go"], what="the signal wait")
+    new = define_patched()
+    with nc.Engine(db_path) as eng:
+        h = eng.get("memo")
+        wait_for(lambda: h.waiting_for == ["go"], what="the replayed wait")
+        h.signal("go")
+        assert h.result(timeout=10) == [False, False]
+        fresh = eng.start(new, id="memo-new")
+        wait_for(lambda: fresh.waiting_for == ["go"], what="the new wait")
+        fresh.signal("go")
+        assert fresh.result(timeout=10) == [True, True]
+    with nc.Engine(db_path) as eng:  # both histories replay as recorded
+        assert eng.get("memo").result(timeout=5) == [False, False]
+        replay(eng.history("memo"), new)
+        replay(eng.history("memo-new"), new)
+
+
+# --- ids belong to one workflow ------------------------------------------------------
+
+
+@nc.workflow
+async def waits_for_go() -> str:
+    return await nc.signal("go")
+
+
+@nc.workflow
+async def other_waiter() -> str:
+    return await nc.signal("go")
+
+
+def test_start_refuses_an_id_held_by_another_workflow(engine):
+    h = engine.start(waits_for_go, id="shared")
+    # accepted but perhaps not taken in yet, then open: refused either way
+    with pytest.raises(nc.ExecutionAlreadyExists) as info:
+        engine.start(other_waiter, id="shared")
+    assert "'waits_for_go'" in str(info.value) and "'other_waiter'" in str(info.value)
+    engine.ping()
+    with pytest.raises(nc.ExecutionAlreadyExists):
+        engine.start(other_waiter, id="shared")
+    assert engine.start(waits_for_go, id="shared") == h  # same workflow: idempotent
+    h.signal("go", "done")
+    assert h.result(timeout=10) == "done"
+    with pytest.raises(nc.ExecutionAlreadyExists):  # closed: still its workflow's id
+        engine.start(other_waiter, id="shared")
+    assert engine.start(waits_for_go, id="shared").result(timeout=5) == "done"
+
+
+@nc.workflow
+async def reuses_a_child_id() -> str:
+    try:
+        await nc.child(child_echo, "x", id="shared-child")
+    except nc.ChildFailed as exc:
+        return str(exc)
+    return "started"
+
+
+def test_a_taken_child_id_names_the_workflows(engine):
+    engine.start(waits_for_go, id="shared-child")
+    message = engine.start(reuses_a_child_id).result(timeout=10)
+    assert "None" not in message
+    assert "'child_echo'" in message and "'waits_for_go'" in message
+
+
+# --- a handle works from the moment start() returns ------------------------------------
+
+
+@nc.workflow
+async def stateful(label: str) -> str:
+    nc.state["label"] = label
+    return await nc.signal("go")
+
+
+@stateful.query
+def label(state):
+    return state.get("label", "not yet")
+
+
+def test_a_fresh_handle_answers_every_read_at_once(engine):
+    for i in range(20):  # some reads land before the engine thread takes the start in
+        h = engine.start(stateful, "L", id=f"fresh-{i}")
+        assert h.state in ({}, {"label": "L"})
+        assert h.query("label") in ("not yet", "L")
+        assert h.describe().workflow == "stateful"
+        assert h.status is Status.RUNNING
+        assert h.waiting_for in ([], ["go"])
+        assert h.progress["tasks"] == []
+        h.signal("go", i)
+        assert h.result(timeout=10) == i
