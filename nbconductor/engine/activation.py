@@ -218,6 +218,7 @@ class Activations:
             condition="" if live.condition else None,
         )
         live.record.status = status
+        live.record.result = result  # a continued run names its next one before commit
         for listener in self._close_listeners:
             listener(live, status, result, error)
         live.timers.clear()

@@ -143,8 +143,8 @@ class Lineage:
             data=event_data({"child_id": child_id}),
         )
 
-        def deliver() -> None:
-            child = self._roster.get(child_id)
+        def deliver() -> None:  # to the latest run, if the child continued as new
+            child = self._roster.get(self._roster.latest(child_id))
             if child is not None and not child.record.status.closed:
                 self._steering.request_cancel(child)
 
@@ -160,10 +160,10 @@ class Lineage:
             data=event_data({"child_id": child_id}, payload=command.payload),
         )
 
-        def deliver() -> None:
-            child = self._roster.get(child_id)
+        def deliver() -> None:  # to the latest run, if the child continued as new
+            child = self._roster.get(self._roster.latest(child_id))
             if child is not None and not child.record.status.closed:
-                self._steering.deliver_signal(child_id, command.name, command.payload)
+                self._steering.deliver_signal(child.id, command.name, command.payload)
 
         self._ledger.post(deliver)
 

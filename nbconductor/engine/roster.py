@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import threading
 from concurrent.futures import Future
 
@@ -91,6 +92,23 @@ class Roster:
             return live.record
         return self._accepted.get(execution_id) or self._store.get_execution(execution_id)
 
+    def latest(self, execution_id: str) -> str:
+        """The id of the latest run of ``execution_id``'s continue-as-new chain: the id
+        itself unless that run continued as new (as Temporal's run-less handles)."""
+        seen = {execution_id}
+        while True:
+            live = self._live.get(execution_id)
+            if execution_id in self._accepted or (
+                live is not None and not live.record.status.closed
+            ):
+                return execution_id
+            record = live.record if live is not None else self._store.get_execution(execution_id)
+            following = next_run(record) if record is not None else None
+            if following is None or following in seen:
+                return execution_id
+            seen.add(following)
+            execution_id = following
+
     def status_of(self, execution_id: str) -> Status:
         """Running while held here, else the stored status."""
         if self.holds(execution_id):
@@ -148,12 +166,14 @@ class Roster:
             self._accepted.pop(execution_id, None)
 
     def open(self, execution_id: str) -> LiveExecution:
-        """The open execution with this id.
+        """The open execution with this id, or the open latest run of its
+        continue-as-new chain.
 
         Raises:
             ExecutionNotFound: no execution has that id.
-            ExecutionClosed: it has closed.
+            ExecutionClosed: it (the chain's latest run) has closed.
         """
+        execution_id = self.latest(execution_id)
         live = self._live.get(execution_id)
         if live is not None and not live.record.status.closed:
             return live
@@ -194,3 +214,10 @@ class Roster:
                             "an engine opens its history again"
                         )
                     )
+
+
+def next_run(record: ExecutionRecord) -> str | None:
+    """The id of the run that continued this one, if it continued as new."""
+    if record.status is Status.CONTINUED_AS_NEW and record.result:
+        return json.loads(record.result).get("next_id")
+    return None

@@ -84,6 +84,7 @@ class Steering:
         return result.result(timeout)
 
     def query(self, execution_id: str, name: str, *args: Any) -> Any:
+        execution_id = self._roster.latest(execution_id)
         record = self._roster.record_of(execution_id)
         definition = self._registry.workflow(record.workflow)
         handler = definition.queries.get(name)
@@ -93,6 +94,7 @@ class Steering:
         return handler.fn(self.state_of(execution_id), *args)
 
     def state_of(self, execution_id: str) -> dict:
+        execution_id = self._roster.latest(execution_id)
         live = self._roster.get(execution_id)
         if live is None:
             self._roster.record_of(execution_id)
@@ -100,7 +102,7 @@ class Steering:
         return copy.deepcopy(live.state)
 
     def progress_of(self, execution_id: str) -> dict:
-        live = self._roster.get(execution_id)
+        live = self._roster.get(self._roster.latest(execution_id))
         if live is None:
             return {"fraction": None, "message": None, "tasks": []}
         tasks = []
@@ -121,7 +123,7 @@ class Steering:
         return {"fraction": fraction, "message": message, "tasks": tasks}
 
     def waiting_signals(self, execution_id: str) -> list[str]:
-        live = self._roster.get(execution_id)
+        live = self._roster.get(self._roster.latest(execution_id))
         return list(live.waiting_signals) if live is not None else []
 
     def open_executions(self, workflow: str | None = None) -> list[ExecutionRecord]:

@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 import nbconductor as nc
+from nbconductor.operations.engine_operations import EngineOperations
 from nbconductor.storage.records import EventKind, Status
 from nbconductor.testing import replay, wait_for
 
@@ -163,3 +164,63 @@ def test_a_fresh_handle_answers_every_read_at_once(engine):
         assert h.progress["tasks"] == []
         h.signal("go", i)
         assert h.result(timeout=10) == i
+
+
+# --- a continue-as-new chain is addressed by its id ----------------------------------
+
+
+@nc.workflow
+async def rounds(n: int) -> str:
+    nc.state["round"] = n
+    if n < 3:
+        await nc.signal("next")
+        nc.continue_as_new(n + 1)
+    return await nc.signal("done")
+
+
+@rounds.query
+def round_number(state):
+    return state.get("round")
+
+
+@rounds.update
+async def bump(value: int) -> int:
+    nc.state["bumped"] = value
+    return value + 1
+
+
+def test_the_id_of_a_chain_reaches_its_latest_run_across_a_restart(db_path):
+    with nc.Engine(db_path) as eng:
+        h = eng.start(rounds, 1, id="rounds")
+        wait_for(lambda: h.waiting_for == ["next"], what="round 1")
+        h.signal("next")
+        wait_for(lambda: h.state.get("round") == 2, what="round 2 through the first id")
+        assert h.waiting_for == ["next"] and h.status is Status.RUNNING
+        assert h.query("round_number") == 2
+        assert h.update("bump", 5) == 6 and eng.state_of("rounds")["bumped"] == 5
+        eng.signal("rounds", "next")  # the id, not a handle
+    with nc.Engine(db_path) as eng:
+        h = eng.get("rounds")
+        wait_for(lambda: h.state.get("round") == 3, what="round 3 after the restart")
+        assert h.latest_run == "rounds#3"
+        assert eng.waiting_signals("rounds") == ["done"]
+        assert eng.query("rounds", "round_number") == 3
+        assert eng.progress_of("rounds")["tasks"] == []
+        h.cancel()
+        with pytest.raises(nc.ExecutionFailed, match="Cancelled"):
+            h.result(timeout=10)
+        assert eng.describe("rounds#3").status is Status.CANCELLED
+        assert eng.describe("rounds").status is Status.CONTINUED_AS_NEW  # each run stays
+        with pytest.raises(nc.ExecutionClosed):  # the chain is closed now
+            h.signal("done")
+
+
+def test_the_command_surface_addresses_the_chain_by_its_id(engine):
+    h = engine.start(rounds, 2, id="short-rounds")
+    wait_for(lambda: h.waiting_for == ["next"], what="round 2")
+    ops = EngineOperations(engine)  # what %conductor, the CLI and the socket run
+    ops.call("signal", id="short-rounds", name="next")
+    wait_for(lambda: h.waiting_for == ["done"], what="round 3")
+    ops.call("terminate", id="short-rounds", reason="enough")
+    with pytest.raises(nc.ExecutionFailed, match="Terminated"):
+        h.result(timeout=10)
