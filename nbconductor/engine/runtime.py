@@ -75,12 +75,20 @@ class TaskFuture(asyncio.Future):
 
 
 class ChildFuture(asyncio.Future):
-    """The result of a child execution; cancelling it asks the child to cancel."""
+    """The result of a child execution; cancelling it asks the child to cancel.
+
+    The future stays pending until the child has closed (Temporal's default,
+    "wait for the cancellation to complete"), so a parent cancelled while it awaits a
+    child closes after the child's cleanup, not in the middle of it; then awaiting it
+    raises CancelledError, whatever the child's outcome.
+    """
 
     runtime: WorkflowRuntime
     command: int
     child_id: str
     workflow: str  # the child's workflow name
+    cancel_requested = False
+    _cancel_message: Any = None
 
     def __hash__(self) -> int:
         return -self.command
@@ -88,8 +96,15 @@ class ChildFuture(asyncio.Future):
     def cancel(self, msg: Any = None) -> bool:
         if self.done():
             return False
-        self.runtime.cancel_child(self)
-        return super().cancel(msg)
+        if not self.cancel_requested:
+            self.cancel_requested = True
+            self._cancel_message = msg
+            self.runtime.cancel_child(self)
+        return True  # asyncio waits for the future to finish, as with a shielded await
+
+    def child_closed(self) -> None:
+        """The child closed after a cancel request: awaiting code sees CancelledError."""
+        super().cancel(self._cancel_message)
 
 
 class WorkflowRuntime(WorkflowContext):
@@ -205,7 +220,9 @@ class WorkflowRuntime(WorkflowContext):
             future = self.children.pop(event.command, None)
             if future is not None and not future.done():
                 data = payload.read_data(event.data)
-                if data.get("status") == "completed":
+                if future.cancel_requested:
+                    future.child_closed()
+                elif data.get("status") == "completed":
                     future.set_result(self.payloads.payload_field(data, "result"))
                 else:
                     future.set_exception(child_failed(event, data, future.workflow))
@@ -353,7 +370,8 @@ class WorkflowRuntime(WorkflowContext):
         return future
 
     def cancel_child(self, future: ChildFuture) -> None:
-        if self.children.pop(future.command, None) is not None:
+        # The future stays in ``children``: its ChildClosed event finishes it.
+        if future.command in self.children:
             self.pending.append(
                 Command(CANCEL_CHILD, self.next_id(), data={"child_id": future.child_id})
             )

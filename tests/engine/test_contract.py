@@ -6,6 +6,7 @@ patches."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -224,3 +225,56 @@ def test_the_command_surface_addresses_the_chain_by_its_id(engine):
     ops.call("terminate", id="short-rounds", reason="enough")
     with pytest.raises(nc.ExecutionFailed, match="Terminated"):
         h.result(timeout=10)
+
+
+# --- cancelling a parent waits for its child's cancellation ------------------------------
+
+CLEANUP_GATE = threading.Event()
+
+
+@nc.task
+def cleanup(what: str) -> str:
+    if not CLEANUP_GATE.wait(30):
+        raise TimeoutError("the test never opened the cleanup gate")
+    return f"cleaned {what}"
+
+
+@nc.workflow
+async def careful_child() -> str:
+    try:
+        return await nc.signal("never")
+    except asyncio.CancelledError:
+        await cleanup("child")  # cleanup work after the cancel request
+        raise
+
+
+@nc.workflow
+async def awaiting_parent() -> str:
+    return await nc.child(careful_child, id="careful-child")
+
+
+@pytest.mark.duckdb
+def test_cancelling_a_parent_waits_for_its_child_to_clean_up_across_a_restart(db_path):
+    CLEANUP_GATE.clear()
+    try:
+        with nc.Engine(db_path) as eng:
+            parent = eng.start(awaiting_parent, id="careful-parent")
+            wait_for(lambda: eng.waiting_signals("careful-child") == ["never"], what="the child")
+            parent.cancel()
+            child = eng.get("careful-child")
+            wait_for(lambda: child.progress["tasks"], what="the child's cleanup task")
+            assert parent.status is Status.RUNNING  # waits for the child's cancellation
+        CLEANUP_GATE.set()  # the cleanup attempt runs again in the next engine
+        with nc.Engine(db_path) as eng:
+            parent, child = eng.get("careful-parent"), eng.get("careful-child")
+            with pytest.raises(nc.ExecutionFailed, match="Cancelled"):
+                child.result(timeout=10)
+            with pytest.raises(nc.ExecutionFailed, match="Cancelled"):
+                parent.result(timeout=10)
+            child_kinds = [e.kind for e in child.history()]
+            assert EventKind.TASK_COMPLETED in child_kinds  # the cleanup ran to its end
+            assert EventKind.EXECUTION_TERMINATED not in child_kinds
+            parent_kinds = [e.kind for e in parent.history()]
+            assert parent_kinds[-2:] == [EventKind.CHILD_CLOSED, EventKind.EXECUTION_CANCELLED]
+    finally:
+        CLEANUP_GATE.set()
