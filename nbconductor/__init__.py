@@ -12,7 +12,7 @@ from nbconductor.engine.definition import task, workflow
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.retry import Retry
-from nbconductor.engine.task_runner import cancelled, heartbeat
+from nbconductor.engine.task_runner import TaskInfo, cancelled, heartbeat, task_info
 from nbconductor.engine.workflow_api import (
     ChildHandle,
     Saga,
@@ -45,6 +45,7 @@ from nbconductor.errors import (
     ExecutionNotFound,
     NbconductorError,
     NonDeterminismError,
+    NotInTask,
     ScheduleError,
     StoreLocked,
     TaskFailed,
@@ -65,12 +66,14 @@ __all__ = (
     "Handle",
     "NbconductorError",
     "NonDeterminismError",
+    "NotInTask",
     "Retry",
     "Saga",
     "ScheduleError",
     "Status",
     "StoreLocked",
     "TaskFailed",
+    "TaskInfo",
     "UpdateRejected",
     "__version__",
     "cancelled",
@@ -94,6 +97,7 @@ __all__ = (
     "start_child",
     "state",
     "task",
+    "task_info",
     "uuid4",
     "wait_condition",
     "workflow",

@@ -37,6 +37,10 @@ class NotInWorkflow(NbconductorError, RuntimeError):
     """This helper only works inside a running workflow."""
 
 
+class NotInTask(NbconductorError, RuntimeError):
+    """This helper only works inside a running task attempt."""
+
+
 # --- executions ------------------------------------------------------------------------
 
 
@@ -69,7 +73,9 @@ class TaskFailed(NbconductorError):
     """A task failed for good (non-retryable error, attempts exhausted, or timeout).
 
     Raised inside the workflow at the ``await`` of the task, so the workflow can catch it.
-    ``error_type``, ``error_message`` and ``traceback`` describe the last attempt's error.
+    ``error_type``, ``error_message`` and ``traceback`` describe the last attempt's error;
+    ``last_heartbeat_details`` is what that attempt last passed to ``heartbeat(details=)``
+    (None if it did not).
     """
 
     def __init__(
@@ -81,8 +87,10 @@ class TaskFailed(NbconductorError):
         error_type: str = "",
         error_message: str = "",
         traceback: str = "",
+        last_heartbeat_details: object = None,
     ) -> None:
         super().__init__(message)
+        self.last_heartbeat_details = last_heartbeat_details
         self.task = task
         self.attempts = attempts
         self.error_type = error_type

@@ -141,8 +141,9 @@ def summary(error: dict | Failure) -> str:
     return f"{error.get('type', 'Error')}: {message}" if message else error.get("type", "Error")
 
 
-def task_failed(event: EventRecord, data: dict) -> TaskFailed:
-    """What awaiting a task that failed for good raises in workflow code."""
+def task_failed(event: EventRecord, data: dict, last_heartbeat_details: Any = None) -> TaskFailed:
+    """What awaiting a task that failed for good raises in workflow code
+    (``last_heartbeat_details`` decoded from the event by the caller's codec)."""
     error = data.get("error") or {}
     attempts = event.attempt or 0
     return TaskFailed(
@@ -153,6 +154,7 @@ def task_failed(event: EventRecord, data: dict) -> TaskFailed:
         error_type=error.get("type", ""),
         error_message=error.get("message", ""),
         traceback=error.get("traceback", ""),
+        last_heartbeat_details=last_heartbeat_details,
     )
 
 

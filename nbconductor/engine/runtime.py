@@ -205,7 +205,8 @@ class WorkflowRuntime(WorkflowContext):
                 return  # a retry follows; workflow code does not see it
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
-                future.set_exception(task_failed(event, data))
+                details = self.payloads.payload_field(data, "last_heartbeat_details")
+                future.set_exception(task_failed(event, data, details))
         elif kind is EventKind.TIMER_FIRED:
             timer = self.timers.pop(event.command, None)
             if timer is not None:

@@ -127,6 +127,13 @@ class TaskDispatch:
             now_ts,
             now,
             payloads=self._payloads,
+            workflow=live.record.workflow,
+            scheduled_at=state.scheduled_at,
+            previous_details=(
+                None
+                if state.heartbeat_text is None
+                else self._payloads.decode_value(state.heartbeat_text)
+            ),
         )
         state.current = attempt
         self.in_flight += 1
@@ -211,13 +218,15 @@ class TaskDispatch:
         fields = {**extra, "error": error.to_dict(), "final": retry_at is None}
         if retry_at is not None:
             fields["retry_at"] = _iso(retry_at)
+        if attempt.heartbeat_text is not None:  # the next attempt resumes from it
+            state.heartbeat_text = attempt.heartbeat_text
         event = self._ledger.record(
             live,
             EventKind.TASK_FAILED,
             command=attempt.command,
             name=state.name,
             attempt=attempt.number,
-            data=event_data(fields),
+            data=event_data(fields, last_heartbeat_details=attempt.heartbeat_text),
         )
         if retry_at is None:
             del live.tasks[attempt.command]

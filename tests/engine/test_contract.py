@@ -278,3 +278,90 @@ def test_cancelling_a_parent_waits_for_its_child_to_clean_up_across_a_restart(db
             assert parent_kinds[-2:] == [EventKind.CHILD_CLOSED, EventKind.EXECUTION_CANCELLED]
     finally:
         CLEANUP_GATE.set()
+
+
+# --- task context: task_info() and resumable tasks -------------------------------------
+
+INFOS: list = []
+
+
+@nc.task(retry=nc.Retry(initial="1ms", max_attempts=3))
+def resumable(total: int) -> int:
+    info = nc.task_info()
+    INFOS.append(info)
+    done = info.heartbeat_details or 0  # the previous attempt's checkpoint
+    while done < total:
+        done += 1
+        nc.heartbeat(details=done)
+        if info.attempt == 1 and done == 2:
+            raise RuntimeError("crashed half way")
+    return done * 10 + info.attempt
+
+
+@nc.workflow
+async def runs_resumable() -> int:
+    return await resumable(4)
+
+
+@nc.task(retry=nc.Retry(max_attempts=1))
+def checkpoints_then_fails() -> None:
+    nc.heartbeat(details={"row": 7})
+    raise RuntimeError("gave up")
+
+
+@nc.workflow
+async def sees_last_heartbeat() -> dict:
+    try:
+        await checkpoints_then_fails()
+    except nc.TaskFailed as exc:
+        return exc.last_heartbeat_details
+    return {}
+
+
+def test_task_info_gives_a_retry_the_last_checkpoint(engine):
+    INFOS.clear()
+    h = engine.start(runs_resumable, id="resume-1")
+    assert h.result(timeout=10) == 42  # resumed from 2, not from 0, on attempt 2
+    first, second = INFOS
+    assert (first.attempt, first.heartbeat_details) == (1, None)
+    assert (second.attempt, second.heartbeat_details) == (2, 2)
+    for info in INFOS:
+        assert info.execution_id == "resume-1" and info.workflow == "runs_resumable"
+        assert info.task == "resumable"
+        assert info.scheduled_at <= info.started_at
+    assert first.scheduled_at == second.scheduled_at
+    failed = [e for e in h.history() if e.kind is EventKind.TASK_FAILED]
+    assert '"last_heartbeat_details":2' in failed[0].data
+    assert engine.start(sees_last_heartbeat).result(timeout=10) == {"row": 7}
+
+
+def test_task_info_outside_a_task_says_where_it_works():
+    with pytest.raises(nc.NotInTask, match="task_info"):
+        nc.task_info()
+
+
+@nc.task(retry=nc.Retry(initial="300ms", max_attempts=2))
+def resumable_slowly(total: int) -> list:
+    info = nc.task_info()
+    done = info.heartbeat_details or 0
+    nc.heartbeat(details=done + 1)
+    if info.attempt == 1:
+        raise RuntimeError("crashed after the first step")
+    return [info.attempt, done]
+
+
+@nc.workflow
+async def runs_resumable_slowly() -> list:
+    return await resumable_slowly(3)
+
+
+@pytest.mark.duckdb
+def test_the_checkpoint_reaches_the_retry_across_a_restart(db_path):
+    with nc.Engine(db_path) as eng:
+        h = eng.start(runs_resumable_slowly, id="slow-resume")
+        wait_for(
+            lambda: any(e.kind is EventKind.TASK_FAILED for e in h.history()),
+            what="the first attempt's failure",
+        )
+    with nc.Engine(db_path) as eng:
+        assert eng.get("slow-resume").result(timeout=10) == [2, 1]
