@@ -57,12 +57,24 @@ class ExecutionAlreadyExists(NbconductorError, ValueError):
 
 
 class ExecutionFailed(NbconductorError):
-    """The execution ended without a result (failed, cancelled, terminated or timed out)."""
+    """The execution ended without a result (failed, cancelled, terminated or timed out).
 
-    def __init__(self, message: str, *, status: str = "failed", error: dict | None = None) -> None:
+    ``status`` says how, ``error`` is the stored error, ``details`` the details of the
+    workflow's ApplicationError (a value, through the codec).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: str = "failed",
+        error: dict | None = None,
+        details: object = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error or {}
+        self.details = details  # the workflow's ApplicationError details, as a value
 
 
 class NonDeterminismError(NbconductorError, RuntimeError):
@@ -73,7 +85,8 @@ class TaskFailed(NbconductorError):
     """A task failed for good (non-retryable error, attempts exhausted, or timeout).
 
     Raised inside the workflow at the ``await`` of the task, so the workflow can catch it.
-    ``error_type``, ``error_message`` and ``traceback`` describe the last attempt's error;
+    ``error_type``, ``error_message`` and ``traceback`` describe the last attempt's error,
+    ``details`` the details of its ApplicationError (a value, through the codec);
     ``last_heartbeat_details`` is what that attempt last passed to ``heartbeat(details=)``
     (None if it did not).
     """
@@ -88,9 +101,11 @@ class TaskFailed(NbconductorError):
         error_message: str = "",
         traceback: str = "",
         last_heartbeat_details: object = None,
+        details: object = None,
     ) -> None:
         super().__init__(message)
         self.last_heartbeat_details = last_heartbeat_details
+        self.details = details
         self.task = task
         self.attempts = attempts
         self.error_type = error_type
@@ -161,13 +176,21 @@ class ContinueAsNew(BaseException):
 class ChildFailed(NbconductorError):
     """A child workflow ended without a result (failed, cancelled, terminated, timed out).
 
-    Raised inside the parent at ``await child(...)``; ``status`` and ``error`` say how.
+    Raised inside the parent at ``await child(...)``; ``status`` and ``error`` say how,
+    ``details`` are the child's ApplicationError details (a value, through the codec).
     """
 
     def __init__(
-        self, message: str, *, child_id: str = "", status: str = "failed", error=None
+        self,
+        message: str,
+        *,
+        child_id: str = "",
+        status: str = "failed",
+        error=None,
+        details: object = None,
     ) -> None:
         super().__init__(message)
+        self.details = details
         self.child_id = child_id
         self.status = status
         self.error = error or {}

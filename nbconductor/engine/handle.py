@@ -201,4 +201,5 @@ def _outcome(record: ExecutionRecord, payloads: Payloads) -> Any:
         f"{record.status.title}{detail}",
         status=record.status.value,
         error=error,
+        details=payloads.payload_field(error, "details"),
     )

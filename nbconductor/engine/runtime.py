@@ -205,8 +205,9 @@ class WorkflowRuntime(WorkflowContext):
                 return  # a retry follows; workflow code does not see it
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
-                details = self.payloads.payload_field(data, "last_heartbeat_details")
-                future.set_exception(task_failed(event, data, details))
+                checkpoint = self.payloads.payload_field(data, "last_heartbeat_details")
+                details = self.payloads.payload_field(data.get("error") or {}, "details")
+                future.set_exception(task_failed(event, data, checkpoint, details))
         elif kind is EventKind.TIMER_FIRED:
             timer = self.timers.pop(event.command, None)
             if timer is not None:
@@ -226,7 +227,8 @@ class WorkflowRuntime(WorkflowContext):
                 elif data.get("status") == "completed":
                     future.set_result(self.payloads.payload_field(data, "result"))
                 else:
-                    future.set_exception(child_failed(event, data, future.workflow))
+                    details = self.payloads.payload_field(data.get("error") or {}, "details")
+                    future.set_exception(child_failed(event, data, future.workflow, details))
         elif kind is EventKind.UPDATE_ACCEPTED:
             data = payload.read_data(event.data)
             self._start_update(
@@ -430,7 +432,7 @@ class WorkflowRuntime(WorkflowContext):
             except asyncio.CancelledError:
                 data["error"] = Failure("CancelledError", "the workflow closed").to_dict()
             except Exception as exc:
-                data["error"] = Failure.from_exception(exc).to_dict()
+                data["error"] = Failure.from_exception(exc, encode=self._encode).to_dict()
             self.pending.append(Command(COMPLETE_UPDATE, None, name, text, data))
 
         self.loop.create_task(run())
@@ -460,7 +462,11 @@ class WorkflowRuntime(WorkflowContext):
                 return
             self.pending.append(Command(COMPLETE, payload=text))
         else:
-            self.pending.append(Command(FAIL, failure=Failure.from_exception(exc)))
+            failure = Failure.from_exception(exc, encode=self._encode)
+            self.pending.append(Command(FAIL, failure=failure))
+
+    def _encode(self, value: Any) -> str:
+        return self.payloads.encode_value(value, what="the details of the workflow's error")
 
 
 def replay(

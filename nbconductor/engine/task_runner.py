@@ -179,6 +179,16 @@ def _finish(attempt: Attempt, value: Any) -> Outcome:
     return Outcome(attempt, result=text, started_at=attempt.started_at)
 
 
+def _failed(attempt: Attempt, exc: BaseException) -> Outcome:
+    def encode(details: Any) -> str:  # an ApplicationError's details travel as a value
+        return attempt.payloads.encode_value(
+            details, what=f"the error details of task {attempt.definition.name}"
+        )
+
+    error = Failure.from_exception(exc, encode=encode)
+    return Outcome(attempt, error=error, started_at=attempt.started_at)
+
+
 def run_sync(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
     """Run a sync attempt on the calling (pool) thread."""
     attempt.started_at = now()
@@ -187,7 +197,7 @@ def run_sync(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
         args, kwargs = attempt.payloads.decode_input(attempt.input_text)
         value = attempt.definition.fn(*args, **kwargs)
     except BaseException as exc:  # a task's KeyboardInterrupt is its failure, not ours
-        return Outcome(attempt, error=Failure.from_exception(exc), started_at=attempt.started_at)
+        return _failed(attempt, exc)
     finally:
         _current.reset(token)
     return _finish(attempt, value)
@@ -201,7 +211,7 @@ async def run_async(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
         args, kwargs = attempt.payloads.decode_input(attempt.input_text)
         value = await attempt.definition.fn(*args, **kwargs)
     except BaseException as exc:
-        return Outcome(attempt, error=Failure.from_exception(exc), started_at=attempt.started_at)
+        return _failed(attempt, exc)
     return _finish(attempt, value)
 
 

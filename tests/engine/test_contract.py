@@ -12,8 +12,11 @@ import pytest
 
 import nbconductor as nc
 from nbconductor.operations.engine_operations import EngineOperations
+from nbconductor.operations.text import execution_text
 from nbconductor.storage.records import EventKind, Status
 from nbconductor.testing import replay, wait_for
+from nbconductor.widgets.execution_html import render
+from nbconductor.widgets.execution_snapshot import ExecutionReader
 
 order: list[str] = []
 
@@ -365,3 +368,58 @@ def test_the_checkpoint_reaches_the_retry_across_a_restart(db_path):
         )
     with nc.Engine(db_path) as eng:
         assert eng.get("slow-resume").result(timeout=10) == [2, 1]
+
+
+# --- error details travel as values ------------------------------------------------------
+
+
+@nc.task(retry=nc.Retry(max_attempts=1))
+def declines_card(order: str) -> None:
+    raise nc.ApplicationError("card declined", details={"order": order, "codes": (51, 5)})
+
+
+@nc.workflow
+async def reads_task_details() -> dict:
+    try:
+        await declines_card("A-1")
+    except nc.TaskFailed as exc:
+        return exc.details
+    return {}
+
+
+@nc.workflow
+async def fails_with_details(order: str) -> None:
+    raise nc.ApplicationError("out of stock", details={"order": order, "left": 0})
+
+
+@nc.workflow
+async def reads_child_details() -> dict:
+    try:
+        await nc.child(fails_with_details, "C-3")
+    except nc.ChildFailed as exc:
+        return exc.details
+    return {}
+
+
+@pytest.mark.duckdb
+def test_application_error_details_reach_workflows_and_callers_as_values(engine):
+    assert engine.start(reads_task_details).result(timeout=10) == {
+        "order": "A-1",
+        "codes": (51, 5),  # a tuple stays a tuple: the codec carries it
+    }
+    assert engine.start(reads_child_details).result(timeout=10) == {"order": "C-3", "left": 0}
+    h = engine.start(fails_with_details, "B-2")
+    with pytest.raises(nc.ExecutionFailed) as info:
+        h.result(timeout=10)
+    assert info.value.details == {"order": "B-2", "left": 0}
+
+
+def test_error_details_show_in_the_view_and_the_cli(engine):
+    h = engine.start(fails_with_details, "V-9")
+    with pytest.raises(nc.ExecutionFailed):
+        h.result(timeout=10)
+    shown = EngineOperations(engine).call("show", id=h.id)
+    assert shown["error"]["details"] == {"order": "V-9", "left": 0}
+    assert 'details:    {"order": "V-9", "left": 0}' in execution_text(shown)
+    view = render(ExecutionReader(engine, h.id).read(), live=False)
+    assert "details: {&quot;order&quot;: &quot;V-9&quot;" in view
