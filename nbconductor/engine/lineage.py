@@ -174,7 +174,11 @@ class Lineage:
         self._ledger.record(
             live,
             EventKind.EXECUTION_CONTINUED_AS_NEW,
-            data=event_data({"next_id": next_id}, input=command.payload),
+            data=event_data(
+                {"next_id": next_id},
+                input=command.payload,
+                state=self._activations.final_state(live),
+            ),
         )
         parent, parent_close = live.parent, live.parent_close
         parent_live = self._roster.get(parent[0]) if parent is not None else None

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 from nbconductor.engine.live import LiveExecution
 from nbconductor.errors import EngineStopped, ExecutionClosed, ExecutionNotFound
-from nbconductor.storage.records import ExecutionRecord, Status
+from nbconductor.storage.records import EventRecord, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 
 _RECENT = 1024  # closed records kept to answer a start-then-wait without a store read
@@ -108,6 +108,11 @@ class Roster:
                 return execution_id
             seen.add(following)
             execution_id = following
+
+    def closing_event(self, execution_id: str) -> EventRecord | None:
+        """The last recorded event of the execution (its closing event once closed)."""
+        history = self._store.load_history(execution_id)
+        return history[-1] if history else None
 
     def status_of(self, execution_id: str) -> Status:
         """Running while held here, else the stored status."""

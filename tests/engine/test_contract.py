@@ -423,3 +423,41 @@ def test_error_details_show_in_the_view_and_the_cli(engine):
     assert 'details:    {"order": "V-9", "left": 0}' in execution_text(shown)
     view = render(ExecutionReader(engine, h.id).read(), live=False)
     assert "details: {&quot;order&quot;: &quot;V-9&quot;" in view
+
+
+# --- a closed execution answers from its final state -----------------------------------
+
+
+@nc.workflow
+async def tallies(n: int) -> int:
+    nc.state["count"] = n
+    nc.state["at"] = nc.now()  # any value the codec stores
+    if n < 0:
+        nc.state["lock"] = threading.Lock()  # cannot be stored: the state is not kept
+    return n
+
+
+@tallies.query
+def count(state):
+    return state["count"]
+
+
+@pytest.mark.duckdb
+def test_a_closed_execution_answers_queries_from_its_final_state_across_a_restart(db_path):
+    with nc.Engine(db_path) as eng:
+        h = eng.start(tallies, 3, id="tally")
+        assert h.result(timeout=10) == 3
+        assert h.query("count") == 3
+        final = h.state
+        assert final["count"] == 3 and final["at"].tzinfo is not None
+        unkept = eng.start(tallies, -1, id="tally-unkept")
+        assert unkept.result(timeout=10) == -1
+    with nc.Engine(db_path) as eng:
+        assert eng.get("tally").query("count") == 3
+        assert eng.get("tally").state == final
+        for read in (
+            lambda: eng.get("tally-unkept").query("count"),
+            lambda: eng.state_of("tally-unkept"),
+        ):
+            with pytest.raises(nc.ExecutionClosed, match="final state was not kept"):
+                read()
