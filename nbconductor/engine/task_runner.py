@@ -44,6 +44,8 @@ class Attempt:
     workflow: str = ""  # the workflow of the execution that scheduled it
     scheduled_at: datetime | None = None
     previous_details: Any = None  # the previous attempt's last heartbeat details
+    stopped: bool = False  # an async attempt's coroutine has returned (finally blocks ran)
+    on_stopped: Callable[[], None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -461,3 +461,33 @@ def test_a_closed_execution_answers_queries_from_its_final_state_across_a_restar
         ):
             with pytest.raises(nc.ExecutionClosed, match="final state was not kept"):
                 read()
+
+
+# --- a timed-out async task cleans up before the workflow sees the timeout --------------
+
+FINALLY_RAN: list[str] = []
+
+
+@nc.task(timeout="200ms", retry=nc.Retry(max_attempts=1))
+async def slow_async_upload(name: str) -> str:
+    try:
+        await asyncio.sleep(30)
+    finally:
+        FINALLY_RAN.append(name)  # cleanup: remove the half-written file, say
+    return name
+
+
+@nc.workflow
+async def uploads_with_deadline() -> list:
+    try:
+        await slow_async_upload("report.csv")
+    except nc.TaskFailed as exc:
+        # Test-only peek at the outside world: the cleanup must already have run.
+        return [exc.error_type, list(FINALLY_RAN)]
+    return []
+
+
+def test_a_timed_out_async_task_runs_its_finally_before_the_workflow_sees_it(engine):
+    FINALLY_RAN.clear()
+    result = engine.start(uploads_with_deadline).result(timeout=10)
+    assert result == ["TaskTimeout", ["report.csv"]]
