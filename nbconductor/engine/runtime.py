@@ -42,6 +42,7 @@ from nbconductor.engine.context import WorkflowContext
 from nbconductor.engine.context import current as context_current
 from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
 from nbconductor.engine.failure import Failure, child_failed, task_failed
+from nbconductor.engine.future import ChildFuture, TaskFuture
 from nbconductor.engine.loop import DurableTimer, WorkflowLoop
 from nbconductor.engine.payload import PLAIN, Payloads
 from nbconductor.errors import (
@@ -56,55 +57,6 @@ def current_runtime() -> WorkflowContext | None:
     """The context of the workflow whose code is running on this thread, if any
     (:func:`nbconductor.engine.context.current`, under its older name)."""
     return context_current()
-
-
-class TaskFuture(asyncio.Future):
-    """The result of a scheduled task; cancelling it asks the engine to cancel the task."""
-
-    runtime: WorkflowRuntime
-    command: int
-
-    def __hash__(self) -> int:  # deterministic set order on replay
-        return -self.command
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self.done():
-            return False
-        self.runtime.cancel_task(self)
-        return super().cancel(msg)
-
-
-class ChildFuture(asyncio.Future):
-    """The result of a child execution; cancelling it asks the child to cancel.
-
-    The future stays pending until the child has closed (Temporal's default,
-    "wait for the cancellation to complete"), so a parent cancelled while it awaits a
-    child closes after the child's cleanup, not in the middle of it; then awaiting it
-    raises CancelledError, whatever the child's outcome.
-    """
-
-    runtime: WorkflowRuntime
-    command: int
-    child_id: str
-    workflow: str  # the child's workflow name
-    cancel_requested = False
-    _cancel_message: Any = None
-
-    def __hash__(self) -> int:
-        return -self.command
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self.done():
-            return False
-        if not self.cancel_requested:
-            self.cancel_requested = True
-            self._cancel_message = msg
-            self.runtime.cancel_child(self)
-        return True  # asyncio waits for the future to finish, as with a shielded await
-
-    def child_closed(self) -> None:
-        """The child closed after a cancel request: awaiting code sees CancelledError."""
-        super().cancel(self._cancel_message)
 
 
 class WorkflowRuntime(WorkflowContext):

@@ -267,6 +267,7 @@ def test_cancelling_a_parent_waits_for_its_child_to_clean_up_across_a_restart(db
             child = eng.get("careful-child")
             wait_for(lambda: child.progress["tasks"], what="the child's cleanup task")
             assert parent.status is Status.RUNNING  # waits for the child's cancellation
+            eng.stop(grace=0)  # a crash-like stop in the middle of the cleanup
         CLEANUP_GATE.set()  # the cleanup attempt runs again in the next engine
         with nc.Engine(db_path) as eng:
             parent, child = eng.get("careful-parent"), eng.get("careful-child")
