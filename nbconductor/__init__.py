@@ -12,7 +12,7 @@ from nbconductor.engine.definition import task, workflow
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.retry import Retry
-from nbconductor.engine.task_runner import cancelled, heartbeat
+from nbconductor.engine.task_runner import TaskInfo, cancelled, heartbeat, task_info
 from nbconductor.engine.workflow_api import (
     ChildHandle,
     Saga,
@@ -39,11 +39,13 @@ from nbconductor.errors import (
     ApplicationError,
     ChildFailed,
     EngineStopped,
+    ExecutionAlreadyExists,
     ExecutionClosed,
     ExecutionFailed,
     ExecutionNotFound,
     NbconductorError,
     NonDeterminismError,
+    NotInTask,
     ScheduleError,
     StoreLocked,
     TaskFailed,
@@ -57,18 +59,21 @@ __all__ = (
     "ChildHandle",
     "Engine",
     "EngineStopped",
+    "ExecutionAlreadyExists",
     "ExecutionClosed",
     "ExecutionFailed",
     "ExecutionNotFound",
     "Handle",
     "NbconductorError",
     "NonDeterminismError",
+    "NotInTask",
     "Retry",
     "Saga",
     "ScheduleError",
     "Status",
     "StoreLocked",
     "TaskFailed",
+    "TaskInfo",
     "UpdateRejected",
     "__version__",
     "cancelled",
@@ -92,6 +97,7 @@ __all__ = (
     "start_child",
     "state",
     "task",
+    "task_info",
     "uuid4",
     "wait_condition",
     "workflow",

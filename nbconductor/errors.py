@@ -37,6 +37,10 @@ class NotInWorkflow(NbconductorError, RuntimeError):
     """This helper only works inside a running workflow."""
 
 
+class NotInTask(NbconductorError, RuntimeError):
+    """This helper only works inside a running task attempt."""
+
+
 # --- executions ------------------------------------------------------------------------
 
 
@@ -48,13 +52,29 @@ class ExecutionClosed(NbconductorError, RuntimeError):
     """The execution has already closed."""
 
 
-class ExecutionFailed(NbconductorError):
-    """The execution ended without a result (failed, cancelled, terminated or timed out)."""
+class ExecutionAlreadyExists(NbconductorError, ValueError):
+    """The execution id is taken by an execution of another workflow; use another id."""
 
-    def __init__(self, message: str, *, status: str = "failed", error: dict | None = None) -> None:
+
+class ExecutionFailed(NbconductorError):
+    """The execution ended without a result (failed, cancelled, terminated or timed out).
+
+    ``status`` says how, ``error`` is the stored error, ``details`` the details of the
+    workflow's ApplicationError (a value, through the codec).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: str = "failed",
+        error: dict | None = None,
+        details: object = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error or {}
+        self.details = details  # the workflow's ApplicationError details, as a value
 
 
 class NonDeterminismError(NbconductorError, RuntimeError):
@@ -65,7 +85,10 @@ class TaskFailed(NbconductorError):
     """A task failed for good (non-retryable error, attempts exhausted, or timeout).
 
     Raised inside the workflow at the ``await`` of the task, so the workflow can catch it.
-    ``error_type``, ``error_message`` and ``traceback`` describe the last attempt's error.
+    ``error_type``, ``error_message`` and ``traceback`` describe the last attempt's error,
+    ``details`` the details of its ApplicationError (a value, through the codec);
+    ``last_heartbeat_details`` is what that attempt last passed to ``heartbeat(details=)``
+    (None if it did not).
     """
 
     def __init__(
@@ -77,8 +100,12 @@ class TaskFailed(NbconductorError):
         error_type: str = "",
         error_message: str = "",
         traceback: str = "",
+        last_heartbeat_details: object = None,
+        details: object = None,
     ) -> None:
         super().__init__(message)
+        self.last_heartbeat_details = last_heartbeat_details
+        self.details = details
         self.task = task
         self.attempts = attempts
         self.error_type = error_type
@@ -149,13 +176,21 @@ class ContinueAsNew(BaseException):
 class ChildFailed(NbconductorError):
     """A child workflow ended without a result (failed, cancelled, terminated, timed out).
 
-    Raised inside the parent at ``await child(...)``; ``status`` and ``error`` say how.
+    Raised inside the parent at ``await child(...)``; ``status`` and ``error`` say how,
+    ``details`` are the child's ApplicationError details (a value, through the codec).
     """
 
     def __init__(
-        self, message: str, *, child_id: str = "", status: str = "failed", error=None
+        self,
+        message: str,
+        *,
+        child_id: str = "",
+        status: str = "failed",
+        error=None,
+        details: object = None,
     ) -> None:
         super().__init__(message)
+        self.details = details
         self.child_id = child_id
         self.status = status
         self.error = error or {}

@@ -183,19 +183,35 @@ class Activations:
                 )
             elif kind in _CLOSING:
                 event_kind, status = _CLOSING[kind]
+                state = self.final_state(live)
                 if kind is COMPLETE:
-                    ledger.record(live, event_kind, data=event_data(None, result=command.payload))
+                    data = event_data(None, result=command.payload, state=state)
+                    ledger.record(live, event_kind, data=data)
                     self.close(live, status, result=command.payload)
                 else:
                     failure = command.failure
                     error = failure.to_dict() if failure is not None else None
-                    ledger.record(
-                        live, event_kind, data=event_data({"error": error} if error else None)
-                    )
+                    data = event_data({"error": error} if error else None, state=state)
+                    ledger.record(live, event_kind, data=data)
                     self.close(live, status, error=failure)
                 return
             else:
                 raise AssertionError(f"no handler for command {command.describe()}")
+
+    def final_state(self, live: LiveExecution) -> str | None:
+        """The execution's ``state`` as codec text, for its closing event (embedded as
+        ``state``): a closed execution answers ``handle.state`` and queries from it.
+
+        None for an empty state (nothing to keep); ``false`` when the state holds a
+        value the codec cannot store, so the closed execution says it was not kept."""
+        runtime = live.runtime
+        state = runtime.state if runtime is not None else live.state
+        if not state:
+            return None
+        try:
+            return self._payloads.encode_value(state, what="the workflow's final state")
+        except Exception:  # PayloadError, or a value whose own code breaks encoding
+            return "false"
 
     def close(
         self,
@@ -218,6 +234,7 @@ class Activations:
             condition="" if live.condition else None,
         )
         live.record.status = status
+        live.record.result = result  # a continued run names its next one before commit
         for listener in self._close_listeners:
             listener(live, status, result, error)
         live.timers.clear()
@@ -241,7 +258,8 @@ class Activations:
         live = self._roster.get(execution_id)
         if live is None:
             return
-        self._ledger.record(live, EventKind.EXECUTION_TIMED_OUT)
+        data = event_data(None, state=self.final_state(live))
+        self._ledger.record(live, EventKind.EXECUTION_TIMED_OUT, data=data)
         self.close(
             live,
             Status.TIMED_OUT,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import time
 import uuid
 import weakref
@@ -42,7 +43,7 @@ from nbconductor.engine.schedules.scheduler import Schedules
 from nbconductor.engine.steering import Steering
 from nbconductor.engine.task_dispatch import TaskDispatch
 from nbconductor.engine.task_runner import ThreadRunner
-from nbconductor.errors import EngineStopped, ExecutionNotFound
+from nbconductor.errors import EngineStopped, ExecutionAlreadyExists, ExecutionNotFound
 from nbconductor.storage.records import EventRecord, ExecutionFilter, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 
@@ -178,7 +179,10 @@ class Engine:
         """Start an execution of ``workflow``; returns its handle at once.
 
         Starting with an ``id`` that already exists returns that execution's handle and
-        starts nothing (idempotent start).
+        starts nothing (idempotent start), whether it is open or closed.
+
+        Raises:
+            ExecutionAlreadyExists: the id belongs to an execution of another workflow.
         """
         self._check_running()
         definition = self.registry.workflow(workflow) if isinstance(workflow, str) else workflow
@@ -194,9 +198,26 @@ class Engine:
             raise ValueError(f"an execution id is a non-empty string, got {execution_id!r}")
         if id is not None:
             existing = self._existing(execution_id)
-            if existing is not None:  # idempotent start: that execution, whatever it runs
+            if existing == definition.name:  # idempotent start: that execution
                 return Handle(self, execution_id, existing)
-        self.executions.accept(execution_id)
+            if existing is not None:
+                raise ExecutionAlreadyExists(
+                    f"execution id {execution_id!r} belongs to an execution of workflow "
+                    f"{existing!r}, not {definition.name!r}; start {definition.name!r} "
+                    "under another id"
+                )
+        now = self.clock.now()
+        self.executions.accept(
+            ExecutionRecord(
+                id=execution_id,
+                workflow=definition.name,
+                version=definition.version,
+                status=Status.RUNNING,
+                created_at=now,
+                updated_at=now,
+                input=text,
+            )
+        )
         explicit = id is not None
         self._ledger.post(
             lambda: self._activations.start(execution_id, definition, text, explicit=explicit)
@@ -205,6 +226,11 @@ class Engine:
 
     def _existing(self, execution_id: str) -> str | None:
         """The workflow name of an execution with this id, if one exists (or starts)."""
+        # In this order: the engine thread adds the live execution before it drops the
+        # accepted one, and resolves it only after the commit that stored it.
+        accepted = self.executions.accepted(execution_id)
+        if accepted is not None:
+            return accepted.workflow
         live = self.executions.get(execution_id)
         if live is not None:
             return live.record.workflow
@@ -220,8 +246,9 @@ class Engine:
         live = self.executions.get(execution_id)
         if live is not None:
             return Handle(self, execution_id, live.record.workflow)
-        if self.executions.is_accepted(execution_id):
-            return Handle(self, execution_id, None)
+        accepted = self.executions.accepted(execution_id)
+        if accepted is not None:
+            return Handle(self, execution_id, accepted.workflow)
         record = self.store.get_execution(execution_id)
         if record is None:
             raise ExecutionNotFound(
@@ -273,10 +300,9 @@ class Engine:
             return record
         record = self.store.get_execution(execution_id)
         if record is None:
-            if self.executions.is_accepted(execution_id):
-                raise ExecutionNotFound(
-                    f"execution {execution_id!r} is starting; ask again in a moment"
-                )
+            accepted = self.executions.accepted(execution_id)
+            if accepted is not None:  # starting: the record its start will write
+                return copy.copy(accepted)
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         live = self.executions.get(execution_id)
         if live is not None:

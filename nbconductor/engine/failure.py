@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import traceback as tb
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,8 @@ class Failure:
         traceback: the formatted traceback ("" when there is none).
         mro: the class's base names, so retry policies can match on a base class.
         non_retryable: a retry cannot fix it.
-        details: ``repr`` of an ApplicationError's details.
+        details: an ApplicationError's details as the codec's JSON (decode them with
+            the engine's payloads; histories recorded before 0.2 hold their ``repr``).
         timeout: which task timeout elapsed (``"start_to_close"``, ...).
         final: no retry follows, whatever the retry policy says.
     """
@@ -41,15 +43,23 @@ class Failure:
     traceback: str | None = None
     mro: tuple[str, ...] | None = None
     non_retryable: bool | None = None
-    details: str | None = None
+    details: Any = None
     timeout: str | None = None
     final: bool | None = None
 
     @classmethod
-    def from_exception(cls, exc: BaseException, *, non_retryable: bool | None = None) -> Failure:
+    def from_exception(
+        cls,
+        exc: BaseException,
+        *,
+        non_retryable: bool | None = None,
+        encode: Callable[[Any], str] | None = None,
+    ) -> Failure:
         """Describe ``exc``; never raises, whatever the exception does.
 
         ``non_retryable=True`` marks a failure that the same code would repeat.
+        ``encode`` turns an ApplicationError's details into codec text (the engine's
+        payloads); details it cannot encode, or without it, are kept as their ``repr``.
         """
         kind = type(exc)
         try:
@@ -65,7 +75,7 @@ class Failure:
         if isinstance(exc, ApplicationError):
             non_retryable = non_retryable or exc.non_retryable
             if exc.details is not None:
-                details = repr(exc.details)
+                details = _details(exc.details, encode)
         if not isinstance(exc, Exception):
             # KeyboardInterrupt, SystemExit & co. are not errors a retry can fix.
             non_retryable = True
@@ -133,6 +143,18 @@ class Failure:
         return summary(self.to_dict())
 
 
+def _details(value: Any, encode: Callable[[Any], str] | None) -> Any:
+    if encode is not None:
+        try:
+            return json.loads(encode(value))
+        except Exception:  # recording an error must not fail on its details
+            pass
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unprintable {type(value).__qualname__}>"
+
+
 def summary(error: dict | Failure) -> str:
     """``'ValueError: bad input'`` for a stored failure."""
     if isinstance(error, Failure):
@@ -141,8 +163,12 @@ def summary(error: dict | Failure) -> str:
     return f"{error.get('type', 'Error')}: {message}" if message else error.get("type", "Error")
 
 
-def task_failed(event: EventRecord, data: dict) -> TaskFailed:
-    """What awaiting a task that failed for good raises in workflow code."""
+def task_failed(
+    event: EventRecord, data: dict, last_heartbeat_details: Any = None, details: Any = None
+) -> TaskFailed:
+    """What awaiting a task that failed for good raises in workflow code
+    (``last_heartbeat_details`` and the error's ``details`` decoded from the event by the
+    caller's codec)."""
     error = data.get("error") or {}
     attempts = event.attempt or 0
     return TaskFailed(
@@ -153,17 +179,26 @@ def task_failed(event: EventRecord, data: dict) -> TaskFailed:
         error_type=error.get("type", ""),
         error_message=error.get("message", ""),
         traceback=error.get("traceback", ""),
+        last_heartbeat_details=last_heartbeat_details,
+        details=details,
     )
 
 
-def child_failed(event: EventRecord, data: dict) -> ChildFailed:
-    """What awaiting a child that did not complete raises in workflow code."""
+def child_failed(
+    event: EventRecord, data: dict, workflow: str | None = None, details: Any = None
+) -> ChildFailed:
+    """What awaiting a child that did not complete raises in workflow code.
+
+    ``workflow`` names the child when the event does not (histories recorded before
+    ChildClosed carried the child's workflow name)."""
     error = data.get("error") or {}
     status = data.get("status", "failed")
     detail = f": {summary(error)}" if error else ""
     return ChildFailed(
-        f"child workflow {event.name!r} ({data.get('child_id')}) ended {status}{detail}",
+        f"child workflow {event.name or workflow!r} ({data.get('child_id')}) ended "
+        f"{status}{detail}",
         child_id=data.get("child_id", ""),
         status=status,
         error=error,
+        details=details,
     )

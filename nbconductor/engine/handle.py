@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from nbconductor.engine.failure import summary
 from nbconductor.engine.payload import Payloads
 from nbconductor.engine.roster import Roster
+from nbconductor.engine.roster import next_run as _next_run
 from nbconductor.errors import ExecutionFailed
 from nbconductor.storage.records import EventRecord, ExecutionRecord, Status
 from nbconductor.storage.store import Store
@@ -63,15 +64,7 @@ class Handle:
     @property
     def latest_run(self) -> str:
         """The id of the chain's latest run (this id unless it continued as new)."""
-        execution_id = self.id
-        while True:
-            if self.engine.executions.holds(execution_id):
-                return execution_id
-            record = self.engine.store.get_execution(execution_id)
-            following = _next_run(record) if record is not None else None
-            if following is None:
-                return execution_id
-            execution_id = following
+        return self.engine.executions.latest(self.id)
 
     @property
     def condition(self) -> str | None:
@@ -198,13 +191,6 @@ class Handle:
         return hash(self.id)
 
 
-def _next_run(record: ExecutionRecord) -> str | None:
-    """The id of the run that continued this one, if it continued as new."""
-    if record.status is Status.CONTINUED_AS_NEW and record.result:
-        return json.loads(record.result).get("next_id")
-    return None
-
-
 def _outcome(record: ExecutionRecord, payloads: Payloads) -> Any:
     if record.status is Status.COMPLETED:
         return payloads.decode_value(record.result)
@@ -215,4 +201,5 @@ def _outcome(record: ExecutionRecord, payloads: Payloads) -> Any:
         f"{record.status.title}{detail}",
         status=record.status.value,
         error=error,
+        details=payloads.payload_field(error, "details"),
     )

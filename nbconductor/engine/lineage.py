@@ -69,13 +69,16 @@ class Lineage:
             parent_close=command.data["parent_close"],
         )
         if not started:
+            record = self._roster.find(child_id)
+            held_by = f" of workflow {record.workflow!r}" if record is not None else ""
             error = Failure(
                 "ExecutionAlreadyExists",
-                f"an execution with id {child_id!r} already exists; give the child another id",
+                f"child workflow {command.name!r} cannot start as {child_id!r}: an execution"
+                f"{held_by} already has that id; give the child another id",
             )
             self._ledger.post(
                 lambda: self._child_closed(
-                    live.id, command.id, child_id, Status.FAILED, None, error
+                    live.id, command.id, child_id, Status.FAILED, None, error, command.name
                 )
             )
 
@@ -87,6 +90,7 @@ class Lineage:
         status: Status,
         result: str | None,
         error: Failure | None,
+        workflow: str | None = None,
     ) -> None:
         parent = self._roster.get(parent_id)
         if parent is None or parent.children.pop(command, None) is None:
@@ -98,6 +102,7 @@ class Lineage:
             parent,
             EventKind.CHILD_CLOSED,
             command=command,
+            name=workflow,  # the child's workflow, so messages can name it
             data=event_data(fields, result=result),
         )
         self._activations.activate(parent, event)
@@ -109,7 +114,12 @@ class Lineage:
         post = self._ledger.post
         if live.parent is not None and status is not Status.CONTINUED_AS_NEW:
             parent_id, command = live.parent
-            post(lambda: self._child_closed(parent_id, command, live.id, status, result, error))
+            workflow = live.record.workflow
+            post(
+                lambda: self._child_closed(
+                    parent_id, command, live.id, status, result, error, workflow
+                )
+            )
         for child_id in live.children.values():
             post(lambda child_id=child_id: self._apply_parent_close(child_id, live.id))
         live.children.clear()
@@ -133,8 +143,8 @@ class Lineage:
             data=event_data({"child_id": child_id}),
         )
 
-        def deliver() -> None:
-            child = self._roster.get(child_id)
+        def deliver() -> None:  # to the latest run, if the child continued as new
+            child = self._roster.get(self._roster.latest(child_id))
             if child is not None and not child.record.status.closed:
                 self._steering.request_cancel(child)
 
@@ -150,10 +160,10 @@ class Lineage:
             data=event_data({"child_id": child_id}, payload=command.payload),
         )
 
-        def deliver() -> None:
-            child = self._roster.get(child_id)
+        def deliver() -> None:  # to the latest run, if the child continued as new
+            child = self._roster.get(self._roster.latest(child_id))
             if child is not None and not child.record.status.closed:
-                self._steering.deliver_signal(child_id, command.name, command.payload)
+                self._steering.deliver_signal(child.id, command.name, command.payload)
 
         self._ledger.post(deliver)
 
@@ -164,7 +174,11 @@ class Lineage:
         self._ledger.record(
             live,
             EventKind.EXECUTION_CONTINUED_AS_NEW,
-            data=event_data({"next_id": next_id}, input=command.payload),
+            data=event_data(
+                {"next_id": next_id},
+                input=command.payload,
+                state=self._activations.final_state(live),
+            ),
         )
         parent, parent_close = live.parent, live.parent_close
         parent_live = self._roster.get(parent[0]) if parent is not None else None

@@ -25,6 +25,7 @@ class TaskState:
     failures: int = 0  # failed attempts so far
     current: Attempt | None = None
     retry_at: float | None = None  # epoch seconds when a retry is waiting
+    heartbeat_text: str | None = None  # the last failed attempt's heartbeat details (codec)
 
 
 @dataclass(eq=False)
@@ -77,6 +78,8 @@ def pending_work(history: list[EventRecord]) -> tuple[dict[int, TaskState], dict
                 tasks.pop(event.command, None)
             else:
                 state.failures = event.attempt or state.failures + 1
+                details = data.get("last_heartbeat_details")
+                state.heartbeat_text = None if details is None else _json(details)
                 retry_at = data.get("retry_at")
                 state.retry_at = datetime.fromisoformat(retry_at).timestamp() if retry_at else None
         elif kind in (EventKind.TASK_COMPLETED, EventKind.TASK_CANCEL_REQUESTED):

@@ -50,6 +50,10 @@ class WorkflowTask(asyncio.Task):
         return self._order
 
 
+async def _awaiting(awaitable) -> Any:
+    return await awaitable
+
+
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The loop that workflow code runs on, driven by the execution's runtime.
 
@@ -126,6 +130,11 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return asyncio.Future(loop=self)
 
     def create_task(self, coro, *, name=None, context=None) -> asyncio.Task:
+        if not asyncio.iscoroutine(coro) and hasattr(coro, "__await__"):
+            # A task call or a child handle is already scheduled (its command was
+            # issued when it was called, which fixes the order); Temporal code hands
+            # such awaitables to create_task and TaskGroup, so wrap them in a coroutine.
+            coro = _awaiting(coro)
         return WorkflowTask(coro, loop=self, name=name, context=context, order=next(self._order))
 
     def get_debug(self) -> bool:

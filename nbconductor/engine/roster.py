@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import threading
 from concurrent.futures import Future
 
 from nbconductor.engine.live import LiveExecution
 from nbconductor.errors import EngineStopped, ExecutionClosed, ExecutionNotFound
-from nbconductor.storage.records import ExecutionRecord, Status
+from nbconductor.storage.records import EventRecord, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 
 _RECENT = 1024  # closed records kept to answer a start-then-wait without a store read
@@ -32,7 +33,9 @@ class Roster:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._live: dict[str, LiveExecution] = {}
-        self._accepted: set[str] = set()  # started by a caller, not yet taken by the thread
+        # Started by a caller, not yet taken in by the engine thread: the record the
+        # start will write, so a fresh handle reads as Running from its first moment.
+        self._accepted: dict[str, ExecutionRecord] = {}
         self._waiters: dict[str, list[Future]] = {}
         self._recently_closed: collections.OrderedDict[str, ExecutionRecord] = (
             collections.OrderedDict()
@@ -59,10 +62,14 @@ class Roster:
     def is_accepted(self, execution_id: str) -> bool:
         return execution_id in self._accepted
 
-    def accept(self, execution_id: str) -> None:
-        """A caller started this id; the engine thread takes it in its next tick."""
+    def accept(self, record: ExecutionRecord) -> None:
+        """A caller started this execution; the engine thread takes it in its next tick."""
         with self._lock:
-            self._accepted.add(execution_id)
+            self._accepted.setdefault(record.id, record)
+
+    def accepted(self, execution_id: str) -> ExecutionRecord | None:
+        """The record of an accepted start the engine thread has not taken in yet."""
+        return self._accepted.get(execution_id)
 
     def record_of(self, execution_id: str) -> ExecutionRecord:
         """The execution's record: live if open here, else as stored.
@@ -73,10 +80,39 @@ class Roster:
         live = self._live.get(execution_id)
         if live is not None:
             return live.record
-        record = self._store.get_execution(execution_id)
+        record = self._store.get_execution(execution_id) or self._accepted.get(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         return record
+
+    def find(self, execution_id: str) -> ExecutionRecord | None:
+        """The execution's record (live, starting or stored), or None if there is none."""
+        live = self._live.get(execution_id)
+        if live is not None:
+            return live.record
+        return self._accepted.get(execution_id) or self._store.get_execution(execution_id)
+
+    def latest(self, execution_id: str) -> str:
+        """The id of the latest run of ``execution_id``'s continue-as-new chain: the id
+        itself unless that run continued as new (as Temporal's run-less handles)."""
+        seen = {execution_id}
+        while True:
+            live = self._live.get(execution_id)
+            if execution_id in self._accepted or (
+                live is not None and not live.record.status.closed
+            ):
+                return execution_id
+            record = live.record if live is not None else self._store.get_execution(execution_id)
+            following = next_run(record) if record is not None else None
+            if following is None or following in seen:
+                return execution_id
+            seen.add(following)
+            execution_id = following
+
+    def closing_event(self, execution_id: str) -> EventRecord | None:
+        """The last recorded event of the execution (its closing event once closed)."""
+        history = self._store.load_history(execution_id)
+        return history[-1] if history else None
 
     def status_of(self, execution_id: str) -> Status:
         """Running while held here, else the stored status."""
@@ -132,15 +168,17 @@ class Roster:
     def taken(self, execution_id: str) -> None:
         """The engine thread took in (or refused) an accepted start."""
         with self._lock:
-            self._accepted.discard(execution_id)
+            self._accepted.pop(execution_id, None)
 
     def open(self, execution_id: str) -> LiveExecution:
-        """The open execution with this id.
+        """The open execution with this id, or the open latest run of its
+        continue-as-new chain.
 
         Raises:
             ExecutionNotFound: no execution has that id.
-            ExecutionClosed: it has closed.
+            ExecutionClosed: it (the chain's latest run) has closed.
         """
+        execution_id = self.latest(execution_id)
         live = self._live.get(execution_id)
         if live is not None and not live.record.status.closed:
             return live
@@ -181,3 +219,10 @@ class Roster:
                             "an engine opens its history again"
                         )
                     )
+
+
+def next_run(record: ExecutionRecord) -> str | None:
+    """The id of the run that continued this one, if it continued as new."""
+    if record.status is Status.CONTINUED_AS_NEW and record.result:
+        return json.loads(record.result).get("next_id")
+    return None

@@ -41,6 +41,7 @@ from nbconductor.engine.command import (
 from nbconductor.engine.context import WorkflowContext
 from nbconductor.engine.definition import TaskDefinition, WorkflowDefinition
 from nbconductor.engine.failure import Failure, child_failed, task_failed
+from nbconductor.engine.future import ChildFuture, TaskFuture
 from nbconductor.engine.loop import DurableTimer, WorkflowLoop
 from nbconductor.engine.payload import PLAIN, Payloads
 from nbconductor.errors import (
@@ -49,39 +50,6 @@ from nbconductor.errors import (
     PayloadError,
 )
 from nbconductor.storage.records import EventKind, EventRecord
-
-
-class TaskFuture(asyncio.Future):
-    """The result of a scheduled task; cancelling it asks the engine to cancel the task."""
-
-    runtime: WorkflowRuntime
-    command: int
-
-    def __hash__(self) -> int:  # deterministic set order on replay
-        return -self.command
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self.done():
-            return False
-        self.runtime.cancel_task(self)
-        return super().cancel(msg)
-
-
-class ChildFuture(asyncio.Future):
-    """The result of a child execution; cancelling it asks the child to cancel."""
-
-    runtime: WorkflowRuntime
-    command: int
-    child_id: str
-
-    def __hash__(self) -> int:
-        return -self.command
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self.done():
-            return False
-        self.runtime.cancel_child(self)
-        return super().cancel(msg)
 
 
 class WorkflowRuntime(WorkflowContext):
@@ -114,6 +82,7 @@ class WorkflowRuntime(WorkflowContext):
         self.signal_waiters: dict[str, collections.deque[asyncio.Future]] = {}
         self.conditions: list[tuple[Any, asyncio.Future]] = []
         self.state: dict[str, Any] = {}
+        self.patches: dict[str, bool] = {}  # patched() answers, one per patch id
         self.progress: tuple[float | None, str | None] = (None, None)
         self.closed = False
         self.replaying = False
@@ -181,7 +150,9 @@ class WorkflowRuntime(WorkflowContext):
                 return  # a retry follows; workflow code does not see it
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
-                future.set_exception(task_failed(event, data))
+                checkpoint = self.payloads.payload_field(data, "last_heartbeat_details")
+                details = self.payloads.payload_field(data.get("error") or {}, "details")
+                future.set_exception(task_failed(event, data, checkpoint, details))
         elif kind is EventKind.TIMER_FIRED:
             timer = self.timers.pop(event.command, None)
             if timer is not None:
@@ -196,10 +167,13 @@ class WorkflowRuntime(WorkflowContext):
             future = self.children.pop(event.command, None)
             if future is not None and not future.done():
                 data = payload.read_data(event.data)
-                if data.get("status") == "completed":
+                if future.cancel_requested:
+                    future.child_closed()
+                elif data.get("status") == "completed":
                     future.set_result(self.payloads.payload_field(data, "result"))
                 else:
-                    future.set_exception(child_failed(event, data))
+                    details = self.payloads.payload_field(data.get("error") or {}, "details")
+                    future.set_exception(child_failed(event, data, future.workflow, details))
         elif kind is EventKind.UPDATE_ACCEPTED:
             data = payload.read_data(event.data)
             self._start_update(
@@ -337,13 +311,15 @@ class WorkflowRuntime(WorkflowContext):
         future.runtime = self
         future.command = command
         future.child_id = child_id or f"{self.execution_id}/{command}"
+        future.workflow = definition.name
         self.children[command] = future
         data = {"child_id": future.child_id, "parent_close": parent_close}
         self.pending.append(Command(START_CHILD, command, definition.name, text, data))
         return future
 
     def cancel_child(self, future: ChildFuture) -> None:
-        if self.children.pop(future.command, None) is not None:
+        # The future stays in ``children``: its ChildClosed event finishes it.
+        if future.command in self.children:
             self.pending.append(
                 Command(CANCEL_CHILD, self.next_id(), data={"child_id": future.child_id})
             )
@@ -358,9 +334,20 @@ class WorkflowRuntime(WorkflowContext):
         upcoming = self._next_id
         recorded = self.markers.get(upcoming)
         if recorded is not None and recorded.name == name:
+            # The history answers (a history recorded before answers were memoized may
+            # hold a marker after an earlier unpatched answer: it replays as recorded).
+            self.patches.setdefault(patch_id, True)
             self.pending.append(Command(MARKER, self.next_id(), name))
             return True
-        if deprecated or (self.replaying and upcoming <= self.max_recorded_command):
+        if deprecated:
+            return False  # a deprecated patch records nothing new
+        known = self.patches.get(patch_id)
+        if known is None:
+            # One answer per execution and patch id, as Temporal memoizes it: an
+            # execution that took the old branch during replay keeps taking it live.
+            known = not (self.replaying and upcoming <= self.max_recorded_command)
+            self.patches[patch_id] = known
+        if not known:
             return False  # this execution was recorded before the patch existed
         self.pending.append(Command(MARKER, self.next_id(), name))
         return True
@@ -390,7 +377,7 @@ class WorkflowRuntime(WorkflowContext):
             except asyncio.CancelledError:
                 data["error"] = Failure("CancelledError", "the workflow closed").to_dict()
             except Exception as exc:
-                data["error"] = Failure.from_exception(exc).to_dict()
+                data["error"] = Failure.from_exception(exc, encode=self._encode).to_dict()
             self.pending.append(Command(COMPLETE_UPDATE, None, name, text, data))
 
         self.loop.create_task(run())
@@ -420,7 +407,11 @@ class WorkflowRuntime(WorkflowContext):
                 return
             self.pending.append(Command(COMPLETE, payload=text))
         else:
-            self.pending.append(Command(FAIL, failure=Failure.from_exception(exc)))
+            failure = Failure.from_exception(exc, encode=self._encode)
+            self.pending.append(Command(FAIL, failure=failure))
+
+    def _encode(self, value: Any) -> str:
+        return self.payloads.encode_value(value, what="the details of the workflow's error")
 
 
 def replay(

@@ -22,9 +22,9 @@ from nbconductor.engine.definition import Registry
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution
-from nbconductor.engine.payload import Payloads, event_data
+from nbconductor.engine.payload import Payloads, event_data, read_data
 from nbconductor.engine.roster import Roster
-from nbconductor.errors import NbconductorError, UpdateRejected
+from nbconductor.errors import ExecutionClosed, NbconductorError, UpdateRejected
 from nbconductor.storage.records import EventKind, ExecutionRecord, Status
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,99}$")
@@ -84,6 +84,7 @@ class Steering:
         return result.result(timeout)
 
     def query(self, execution_id: str, name: str, *args: Any) -> Any:
+        execution_id = self._roster.latest(execution_id)
         record = self._roster.record_of(execution_id)
         definition = self._registry.workflow(record.workflow)
         handler = definition.queries.get(name)
@@ -93,14 +94,28 @@ class Steering:
         return handler.fn(self.state_of(execution_id), *args)
 
     def state_of(self, execution_id: str) -> dict:
+        execution_id = self._roster.latest(execution_id)
         live = self._roster.get(execution_id)
-        if live is None:
-            self._roster.record_of(execution_id)
-            return {}
-        return copy.deepcopy(live.state)
+        if live is not None:  # open, or closing in a commit still under way
+            return copy.deepcopy(live.state)
+        record = self._roster.record_of(execution_id)
+        if not record.status.closed:
+            return {}  # starting, or waiting for its definition: no step has run yet
+        # Closed: the final state kept in its closing event (read again each time, so
+        # every caller gets its own copy).
+        event = self._roster.closing_event(execution_id)
+        data = read_data(event.data) if event is not None else {}
+        if data.get("state") is False:
+            raise ExecutionClosed(
+                f"execution {execution_id!r} is {record.status.title} and its final state "
+                "was not kept: it held a value the codec cannot store. Keep storable "
+                "values in nc.state, or return what you need as the workflow's result"
+            )
+        # No state recorded: it was empty (or closed before final states were kept).
+        return self._payloads.payload_field(data, "state") or {}
 
     def progress_of(self, execution_id: str) -> dict:
-        live = self._roster.get(execution_id)
+        live = self._roster.get(self._roster.latest(execution_id))
         if live is None:
             return {"fraction": None, "message": None, "tasks": []}
         tasks = []
@@ -121,7 +136,7 @@ class Steering:
         return {"fraction": fraction, "message": message, "tasks": tasks}
 
     def waiting_signals(self, execution_id: str) -> list[str]:
-        live = self._roster.get(execution_id)
+        live = self._roster.get(self._roster.latest(execution_id))
         return list(live.waiting_signals) if live is not None else []
 
     def open_executions(self, workflow: str | None = None) -> list[ExecutionRecord]:
@@ -149,8 +164,9 @@ class Steering:
     def terminate(self, live: LiveExecution, reason: str | None) -> None:
         """Close the execution as Terminated; no more of its code runs."""
         reason = reason or "terminated"
+        state = self._activations.final_state(live)
         self._ledger.record(
-            live, EventKind.EXECUTION_TERMINATED, data=event_data({"reason": reason})
+            live, EventKind.EXECUTION_TERMINATED, data=event_data({"reason": reason}, state=state)
         )
         self._activations.close(live, Status.TERMINATED, error=Failure("Terminated", reason))
 

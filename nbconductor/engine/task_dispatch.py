@@ -24,6 +24,10 @@ from nbconductor.engine.roster import Roster
 from nbconductor.engine.task_runner import Attempt, Outcome, ThreadRunner, run_async
 from nbconductor.storage.records import EventKind, Status
 
+# How long a timed-out async attempt gets to run its cleanup (``finally``, ``except
+# CancelledError``) before the workflow sees the timeout anyway.
+CLEANUP_GRACE = 5.0
+
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat()
@@ -127,6 +131,13 @@ class TaskDispatch:
             now_ts,
             now,
             payloads=self._payloads,
+            workflow=live.record.workflow,
+            scheduled_at=state.scheduled_at,
+            previous_details=(
+                None
+                if state.heartbeat_text is None
+                else self._payloads.decode_value(state.heartbeat_text)
+            ),
         )
         state.current = attempt
         self.in_flight += 1
@@ -147,12 +158,14 @@ class TaskDispatch:
             self._runner.submit(attempt, now, self._report)
 
     async def _run_async(self, attempt: Attempt, scope: anyio.CancelScope) -> None:
-        if attempt.abandoned:
-            return  # abandoned before it started: none of its code runs
-        with scope:
-            outcome = await run_async(attempt, self._clock.now)
-        if not scope.cancel_called:  # else abandoned: the engine already accounted for it
-            self._ledger.post(lambda: self._on_outcome(outcome))
+        if not attempt.abandoned:  # else abandoned before it started: none of its code runs
+            with scope:
+                outcome = await run_async(attempt, self._clock.now)
+            if not scope.cancel_called:  # else abandoned: the engine accounted for it
+                self._ledger.post(lambda: self._on_outcome(outcome))
+        attempt.stopped = True
+        if attempt.on_stopped is not None:  # a timeout waits for the cleanup to end
+            self._ledger.post(attempt.on_stopped)
 
     def _report(self, outcome: Outcome) -> None:  # called on a pool thread
         self._ledger.post(lambda: self._on_outcome(outcome))
@@ -211,13 +224,15 @@ class TaskDispatch:
         fields = {**extra, "error": error.to_dict(), "final": retry_at is None}
         if retry_at is not None:
             fields["retry_at"] = _iso(retry_at)
+        if attempt.heartbeat_text is not None:  # the next attempt resumes from it
+            state.heartbeat_text = attempt.heartbeat_text
         event = self._ledger.record(
             live,
             EventKind.TASK_FAILED,
             command=attempt.command,
             name=state.name,
             attempt=attempt.number,
-            data=event_data(fields),
+            data=event_data(fields, last_heartbeat_details=attempt.heartbeat_text),
         )
         if retry_at is None:
             del live.tasks[attempt.command]
@@ -270,6 +285,34 @@ class TaskDispatch:
         self.abandon(attempt)
         if state is None or state.current is not attempt:
             return
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if recorded or live.tasks.get(attempt.command) is not state:
+                return  # recorded already, or the task was cancelled or its execution closed
+            recorded = True
+            if state.current is attempt:
+                self._record_timeout(live, state, attempt, which, limit, final)
+
+        if attempt.handle is not None and not attempt.stopped:
+            # An async attempt is being cancelled: its finally blocks run before the
+            # workflow sees the timeout (Temporal waits for a cancelled activity too),
+            # for at most CLEANUP_GRACE seconds.
+            attempt.on_stopped = record
+            self._ledger.push(self._ledger.now.timestamp() + CLEANUP_GRACE, record)
+        else:
+            record()
+
+    def _record_timeout(
+        self,
+        live: LiveExecution,
+        state: TaskState,
+        attempt: Attempt,
+        which: str,
+        limit: float,
+        final: bool,
+    ) -> None:
         state.current = None
         label = which.replace("_", "-")
         error = Failure.task_timeout(

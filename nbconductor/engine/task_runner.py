@@ -18,7 +18,7 @@ from typing import Any
 from nbconductor.engine.definition import TaskDefinition
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.payload import PLAIN, Payloads
-from nbconductor.errors import TaskCancelled
+from nbconductor.errors import NotInTask, TaskCancelled
 
 
 @dataclass(eq=False)
@@ -35,11 +35,42 @@ class Attempt:
     started_at: datetime | None = None
     last_heartbeat: float | None = None  # engine clock, epoch seconds
     heartbeat_details: Any = None
+    heartbeat_text: str | None = None  # heartbeat_details through the codec, once given
     progress: float | None = None
     cancel_requested: bool = False
     abandoned: bool = False  # timed out, cancelled or its execution closed: ignore outcome
     handle: Any = field(default=None, repr=False)  # the asyncio task of an async attempt
     payloads: Payloads = field(default=PLAIN, repr=False)  # its engine's (pickle opt-in)
+    workflow: str = ""  # the workflow of the execution that scheduled it
+    scheduled_at: datetime | None = None
+    previous_details: Any = None  # the previous attempt's last heartbeat details
+    stopped: bool = False  # an async attempt's coroutine has returned (finally blocks ran)
+    on_stopped: Callable[[], None] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a running task attempt knows of itself (:func:`task_info`).
+
+    Attributes:
+        execution_id: the execution that scheduled the task.
+        workflow: that execution's workflow name.
+        task: the task's name.
+        attempt: 1 on the first attempt, 2 on the first retry, ...
+        scheduled_at: when the workflow scheduled the task (the same for every attempt).
+        started_at: when this attempt started.
+        heartbeat_details: the details of the previous attempt's last
+            ``heartbeat(details=...)``, None on the first attempt or when it gave none:
+            a retry resumes from the last checkpoint (Temporal's resumable activity).
+    """
+
+    execution_id: str
+    workflow: str
+    task: str
+    attempt: int
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    heartbeat_details: Any
 
 
 @dataclass(slots=True)
@@ -61,15 +92,61 @@ def current_attempt() -> Attempt | None:
     return _current.get()
 
 
+def task_info() -> TaskInfo:
+    """The running task attempt's execution, workflow, task, attempt number, times and
+    the previous attempt's last heartbeat details.
+
+    Example:
+        >>> @task(retry=Retry(max_attempts=5))
+        ... def load(rows: int) -> int:
+        ...     done = task_info().heartbeat_details or 0   # resume from the checkpoint
+        ...     for row in range(done, rows):
+        ...         ...
+        ...         heartbeat(details=row + 1)
+        ...     return rows
+
+    Raises:
+        NotInTask: called outside a running task attempt.
+    """
+    attempt = _current.get()
+    if attempt is None:
+        raise NotInTask(
+            "task_info() works only inside a running task attempt; a task function "
+            "called directly (e.g. to try it in a cell) has no attempt"
+        )
+    return TaskInfo(
+        execution_id=attempt.execution_id,
+        workflow=attempt.workflow,
+        task=attempt.definition.name,
+        attempt=attempt.number,
+        scheduled_at=attempt.scheduled_at,
+        started_at=attempt.started_at,
+        heartbeat_details=attempt.previous_details,
+    )
+
+
 def heartbeat(details: Any = None, progress: float | None = None) -> None:
     """Tell the engine this task is alive (resets its heartbeat timeout).
 
+    ``details`` is a checkpoint: a value the codec can store. If the attempt fails, the
+    next attempt reads the last one from ``task_info().heartbeat_details``, and the
+    workflow from ``TaskFailed.last_heartbeat_details``.
+
     Raises :class:`TaskCancelled` when the workflow no longer wants the result, so a long
     loop that heartbeats stops promptly. Outside a task it does nothing.
+
+    Raises:
+        PayloadError: ``details`` cannot be stored.
     """
     attempt = _current.get()
     if attempt is None:
         return
+    if details is not None:  # encoded now, so a value that cannot be stored fails here
+        attempt.heartbeat_text = attempt.payloads.encode_value(
+            details, what=f"the heartbeat details of task {attempt.definition.name}"
+        )
+    else:
+        attempt.heartbeat_text = None
     attempt.last_heartbeat = attempt.clock().timestamp()
     attempt.heartbeat_details = details
     if progress is not None:
@@ -104,6 +181,16 @@ def _finish(attempt: Attempt, value: Any) -> Outcome:
     return Outcome(attempt, result=text, started_at=attempt.started_at)
 
 
+def _failed(attempt: Attempt, exc: BaseException) -> Outcome:
+    def encode(details: Any) -> str:  # an ApplicationError's details travel as a value
+        return attempt.payloads.encode_value(
+            details, what=f"the error details of task {attempt.definition.name}"
+        )
+
+    error = Failure.from_exception(exc, encode=encode)
+    return Outcome(attempt, error=error, started_at=attempt.started_at)
+
+
 def run_sync(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
     """Run a sync attempt on the calling (pool) thread."""
     attempt.started_at = now()
@@ -112,7 +199,7 @@ def run_sync(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
         args, kwargs = attempt.payloads.decode_input(attempt.input_text)
         value = attempt.definition.fn(*args, **kwargs)
     except BaseException as exc:  # a task's KeyboardInterrupt is its failure, not ours
-        return Outcome(attempt, error=Failure.from_exception(exc), started_at=attempt.started_at)
+        return _failed(attempt, exc)
     finally:
         _current.reset(token)
     return _finish(attempt, value)
@@ -126,7 +213,7 @@ async def run_async(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
         args, kwargs = attempt.payloads.decode_input(attempt.input_text)
         value = await attempt.definition.fn(*args, **kwargs)
     except BaseException as exc:
-        return Outcome(attempt, error=Failure.from_exception(exc), started_at=attempt.started_at)
+        return _failed(attempt, exc)
     return _finish(attempt, value)
 
 

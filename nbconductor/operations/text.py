@@ -70,6 +70,8 @@ def execution_text(x: dict[str, Any]) -> str:
         if isinstance(error, dict):
             summary = f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": ")
             lines.append(f"  error:      {summary}")
+            if error.get("details") is not None:  # an ApplicationError's details
+                lines.append(f"  details:    {_payload(error['details'])}")
             trace = error.get("traceback")
             if trace:
                 lines.append("  traceback:")

@@ -7,6 +7,7 @@ the same HTML is the live view's picture and the static ``text/html`` fallback
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from nbconductor.storage.records import Status
@@ -158,6 +159,9 @@ def _error(error: dict) -> str:
         'background:var(--jp-layout-color2,#f5f5f5)">'
         f"<strong>{esc(kind)}</strong>{': ' + esc(message) if message else ''}"
     )
+    if error.get("details") is not None:  # an ApplicationError's details, as stored
+        details = json.dumps(error["details"], ensure_ascii=False)
+        body += f'<div style="{MONO}">details: {esc(details)}</div>'
     if trace:
         body += (
             '<details data-nbc-key="traceback"><summary style="cursor:pointer">Traceback'

@@ -342,7 +342,9 @@ def test_pickle_opt_in_belongs_to_the_engine_that_chose_it():
 def test_idempotent_start_answers_with_the_existing_execution_at_once(engine):
     first = engine.start(sequence, 1, id="exists-1")
     first.result(timeout=10)
-    again = engine.start(fan_out, 3, id="exists-1")  # another workflow, same id
+    with pytest.raises(nc.ExecutionAlreadyExists):  # another workflow, same id
+        engine.start(fan_out, 3, id="exists-1")
+    again = engine.start(sequence, 3, id="exists-1")
     assert again.workflow == "sequence"
     assert again.status is Status.COMPLETED  # no "Running" moment
     assert again.result(timeout=1) == [0]
