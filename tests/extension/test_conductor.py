@@ -218,3 +218,20 @@ def test_schedule_and_fork_subcommands(loaded_shell, capsys):
     forked = result.result
     assert forked.result(timeout=10) == loaded_shell.user_ns["origin"].result(timeout=10)
     assert forked.describe().origin_id == "fork-origin"
+
+
+def test_a_table_magic_before_the_cells_end_is_displayed_there(loaded_shell, capsys):
+    """IPython displays only a cell's last value; the tables of %conductor show anyway."""
+    _task, flow = define_pair(loaded_shell, capsys)
+    run(loaded_shell, capsys, f"run = {flow}.start(1, id='shown-mid')\nrun.result(timeout=10)")
+    result, out = run(
+        loaded_shell, capsys, "%conductor list --text\nafter = 1\n%wf history shown-mid\nafter"
+    )
+    assert "shown-mid" in out, out  # the list, displayed where it stands
+    assert "ExecutionCompleted" in out, out  # the history too
+    assert result.result == 1  # the cell's own last value is untouched
+    # An assignment keeps the value and shows nothing; the last line is displayed once.
+    result, out = run(loaded_shell, capsys, "rows = %conductor list --text\n%conductor list --text")
+    assert isinstance(loaded_shell.user_ns["rows"], Table)
+    assert out.count("shown-mid") == 1, out
+    assert isinstance(result.result, Table)
