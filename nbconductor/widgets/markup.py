@@ -6,7 +6,7 @@ GitHub or nbval shows, so the look is set by inline styles using JupyterLab's CS
 variables (with fallbacks for renderers outside Lab) rather than by a stylesheet a
 static renderer would not load.
 
-What varies from run to run is written in the forms ``notebooks/sanitize.cfg`` rewrites:
+What varies from run to run is written in the forms ``notebook-sources/sanitize.cfg`` rewrites:
 times as ``YYYY-MM-DD HH:MM:SS`` (UTC), durations as ``123 ms`` or ``4.5 s``.
 """
 
@@ -96,7 +96,7 @@ def progress_bar(
 
 
 def format_time(value: datetime | None) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in UTC (the form notebooks/sanitize.cfg rewrites)."""
+    """``YYYY-MM-DD HH:MM:SS`` in UTC (the form notebook-sources/sanitize.cfg rewrites)."""
     if value is None:
         return ""
     if value.tzinfo is not None:

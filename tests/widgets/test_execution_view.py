@@ -17,7 +17,7 @@ from nbconductor.testing import wait_for
 from nbconductor.widgets.execution_view import ExecutionView
 
 RELEASE = threading.Event()
-SANITIZE = Path(__file__).parents[2] / "notebooks" / "sanitize.cfg"
+SANITIZE = Path(__file__).parents[2] / "notebook-sources" / "sanitize.cfg"
 
 
 @pytest.fixture(autouse=True)
