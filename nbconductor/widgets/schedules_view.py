@@ -41,8 +41,8 @@ __all__ = (
     "snapshot_html",
 )
 
-#: Seconds between checks for schedule changes made from code (pausing a schedule
-#: commits no execution change, so no notice tells the view).
+#: Seconds between redraws while nothing changes (the next fires move on with time);
+#: a change to a schedule redraws at once (``engine.schedules.subscribe``).
 POLL = 2.0
 
 
@@ -290,7 +290,11 @@ class SchedulesView(SnapshotView):
         self.detail.add_class("nbc-detail")
         super().__init__([self.empty, self.cards, self.preview_box, self.detail])
         self.add_class("nbc-schedules-view")
-        self._unsubscribe = engine.subscribe(self._on_engine_change) if live else None
+        self._unsubscribe = None
+        if live:
+            runs = engine.subscribe(self._on_engine_change)
+            schedules = engine.schedules.subscribe(self._on_schedules_change)
+            self._unsubscribe = lambda: (runs(), schedules())
         self.refresh()
         if self._poll is not None:
             self._coalescer.mark(self, self._poll)
@@ -299,6 +303,9 @@ class SchedulesView(SnapshotView):
         if any("@" in i for i in changed):  # a schedule's run started or changed
             self._runs_changed = True
             self._coalescer.mark(self)
+
+    def _on_schedules_change(self, _changed: set[str]) -> None:
+        self._coalescer.mark(self)  # engine thread: only mark
 
     def refresh(self) -> float | None:
         """Redraw the schedules that changed; returns the next poll delay."""

@@ -235,3 +235,23 @@ def test_a_table_magic_before_the_cells_end_is_displayed_there(loaded_shell, cap
     assert isinstance(loaded_shell.user_ns["rows"], Table)
     assert out.count("shown-mid") == 1, out
     assert isinstance(result.result, Table)
+
+
+def test_the_schedules_view_shows_a_resume_made_just_before_the_engine_stops(loaded_shell, capsys):
+    """Run All on 05-schedules: [20] showed "Paused" for good, because [21]'s resume
+    never reached the view before the last cell stopped the engine."""
+    _task, flow = define_pair(loaded_shell, capsys)
+    result, out = run(
+        loaded_shell,
+        capsys,
+        f"import nbconductor\nschedules = nbconductor.engine().schedules\n"
+        f"schedules.create('office', '{flow}', every='1 hour', args=[1])\n"
+        "schedules.pause('office', note='closed')",
+    )
+    assert result.success, out
+    result, _ = run(loaded_shell, capsys, "%conductor schedules")
+    view = result.result
+    assert "Paused" in view._cards["office"].panel.html
+    result, out = run(loaded_shell, capsys, "schedules.resume('office')\n%unload_ext nbconductor")
+    assert result.success, out
+    assert "Active" in view._cards["office"].panel.html

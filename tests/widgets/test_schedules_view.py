@@ -118,3 +118,16 @@ def test_reprs(engine, coalescer):
         assert bundle["text/html"].count('data-testid="nbc-schedule"') == 2
     finally:
         view.close()
+
+
+def test_a_change_made_from_code_shows_without_waiting_for_a_poll(engine, coalescer):
+    engine.schedules.create("hourly", sv_report, every="1 hour")
+    view = SchedulesView(engine, coalescer=coalescer, poll=3600.0)
+    (card,) = view._cards.values()
+    assert "Active" in card.panel.html
+    engine.schedules.pause("hourly", note="holidays")
+    wait_for(lambda: "Paused" in card.panel.html, timeout=5, what="the pause")
+    assert "holidays" in card.panel.html and card.pause.disabled
+    engine.schedules.resume("hourly")
+    wait_for(lambda: "Active" in card.panel.html, timeout=5, what="the resume")
+    view.close()
