@@ -130,11 +130,14 @@ def _progress(s: ExecutionSnapshot) -> str:
     if s.status is None:
         return ""
     tone = "completed" if s.status is Status.COMPLETED else s.badge.tone
-    # The percentage only when the workflow reports it: "3/3 tasks" while it still
-    # sleeps is the truth, "100%" would not be.
+    # The percentage only when the workflow reports it, and no "3/3 tasks" either: the
+    # tasks scheduled so far say nothing of those still to come.
     label = f"{round(s.fraction * 100)}%" if s.explicit_progress else ""
     if s.tasks_total:
-        label += f"{' · ' if label else ''}{s.tasks_done}/{s.tasks_total} tasks"
+        done = f"{s.tasks_done} task{'s' * (s.tasks_done != 1)} done"
+        if s.tasks_total > s.tasks_done:
+            done += f", {s.tasks_total - s.tasks_done} open"
+        label += f"{' · ' if label else ''}{done}"
     message = ""
     if s.message:
         dot = " · " if label else ""
@@ -194,6 +197,8 @@ def _running_by_command(s: ExecutionSnapshot) -> dict[str, dict]:
 def _step_label(step: Step, running: dict | None, s: ExecutionSnapshot, live: bool) -> str:
     icon = _KIND_ICON.get(step.kind, "•")
     name = _link(step.link, step.name) if step.kind == "child" and step.link else esc(step.name)
+    if step.kind == "timer" and step.waits_for:
+        return _signal_timeout_label(step, icon, s, live)
     bits = [f'<span style="{MUTED}">{icon}</span> {name}']
     if step.kind == "task" and len(step.attempts) + (1 if running else 0) > 1:
         tries = len(step.attempts) + (1 if running and running.get("running") else 0)
@@ -224,6 +229,28 @@ def _step_label(step: Step, running: dict | None, s: ExecutionSnapshot, live: bo
         details = str(running["details"])
         bits.append(f'<span style="{MUTED}">{esc(details[:80])}</span>')
     return " ".join(bits)
+
+
+def _signal_timeout_label(step: Step, icon: str, s: ExecutionSnapshot, live: bool) -> str:
+    """A signal's timeout says what it waits for: "waiting for signal approve, gives
+    up in 1 d 23 h", not "sleep pending"."""
+    signal = esc(step.waits_for)
+    head = f'<span style="{MUTED}">{icon}</span>'
+    if step.open:
+        if step.due is None:
+            when = ""
+        elif live:
+            when = f", gives up {until(step.due, s.now)}"
+        else:
+            when = f", gives up at {time_tag(step.due)}"
+        return f"{head} waiting for signal {signal}{when}"
+    outcome = "received" if step.state == "cancelled" else "gave up"
+    if step.state == "fired":
+        outcome = "timed out"
+    return (
+        f"{head} timeout of signal {signal} "
+        f'<span class="nbc-step-state" style="{MUTED}">{outcome}</span>'
+    )
 
 
 def _hidden_line(hidden: dict[str, int]) -> str:
@@ -299,7 +326,8 @@ def _step_bars(step: Step, live_task: dict | None, t1: datetime, x) -> list[str]
             tone = "running"
         else:
             tone = "pending"  # queued, or waiting to retry
-        bars.append(_bar(x(cursor), x(t1), tone, step.state, open=True))
+        title = f"waiting for signal {step.waits_for}" if step.waits_for else step.state
+        bars.append(_bar(x(cursor), x(t1), tone, title, open=True))
     elif not step.attempts:
         bars.append(
             _bar(x(step.start), x(step.end), _STATE_TONE.get(step.state, "pending"), step.state)

@@ -115,6 +115,7 @@ class ExecutionReader:
         )
         fraction, message = _overall_progress(record, progress, self.timeline)
         steps, hidden = _visible_steps(self.timeline)
+        _name_signal_timeouts(steps, waiting)
         error = _error_of(record)
         return ExecutionSnapshot(
             id=self.id,
@@ -154,20 +155,31 @@ class ExecutionReader:
 def _overall_progress(
     record: ExecutionRecord, progress: dict, timeline: Timeline
 ) -> tuple[float | None, str]:
-    """Explicit ``progress()`` when the workflow reports it, else tasks done / scheduled."""
+    """Explicit ``progress()`` when the workflow reports it; else full once completed and
+    unknown before (the tasks scheduled so far say nothing of those still to come)."""
     message = progress.get("message") or ""
     if record.status is Status.COMPLETED:
         return 1.0, message
     fraction = progress.get("fraction")
     if fraction is not None:
         return fraction, message
-    total = timeline.tasks_total
     if not message:
         running = [t for t in progress.get("tasks", ()) if t.get("running")]
         if running:
             names = ", ".join(dict.fromkeys(t["task"] for t in running))
             message = f"running {names}"
-    return (timeline.tasks_done / total if total else None), message
+    return None, message
+
+
+def _name_signal_timeouts(steps: tuple[Step, ...], waiting: list[str]) -> None:
+    """The one open timer of an execution waiting for signals is their timeout.
+
+    The history does not say why a timer started; ``nc.signal(name, timeout=...)``
+    starts one while it waits, and a workflow rarely also sleeps meanwhile.
+    """
+    timers = [s for s in steps if s.kind == "timer" and s.open]
+    if waiting and len(timers) == 1:
+        timers[0].waits_for = ", ".join(waiting)
 
 
 def _visible_steps(timeline: Timeline) -> tuple[tuple[Step, ...], dict[str, int]]:

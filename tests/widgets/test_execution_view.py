@@ -54,6 +54,14 @@ async def wv_approval(n: int) -> str:
 
 
 @nc.workflow
+async def wv_offer() -> str:
+    await wv_double(1)
+    decision = await nc.signal("approve", timeout="2d")
+    await nc.sleep("1h")
+    return f"decided {decision}"
+
+
+@nc.workflow
 async def wv_reports_progress() -> None:
     nc.progress(0.25, "a quarter done")
     await nc.signal("go")
@@ -420,4 +428,34 @@ def test_a_start_not_recorded_yet_shows_starting(engine, coalescer, monkeypatch)
     monkeypatch.setattr(engine, "describe", real)
     view._on_engine_change({h.id})  # the commit that records the start
     wait_for(lambda: label(view) == "Waiting for signal", what="the recorded start")
+    h.terminate()
+
+
+def test_a_signal_timeout_says_what_it_waits_for(engine, coalescer):
+    """Not "sleep pending in 1 d 23 h": the timer is the timeout of a signal wait."""
+    h = engine.start(wv_offer)
+    view = view_of(engine, h, coalescer)
+    wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
+    html = view.panel.html
+    assert "waiting for signal approve, gives up " in html
+    assert re.search(r"gives up <span class=\"nbc-countdown\"[^>]*>in (2 d 0 h|1 d 23 h)<", html)
+    assert 'sleep <span class="nbc-step-state"' not in html and 'title="pending"' not in html
+    static = view.snapshot_html()
+    assert "waiting for signal approve, gives up at <time" in static
+    h.signal("approve", True)
+    wait_for(lambda: label(view) == "Sleeping", what="the sleep after the signal")
+    html = view.panel.html
+    assert "timeout of signal approve" in html and ">received<" in html
+    assert 'sleep <span class="nbc-step-state"' in html  # the later sleep is a sleep
+    h.terminate()
+
+
+def test_an_open_execution_does_not_claim_to_be_done(engine, coalescer):
+    """All its tasks done, still waiting: no full bar, no "1/1 tasks"."""
+    h = engine.start(wv_offer)
+    view = view_of(engine, h, coalescer)
+    wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
+    assert view.snapshot.fraction is None
+    assert 'data-fraction="1.000"' not in view.panel.html
+    assert "1 task done" in view.panel.html and "/1 tasks" not in view.panel.html
     h.terminate()
