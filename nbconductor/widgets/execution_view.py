@@ -53,7 +53,7 @@ class _SignalRow:
         self.button = w.Button(description=name, tooltip=f"send signal {name!r}")
         self.button.add_class("nbc-signal")
         self.payload = w.Text(
-            placeholder='payload as JSON, e.g. {"by": "ann"} (empty sends null)',
+            placeholder='payload as JSON, e.g. {"by": "ann"}, or null for none',
             layout=w.Layout(width="22em"),
         )
         self.payload.add_class("nbc-signal-payload")
@@ -115,10 +115,12 @@ class ExecutionView(SnapshotView):
         self.confirm_box.add_class("nbc-terminate-confirmation")
         self.message = w.HTML("")
         self.message.add_class("nbc-control-error")
+        self.stop_buttons = w.HBox([self.cancel_button, self.terminate_button])
+        self.stop_buttons.add_class("nbc-stop-buttons")
         self.controls = w.VBox(
             [
                 self.signal_rows,
-                w.HBox([self.cancel_button, self.terminate_button]),
+                self.stop_buttons,
                 self.confirm_box,
                 self.message,
             ]
@@ -207,13 +209,25 @@ class ExecutionView(SnapshotView):
                 self.keep_button,
             ):
                 button.disabled = closed
+            # A closed execution cannot be stopped: no red Terminate beside "Completed".
+            self.stop_buttons.layout.display = "none" if closed else None
+            if closed:
+                self.confirm_box.layout.display = "none"
 
     # ------------------------------------------------------- main-thread actions
 
     def _send_signal(self, row: _SignalRow) -> None:
         text = row.payload.value.strip()
+        if not text:
+            # An empty field is no decision: None may mean "no" to the workflow (an
+            # offer withdrawn), so the user says null if they mean it.
+            row.error.value = _error_html(
+                'type the payload as JSON (e.g. {"by": "ann"}, true, or null for none); '
+                "nothing was sent"
+            )
+            return
         try:
-            value = json.loads(text) if text else None
+            value = json.loads(text)
         except ValueError as exc:
             row.error.value = _error_html(f"not valid JSON ({exc}); nothing was sent")
             return

@@ -168,6 +168,7 @@ def test_buttons_disable_and_the_view_stops_following_once_closed(engine, coales
     assert not coalescer.pending(view)
     for button in (view.cancel_button, view.terminate_button, view.confirm_button):
         assert button.disabled
+    assert view.stop_buttons.layout.display == "none"  # no red Terminate once completed
     assert view.signal_rows.children == ()  # a closed execution takes no signals
 
 
@@ -181,7 +182,7 @@ def test_an_invalid_payload_shows_an_error_and_sends_nothing(engine, coalescer):
     assert "not valid JSON" in row.error.value and "nothing was sent" in row.error.value
     assert not any(e.kind is EventKind.SIGNAL_RECEIVED for e in h.history())
     assert h.waiting_for == ["approve"]
-    row.payload.value = ""  # empty sends null
+    row.payload.value = "null"
     row.button.click()
     assert row.error.value == ""
     assert h.result(timeout=5) == "approved by nobody after 0"
@@ -406,6 +407,7 @@ def test_public_function_uses_the_shared_refresher(engine):
     view = widgets.execution_view(engine, h.id)
     try:
         wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
+        view._rows["approve"].payload.value = "null"  # an explicit "no payload"
         view._rows["approve"].button.click()
         wait_for(lambda: label(view) == "Completed", what="completion")
     finally:
@@ -459,3 +461,18 @@ def test_an_open_execution_does_not_claim_to_be_done(engine, coalescer):
     assert 'data-fraction="1.000"' not in view.panel.html
     assert "1 task done" in view.panel.html and "/1 tasks" not in view.panel.html
     h.terminate()
+
+
+def test_an_empty_payload_sends_nothing(engine, coalescer):
+    """The 02 offer was withdrawn by a click on an empty field: None decided for the user."""
+    h = engine.start(wv_approval, 0)
+    view = view_of(engine, h, coalescer)
+    wait_for(lambda: "approve" in view._rows, what="the signal button")
+    assert view.stop_buttons.layout.display != "none"
+    row = view._rows["approve"]
+    row.button.click()
+    assert "nothing was sent" in row.error.value and "null" in row.error.value
+    assert not any(e.kind is EventKind.SIGNAL_RECEIVED for e in h.history())
+    row.payload.value = "null"
+    row.button.click()
+    assert h.result(timeout=5) == "approved by nobody after 0"
