@@ -173,7 +173,8 @@ def _error(error: dict) -> str:
 # ---------------------------------------------------------------- timeline
 
 
-_KIND_ICON = {"task": "▶", "timer": "◷", "signal": "✉", "child": "↳", "update": "✎", "cancel": "✖"}
+# No "▶" for tasks: it read as an expander that did nothing (attempts have their own).
+_KIND_ICON = {"task": "⚙", "timer": "◷", "signal": "✉", "child": "↳", "update": "✎", "cancel": "✖"}
 _STATE_TONE = {
     "scheduled": "running",
     "retrying": "retrying",
@@ -253,6 +254,43 @@ def _signal_timeout_label(step: Step, icon: str, s: ExecutionSnapshot, live: boo
     )
 
 
+def _attempts(step: Step, running: dict | None) -> str:
+    """A task's attempts, collapsed under "N attempts", when there was more than one or
+    one failed: when each ran, how long, how it ended, when the next one is due."""
+    if step.kind != "task":
+        return ""
+    live = running is not None and running.get("running")
+    if len(step.attempts) + (1 if live else 0) < 2 and all(a.ok for a in step.attempts):
+        return ""
+    rows = []
+    for attempt in step.attempts:
+        took = format_duration((attempt.end - attempt.start).total_seconds())
+        if attempt.ok:
+            outcome = "succeeded"
+        else:
+            outcome = f"failed: {esc(attempt.error)}"
+            if attempt.retry_at is not None:
+                outcome += f"; next attempt at {time_tag(attempt.retry_at)}"
+        rows.append(
+            f'<li data-testid="nbc-attempt" data-ok="{str(attempt.ok).lower()}">attempt '
+            f"{attempt.number}: started {time_tag(attempt.start)}, took {took}, {outcome}</li>"
+        )
+    if live:
+        details = running.get("details")
+        heartbeat = f", last heartbeat: {esc(str(details)[:200])}" if details is not None else ""
+        rows.append(
+            f'<li data-testid="nbc-attempt" data-ok="running">attempt {len(step.attempts) + 1}: '
+            f"running{heartbeat}</li>"
+        )
+    count = len(rows)
+    return (
+        f'<details class="nbc-attempts" data-testid="nbc-attempts" '
+        f'data-nbc-key="attempts:{esc(step.key)}" style="margin:0 0 2px 1.5em;{MUTED}">'
+        f'<summary style="cursor:pointer">{count} attempts</summary>'
+        f'<ul style="margin:2px 0 2px 1.2em;padding:0">{"".join(rows)}</ul></details>'
+    )
+
+
 def _hidden_line(hidden: dict[str, int]) -> str:
     total = sum(hidden.values())
     what = ", ".join(f"{n} {k}" for k, n in sorted(hidden.items()))
@@ -267,7 +305,8 @@ def _step_list(s: ExecutionSnapshot) -> str:
         rows.append(
             f'<li class="nbc-step" data-testid="nbc-step" data-kind="{esc(step.kind)}" '
             f'data-state="{esc(step.state)}" style="list-style:none;padding:1px 0">'
-            f"{_step_label(step, running.get(step.key), s, live=False)}</li>"
+            f"{_step_label(step, running.get(step.key), s, live=False)}"
+            f"{_attempts(step, running.get(step.key))}</li>"
         )
     return (
         f'<ul class="nbc-timeline" data-testid="nbc-timeline" style="margin:6px 0 0 0;'
@@ -303,6 +342,7 @@ def _gantt(s: ExecutionSnapshot) -> str:
             f'background:var(--jp-layout-color2,#f3f3f3);border-radius:2px">{"".join(bars)}'
             "</div></div>"
         )
+        rows.append(_attempts(step, live_task))
     return (
         '<div class="nbc-timeline nbc-gantt" data-testid="nbc-timeline" '
         f'style="margin-top:6px;padding-top:4px;border-top:1px solid {BORDER}">'

@@ -161,7 +161,8 @@ class Timeline:
         number = event.attempt or len(step.attempts) + 1
         step.attempts.append(AttemptSpan(number, started, event.at, ok, error, retry_at))
         if ok:
-            step.state, step.end, step.due = "completed", event.at, None
+            # An earlier attempt's error is history now, not the step's outcome.
+            step.state, step.end, step.due, step.detail = "completed", event.at, None, ""
         elif retry_at is not None:
             step.state, step.due, step.detail = "retrying", retry_at, error
         else:

@@ -83,6 +83,22 @@ async def wv_sleeper() -> str:
     return "rested"
 
 
+FLAKY_CALLS: list[int] = []
+
+
+@nc.task(retry=nc.Retry(initial="10ms", max_attempts=3))
+def wv_drops_twice() -> str:
+    FLAKY_CALLS.append(1)
+    if len(FLAKY_CALLS) < 3:
+        raise ConnectionError(f"attempt {len(FLAKY_CALLS)} dropped")
+    return "through"
+
+
+@nc.workflow
+async def wv_persistent() -> str:
+    return await wv_drops_twice()
+
+
 @nc.workflow
 async def wv_retrier() -> None:
     await wv_flaky()
@@ -476,3 +492,24 @@ def test_an_empty_payload_sends_nothing(engine, coalescer):
     row.payload.value = "null"
     row.button.click()
     assert h.result(timeout=5) == "approved by nobody after 0"
+
+
+def test_a_task_that_succeeded_after_failures_shows_its_attempts(engine, coalescer):
+    """Not "completed ... ConnectionError: attempt 2 dropped": each attempt, expandable."""
+    FLAKY_CALLS.clear()
+    h = engine.start(wv_persistent)
+    view = view_of(engine, h, coalescer)
+    assert h.result(timeout=10) == "through"
+    wait_for(lambda: label(view) == "Completed", what="completion")
+    (step,) = view.snapshot.steps
+    assert step.state == "completed" and step.detail == ""
+    for html in (view.panel.html, view.snapshot_html()):
+        attempts = re.search(r'<details class="nbc-attempts".*?</details>', html)[0]
+        assert "<summary" in attempts and "3 attempts" in attempts
+        assert attempts.count('data-ok="false"') == 2 and attempts.count('data-ok="true"') == 1
+        assert "ConnectionError: attempt 1 dropped" in attempts
+        assert "ConnectionError: attempt 2 dropped" in attempts
+        assert "next attempt at <time" in attempts
+        beside = re.search(r">completed</span>(.*?)(<div class=\"nbc-track\"|<details)", html)
+        assert "dropped" not in beside[1]  # no old error beside "completed"
+    assert 'data-nbc-key="attempts:task:' in view.panel.html  # stays open across redraws
