@@ -52,8 +52,14 @@ def render(snapshot: ExecutionSnapshot, *, live: bool = True) -> str:
         f'<div class="nbc-execution" data-testid="nbc-execution" '
         f'data-execution-id="{esc(s.id)}" data-status="{esc(s.badge.tone)}" style="{FONT}">',
         _header(s, live),
-        _progress(s),
     ]
+    if s.input is not None:
+        parts.append(
+            '<div class="nbc-input" data-testid="nbc-input" style="margin-top:2px">'
+            f'<span style="{MUTED}">Input</span> '
+            f'<code style="{MONO};white-space:pre-wrap">{esc(s.input)}</code></div>'
+        )
+    parts.append(_progress(s))
     if s.steps or s.hidden:
         parts.append(_gantt(s) if live else _step_list(s))
     if s.result is not None:

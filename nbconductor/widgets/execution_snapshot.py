@@ -64,6 +64,7 @@ class ExecutionSnapshot:
     waiting: tuple[str, ...] = ()
     signals: tuple[str, ...] = ()  # declared ones, then any other awaited now (stable order)
     result: str | None = None
+    input: str | None = None  # the call's arguments, as "(1, 'a', key=2)"
     error: dict = field(default_factory=dict)
     log: tuple[str, ...] = ()
     parent_id: str | None = None
@@ -137,6 +138,7 @@ class ExecutionReader:
             waiting=tuple(waiting),
             signals=tuple(dict.fromkeys([*self._declared(record), *waiting])),
             result=_result_text(record),
+            input=_input_text(record),
             error=error,
             log=tuple(_log_lines(self.id)),
             parent_id=record.parent_id,
@@ -213,6 +215,19 @@ def _result_text(record: ExecutionRecord) -> str | None:
     except Exception:  # an opted-in pickle or a type this process cannot import
         return record.result
     text = _REPR.repr(value)
+    return text if len(text) <= _MAX_RESULT else text[: _MAX_RESULT - 1] + "…"
+
+
+def _input_text(record: ExecutionRecord) -> str | None:
+    try:
+        value = payload.decode_value(record.input)
+    except Exception:  # an opted-in pickle or a type this process cannot import
+        return record.input
+    if not isinstance(value, dict):
+        return None
+    parts = [_REPR.repr(a) for a in value.get("args", ())]
+    parts += [f"{k}={_REPR.repr(v)}" for k, v in dict(value.get("kwargs", {})).items()]
+    text = f"({', '.join(parts)})"
     return text if len(text) <= _MAX_RESULT else text[: _MAX_RESULT - 1] + "…"
 
 

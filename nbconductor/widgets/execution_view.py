@@ -76,7 +76,9 @@ class ExecutionView(SnapshotView):
 
     Attributes:
         panel: the picture (an anywidget model fed with HTML).
-        cancel_button, terminate_button: ask the engine to cancel or terminate.
+        cancel_button, terminate_button: ask the engine to cancel or terminate
+            (hidden once the execution is closed).
+        fork_button: "Re-run from here": fork the execution and open the new one below.
         confirm_button, keep_button: the terminate confirmation.
         message: errors from cancel/terminate, shown under the buttons.
         detail: views of related executions opened from links (children, parent).
@@ -115,12 +117,19 @@ class ExecutionView(SnapshotView):
         self.confirm_box.add_class("nbc-terminate-confirmation")
         self.message = w.HTML("")
         self.message.add_class("nbc-control-error")
+        self.fork_button = self._button(
+            "Re-run from here",
+            "nbc-fork",
+            "fork: a new execution that reuses this history up to the first task that "
+            "failed for good (or all of it) and runs on with the current code",
+        )
+        self.fork_button.on_click(lambda _b: self._fork())
         self.stop_buttons = w.HBox([self.cancel_button, self.terminate_button])
         self.stop_buttons.add_class("nbc-stop-buttons")
         self.controls = w.VBox(
             [
                 self.signal_rows,
-                self.stop_buttons,
+                w.HBox([self.stop_buttons, self.fork_button]),
                 self.confirm_box,
                 self.message,
             ]
@@ -239,6 +248,15 @@ class ExecutionView(SnapshotView):
         row.error.value = ""
         self._coalescer.mark(self, urgent=True)
 
+    def _fork(self) -> ExecutionView | None:
+        try:
+            handle = self.engine.fork(self.id)
+        except Exception as exc:  # engine stopped, history unreadable: say so inline
+            self.message.value = _error_html(f"{type(exc).__name__}: {exc}")
+            return None
+        self.message.value = ""
+        return self.open_execution(handle.id)
+
     def _cancel(self) -> None:
         self._control(lambda: self.engine.cancel(self.id))
 
@@ -307,6 +325,8 @@ class ExecutionView(SnapshotView):
             self.terminate_button,
             self.confirm_button,
             self.keep_button,
+            self.fork_button,
+            self.stop_buttons,
             self._question,
             self.confirm_box,
             self.message,

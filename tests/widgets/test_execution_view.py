@@ -513,3 +513,20 @@ def test_a_task_that_succeeded_after_failures_shows_its_attempts(engine, coalesc
         beside = re.search(r">completed</span>(.*?)(<div class=\"nbc-track\"|<details)", html)
         assert "dropped" not in beside[1]  # no old error beside "completed"
     assert 'data-nbc-key="attempts:task:' in view.panel.html  # stays open across redraws
+
+
+def test_the_view_shows_the_input_and_re_runs_from_here(engine, coalescer):
+    h = engine.start(wv_approval, 2)
+    view = view_of(engine, h, coalescer)
+    wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
+    assert view.snapshot.input == "(2)"
+    assert 'data-testid="nbc-input"' in view.panel.html and "(2)" in view.snapshot_html()
+    h.signal("approve", {"by": "ann"})
+    assert h.result(timeout=5) == "approved by ann after 2"
+    wait_for(lambda: label(view) == "Completed", what="completion")
+    forked = view._fork()  # what a click on "Re-run from here" does
+    assert forked is not None and view.detail.children == (forked,)
+    assert forked.id != h.id and engine.describe(forked.id).origin_id == h.id
+    wait_for(lambda: forked.snapshot.status is not None, what="the fork's record")
+    assert forked.snapshot.input == "(2)"
+    assert engine.get(forked.id).result(timeout=5) == "approved by ann after 2"  # replayed
