@@ -123,6 +123,7 @@ class ExecutionView(SnapshotView):
             "fork: a new execution that reuses this history up to the first task that "
             "failed for good (or all of it) and runs on with the current code",
         )
+        self.fork_button.layout.width = "auto"  # its words, not a truncated "Re-run from h…"
         self.fork_button.on_click(lambda _b: self._fork())
         self.stop_buttons = w.HBox([self.cancel_button, self.terminate_button])
         self.stop_buttons.add_class("nbc-stop-buttons")

@@ -530,3 +530,16 @@ def test_the_view_shows_the_input_and_re_runs_from_here(engine, coalescer):
     wait_for(lambda: forked.snapshot.status is not None, what="the fork's record")
     assert forked.snapshot.input == "(2)"
     assert engine.get(forked.id).result(timeout=5) == "approved by ann after 2"  # replayed
+
+
+def test_the_panel_answers_the_browsers_ping_itself(engine, coalescer):
+    """The browser pings to learn whether a kernel still serves the view; the answer
+    goes back on the widget's comm and never reaches the view's actions."""
+    h = engine.start(wv_approval, 0)
+    view = view_of(engine, h, coalescer)
+    sent, actions = [], []
+    view.panel.send = sent.append  # the comm to the browser (none in a test)
+    view.panel._on_action = lambda action, value: actions.append(action)
+    view.panel.send_action("ping", 12345)
+    assert sent == [{"pong": 12345}] and actions == []
+    h.terminate()
