@@ -27,9 +27,22 @@ function formatDuration(seconds) {
   return `${days} d ${hours} h`;
 }
 
+function formatAgo(seconds) {
+  // Mirrors nbconductor.widgets.markup.format_ago.
+  seconds = Math.max(0, seconds);
+  for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "min"]]) {
+    if (seconds >= size) return `${Math.floor(seconds / size)} ${unit} ago`;
+  }
+  return `${Math.floor(seconds)} s ago`;
+}
+
 function tick(root) {
   const now = Date.now();
   let live = 0;
+  for (const el of root.querySelectorAll("[data-nbc-ago]")) {
+    el.textContent = formatAgo((now - Date.parse(el.dataset.nbcAgo)) / 1000);
+    live++;
+  }
   for (const el of root.querySelectorAll("[data-nbc-since]")) {
     el.textContent = formatDuration((now - Date.parse(el.dataset.nbcSince)) / 1000);
     live++;
