@@ -349,10 +349,28 @@ def _gantt(s: ExecutionSnapshot) -> str:
             "</div></div>"
         )
         rows.append(_attempts(step, live_task))
+    if s.steps:
+        rows.append(_axis(span))
     return (
         '<div class="nbc-timeline nbc-gantt" data-testid="nbc-timeline" '
         f'style="margin-top:6px;padding-top:4px;border-top:1px solid {BORDER}">'
         f"{''.join(rows)}</div>"
+    )
+
+
+def _axis(span: float) -> str:
+    """The time axis under the bars: the execution's start, the middle and the end, as
+    times since the start (the bars' track, 55 % of the width, is what it measures)."""
+    ticks = "".join(
+        f'<span style="position:absolute;left:{pos}%;transform:translateX(-{pos}%)">'
+        f"{'0' if pos == 0 else format_duration(span * pos / 100)}</span>"
+        for pos in (0, 50, 100)
+    )
+    return (
+        '<div class="nbc-axis" data-testid="nbc-axis" style="display:flex;gap:8px;'
+        f'min-height:14px;{MUTED};font-size:smaller">'
+        '<div style="flex:0 0 45%;text-align:right">since the start</div>'
+        f'<div style="flex:1;position:relative;border-top:1px solid {BORDER}">{ticks}</div></div>'
     )
 
 

@@ -529,6 +529,8 @@ def test_the_view_shows_the_input_and_re_runs_from_here(engine, coalescer):
     assert forked.id != h.id and engine.describe(forked.id).origin_id == h.id
     wait_for(lambda: forked.snapshot.status is not None, what="the fork's record")
     assert forked.snapshot.input == "(2)"
+    axis = re.search(r'data-testid="nbc-axis".*?</div></div>', view.panel.html)[0]
+    assert ">0</span>" in axis and "since the start" in axis  # the timeline's time axis
     assert engine.get(forked.id).result(timeout=5) == "approved by ann after 2"  # replayed
 
 
