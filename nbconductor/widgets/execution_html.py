@@ -362,7 +362,8 @@ def _axis(span: float) -> str:
     """The time axis under the bars: the execution's start, the middle and the end, as
     times since the start (the bars' track, 55 % of the width, is what it measures)."""
     ticks = "".join(
-        f'<span style="position:absolute;left:{pos}%;transform:translateX(-{pos}%)">'
+        f'<span style="position:absolute;left:{pos}%;transform:translateX(-{pos}%);'
+        'white-space:nowrap">'
         f"{'0' if pos == 0 else format_duration(span * pos / 100)}</span>"
         for pos in (0, 50, 100)
     )
