@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python 3 and make):
-#   make lab    create .venv, install, open JupyterLab on notebooks/
+#   make lab    create .venv, install, open JupyterLab on notebooks/ (serving the repo)
 #   make test   create .venv, install, run lint + the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 # Jupyter refuses to run as root unless told to (containers, CI machines).
 ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# Lab serves the repository and starts in notebooks/: the tutorials link to ../docs/*.md,
+# which a server rooted in notebooks/ could not serve (404).
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --FileContentsManager.preferred_dir=notebooks $(ROOT_FLAG)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""The tutorials in notebooks/: each ``.ipynb`` is its ``.py`` source, and the code is clean.
+"""The tutorials in notebooks/: each ``.ipynb`` is its ``.py`` source (in notebook-sources/),
+the code is clean, and a reader finds what the notebooks link to.
 
 nbval (``pytest --nbval``) runs the notebooks and compares their outputs; these tests
 check what it cannot: that a committed notebook is the one its source describes, that
@@ -9,6 +10,7 @@ project's ruff rules, ``%%workflow`` and ``%%task`` bodies included.
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import importlib.util
 import json
@@ -25,11 +27,12 @@ from nbconductor.extension.cell import parse_header
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.py"))
+TOOLING = ROOT / "notebook-sources"
+SOURCES = sorted(TOOLING.glob("[0-9][0-9]-*.py"))
 
 
 def _load_percent_format():
-    spec = importlib.util.spec_from_file_location("percent_format", NOTEBOOKS / "percent_format.py")
+    spec = importlib.util.spec_from_file_location("percent_format", TOOLING / "percent_format.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -42,6 +45,10 @@ percent_format = _load_percent_format()
 
 def _ids(paths: list[Path]) -> list[str]:
     return [path.stem for path in paths]
+
+
+def _saved(source: Path) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOKS / f"{source.stem}.ipynb", as_version=4)
 
 
 # --- the reader ------------------------------------------------------------------------
@@ -102,7 +109,77 @@ def test_the_reader_refuses_what_it_does_not_know(
         percent_format.read_cells(source)
 
 
+def test_the_reader_takes_cell_tags_from_the_marker(tmp_path: Path) -> None:
+    """nbval's directives are cell tags, which readers of the notebook do not see."""
+    source = tmp_path / "99-tags.py"
+    source.write_text(
+        '# %% tags=["nbval-ignore-output"]\ntimings()\n\n# %% [markdown] tags=[]\n# Text\n',
+        encoding="utf-8",
+    )
+    cells = percent_format.read_cells(source)
+    assert [(cell.kind, cell.tags) for cell in cells] == [
+        ("code", ("nbval-ignore-output",)),
+        ("markdown", ()),
+    ]
+    nb = percent_format.notebook(source)
+    assert nb.cells[0].metadata["tags"] == ["nbval-ignore-output"]
+    assert nb.cells[0].source == "timings()"
+    source.write_text("# %% tags=[nbval]\nx\n", encoding="utf-8")
+    with pytest.raises(percent_format.SourceError, match="JSON list of strings"):
+        percent_format.read_cells(source)
+
+
 # --- the committed notebooks ---------------------------------------------------------
+
+
+def test_the_folder_lab_opens_holds_the_tutorials_and_nothing_else() -> None:
+    """Sources, the refresh script and nbval's sanitizer live in notebook-sources/."""
+    listed = subprocess.run(
+        ["git", "ls-files", "notebooks"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listed, "git lists no file under notebooks/"
+    assert [name for name in listed if not name.endswith(".ipynb")] == []
+
+
+def test_no_nbval_directive_is_visible_to_readers() -> None:
+    shown = [
+        f"{path.name} {cell.get('id')}"
+        for path in sorted(NOTEBOOKS.glob("*.ipynb"))
+        for cell in nbformat.read(path, as_version=4).cells
+        if "NBVAL_" in cell.source
+    ]
+    assert not shown, f"write nbval directives as cell tags (tags=[...]): {shown}"
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_link_in_a_notebook_opens_where_make_lab_serves_it() -> None:
+    """``make lab`` serves the repository (starting in notebooks/), so ``../docs/*.md``
+    resolves inside what it serves, as it does on GitHub; every target must exist."""
+    recipe = next(
+        line for line in (ROOT / "Makefile").read_text().splitlines() if "jupyter lab" in line
+    )
+    assert "--ServerApp.root_dir=." in recipe and "preferred_dir=notebooks" in recipe, recipe
+    from test_docs import anchors  # the anchors GitHub makes for a page's headings
+
+    broken, seen = [], 0
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "markdown":
+                continue
+            for target in _LINK.findall(cell.source):
+                if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                    continue
+                seen += 1
+                file_part, _, anchor = target.partition("#")
+                dest = (NOTEBOOKS / file_part).resolve()
+                if not dest.is_file() or not dest.is_relative_to(ROOT):
+                    broken.append(f"{path.name}: {target} (no such file in the repository)")
+                elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                    broken.append(f"{path.name}: {target} (no such heading)")
+    assert seen > 20, f"only {seen} relative links found: is the pattern right?"
+    assert not broken, "\n".join(broken)
 
 
 def test_every_notebook_has_a_source_and_every_source_a_notebook() -> None:
@@ -113,35 +190,35 @@ def test_every_notebook_has_a_source_and_every_source_a_notebook() -> None:
 
 @pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
 def test_the_committed_notebook_is_its_source(source: Path) -> None:
-    """Edit the ``.py`` file, then run ``notebooks/refresh.py`` to rebuild the notebook."""
+    """Edit the ``.py`` file, then run ``notebook-sources/refresh.py`` to rebuild it."""
     expected = percent_format.notebook(source)
-    saved = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    saved = _saved(source)
     assert saved.metadata.kernelspec == expected.metadata.kernelspec
     differences = [
         line
         for cell, want in zip(saved.cells, expected.cells, strict=False)
-        if (cell.cell_type, cell.get("id"), cell.source)
-        != (want.cell_type, want.get("id"), want.source)
+        if (cell.cell_type, cell.get("id"), cell.source, cell.metadata.get("tags"))
+        != (want.cell_type, want.get("id"), want.source, want.metadata.get("tags"))
         for line in difflib.unified_diff(
-            f"{cell.cell_type}\n{cell.source}".splitlines(),
-            f"{want.cell_type}\n{want.source}".splitlines(),
+            f"{cell.cell_type} {cell.metadata.get('tags', [])}\n{cell.source}".splitlines(),
+            f"{want.cell_type} {want.metadata.get('tags', [])}\n{want.source}".splitlines(),
             f"{source.stem}.ipynb {cell.get('id')}",
             f"{source.name} {want.get('id')}",
             lineterm="",
         )
     ]
-    rebuild = f"run notebooks/refresh.py {source.stem} to rebuild the notebook from its source"
+    rebuild = f"run notebook-sources/refresh.py {source.stem} to rebuild the notebook"
     assert not differences, rebuild + ":\n" + "\n".join(differences)
     assert len(saved.cells) == len(expected.cells), rebuild
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
 def test_the_saved_outputs_come_from_one_run_from_top_to_bottom(source: Path) -> None:
-    saved = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    saved = _saved(source)
     code = [cell for cell in saved.cells if cell.cell_type == "code"]
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
     timed = [cell.id for cell in code if "execution" in cell.metadata]
-    assert not timed, f"cells {timed} carry run timestamps; save with notebooks/refresh.py"
+    assert not timed, f"cells {timed} carry run timestamps; save with notebook-sources/refresh.py"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
@@ -310,7 +387,7 @@ def test_the_notebook_code_is_lint_clean(tmp_path: Path) -> None:
         row, column = finding["location"]["row"], finding["location"]["column"]
         shift = _as_python(cell.source, expand_braces=True)[1] if row > 1 else 0
         findings.append(
-            f"notebooks/{source.name}:{cell.line + row}:{column - shift}: "
+            f"notebook-sources/{source.name}:{cell.line + row}:{column - shift}: "
             f"{finding['code']} {finding['message']}"
         )
     assert not findings, "\n".join(findings)
@@ -329,5 +406,20 @@ def test_the_notebook_code_is_formatted(tmp_path: Path) -> None:
             source, cells = written[Path(header["file"]).name]
             line = cells[int(header["cell"]) - 1].line
             hunks = block[block.index("\n@@") + 1 :]
-            changes.append(f"notebooks/{source.name}, the cell at line {line}:\n{hunks}")
+            changes.append(f"notebook-sources/{source.name}, the cell at line {line}:\n{hunks}")
     assert result.returncode == 0 and not changes, "\n".join(changes) or result.stdout
+
+
+# --- the tutorial page -----------------------------------------------------------------
+
+
+def test_the_tutorial_runs_twice_in_the_same_folder(tmp_path: Path, monkeypatch) -> None:
+    """A reader who follows docs/tutorial.md again finds it works again: the second run
+    starts over rather than finding the first run's order completed."""
+    from test_docs import isolated, test_runnable_examples
+
+    page = ROOT / "docs" / "tutorial.md"
+    for _ in range(2):
+        with contextlib.contextmanager(isolated.__wrapped__)(tmp_path, monkeypatch) as folder:
+            test_runnable_examples(page, folder)
+    assert (tmp_path / "tutorial.duckdb").exists()  # the same folder both times

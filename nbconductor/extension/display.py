@@ -2,7 +2,7 @@
 payloads and tracebacks as a kernel shows them.
 
 Everything shown here is deterministic apart from execution ids and timestamps,
-which ``notebooks/sanitize.cfg`` rewrites, so nbval can compare it: a handle's
+which ``notebook-sources/sanitize.cfg`` rewrites, so nbval can compare it: a handle's
 ``text/plain`` is ``<Execution WORKFLOW ID STATUS>``. Tables are
 :class:`nbconductor.operations.table.Table`.
 

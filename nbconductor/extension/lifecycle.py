@@ -219,6 +219,12 @@ def stop_engine(grace: float = GRACE) -> str:
 def _stop(engine: Engine, grace: float) -> str:
     open_count = engine.status().get("open_executions", 0)
     _unserve(engine)  # first: no request may reach an engine that is stopping
+    # Views redraw on another thread, and cannot read a stopped engine: the changes of
+    # the cells just run (a schedule resumed a moment ago) must reach them first. No
+    # view was ever shown if the widgets are not even imported (a headless worker).
+    views = sys.modules.get("nbconductor.widgets.coalescer")
+    if views is not None:
+        views.shared().flush()
     engine.stop(grace=grace)
     tail = ""
     if open_count:

@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import linecache
 import shlex
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, no_var_expand
+from IPython.display import display
 from IPython.utils.text import DollarFormatter
 
 from nbconductor.errors import NbconductorError
@@ -301,6 +304,55 @@ def _shown(result: Any) -> Any:
     return result
 
 
+def _displayed_wherever_it_stands(shell: Any, value: Any) -> Any:
+    """Display ``value`` now when the magic is a statement of its own before the cell's end.
+
+    IPython displays only the value of a cell's last expression, so a ``%conductor list``
+    followed by more code would show nothing. Its value is displayed here instead, and
+    ``None`` returned so that nothing shows twice; an assignment (``rows = %conductor
+    sql ...``) and the cell's last line keep the value as IPython would.
+    """
+    if value is None or shell is None:
+        return value
+    if getattr(shell, "ast_node_interactivity", "last_expr") not in (
+        "last_expr",
+        "last_expr_or_assign",
+    ):
+        return value  # "all": IPython displays every expression itself
+    statement = _calling_statement(shell)
+    if statement is None:
+        return value
+    body, index = statement
+    if isinstance(body[index], ast.Expr) and index < len(body) - 1:
+        display(value)
+        return None
+    return value
+
+
+def _calling_statement(shell: Any) -> tuple[list[ast.stmt], int] | None:
+    """The cell's top-level statements and the index of the one running this magic."""
+    frame = sys._getframe(1)
+    # The cell's code runs as a module whose globals are the user namespace; the
+    # frames between it and here are IPython's run_line_magic and this module.
+    while frame is not None and not (
+        frame.f_code.co_name == "<module>" and frame.f_globals is shell.user_ns
+    ):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    # IPython caches each cell's transformed source in linecache for tracebacks.
+    source = "".join(linecache.getlines(frame.f_code.co_filename))
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    line = frame.f_lineno
+    for index, statement in enumerate(body):
+        if statement.lineno <= line <= (statement.end_lineno or statement.lineno):
+            return body, index
+    return None
+
+
 @magics_class
 class NbconductorMagics(Magics):
     """nbconductor's magics; each one parses its arguments and calls a plain function."""
@@ -318,12 +370,14 @@ class NbconductorMagics(Magics):
     @no_var_expand  # JSON payloads and SQL keep their braces and dollars
     @line_cell_magic
     def conductor(self, line: str, cell: str | None = None) -> Any:
-        return conductor(line, cell, shell=self.shell)
+        value = conductor(line, cell, shell=self.shell)
+        return value if cell is not None else _displayed_wherever_it_stands(self.shell, value)
 
     @no_var_expand
     @line_cell_magic
     def wf(self, line: str, cell: str | None = None) -> Any:
-        return conductor(line, cell, shell=self.shell)
+        value = conductor(line, cell, shell=self.shell)
+        return value if cell is not None else _displayed_wherever_it_stands(self.shell, value)
 
 
 NbconductorMagics.workflow.__doc__ = (

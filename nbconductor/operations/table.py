@@ -107,7 +107,7 @@ def _cell(value: Any) -> str:
 
 def format_time(value: datetime | str | None) -> str:
     """``YYYY-MM-DD HH:MM:SS`` in UTC, from a datetime or ISO 8601 text (the form
-    notebooks/sanitize.cfg rewrites). Text that is not a time is returned as it is."""
+    notebook-sources/sanitize.cfg rewrites). Text that is not a time is returned as it is."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):

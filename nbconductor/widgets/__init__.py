@@ -149,7 +149,12 @@ def schedules_snapshot_text(engine: Engine) -> str:
 
 def schedule_preview(**fields: Any) -> SchedulePreview:
     """Fields for a cron expression or an interval, a zone and the policies, showing the
-    next fire times and what the policies would do (for writing a new schedule)."""
+    next fire times and what the policies would do (for writing a new schedule).
+
+    With ``engine=``, also the workflow (chosen among those defined), the schedule's
+    id and its arguments as a JSON list, and a button that creates the schedule.
+    Giving both ``cron`` and ``every`` is shown as an error, not resolved silently.
+    """
     return SchedulePreview(**fields)
 
 

@@ -55,6 +55,8 @@ class Coalescer:
         self._last: dict[Refreshable, float] = {}  # when each view was last refreshed
         self._gap: dict[Refreshable, float] = {}  # least time between two refreshes
         self._rest_until = 0.0
+        self._changed: set[Refreshable] = set()  # marked for a change, not only a poll
+        self._busy: set[Refreshable] = set()  # being refreshed right now
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.rounds = 0  # refresh rounds run, for tests and diagnostics
@@ -69,6 +71,8 @@ class Coalescer:
         with self._cond:
             if self._stopped:
                 return
+            if delay <= 0:
+                self._changed.add(view)
             due = now + delay
             if not urgent:
                 gap = self._gap.get(view, self.interval)
@@ -83,11 +87,37 @@ class Coalescer:
                     target=self._run, name="nbconductor-widgets", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Refresh now every view marked for a change (not those only waiting for their
+        next poll) and wait until that is done; whether it was within ``timeout``.
+
+        Called before an engine stops: a change committed just before (the last cells
+        of a Run All) would otherwise never reach the views, which cannot read a
+        stopped engine.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            targets = {view for view in self._changed if view in self._due}
+            if not targets or self._thread is None or not self._thread.is_alive():
+                return not targets
+            now = time.monotonic()
+            for view in targets:
+                self._due[view] = now
+            self._rest_until = 0.0
+            self._cond.notify_all()
+            while targets & (self._changed | self._busy):
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopped:
+                    return False
+                self._cond.wait(left)
+            return True
 
     def forget(self, view: Refreshable) -> None:
         """Stop refreshing ``view`` (it closed); a pending mark is dropped."""
         with self._cond:
+            self._changed.discard(view)
             self._due.pop(view, None)
             self._last.pop(view, None)
             self._gap.pop(view, None)
@@ -102,7 +132,7 @@ class Coalescer:
         with self._cond:
             self._stopped = True
             self._due.clear()
-            self._cond.notify()
+            self._cond.notify_all()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(2.0)
@@ -127,6 +157,8 @@ class Coalescer:
                 for view in ready:
                     del self._due[view]
                     self._last[view] = now
+                    self._changed.discard(view)
+                    self._busy.add(view)
                 return ready
 
     def _run(self) -> None:
@@ -149,6 +181,8 @@ class Coalescer:
                     poll = None
                 cost = time.monotonic() - begun
                 with self._cond:
+                    self._busy.discard(view)
+                    self._cond.notify_all()  # flush() waits for it
                     if view in self._last:  # not forgotten meanwhile
                         self._gap[view] = max(self.interval, cost / self.duty)
                 if poll is not None:

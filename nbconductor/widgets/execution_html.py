@@ -53,8 +53,14 @@ def render(snapshot: ExecutionSnapshot, *, live: bool = True) -> str:
         f'<div class="nbc-execution" data-testid="nbc-execution" '
         f'data-execution-id="{esc(s.id)}" data-status="{esc(s.badge.tone)}" style="{FONT}">',
         _header(s, live),
-        _progress(s),
     ]
+    if s.input is not None:
+        parts.append(
+            '<div class="nbc-input" data-testid="nbc-input" style="margin-top:2px">'
+            f'<span style="{MUTED}">Input</span> '
+            f'<code style="{MONO};white-space:pre-wrap">{esc(s.input)}</code></div>'
+        )
+    parts.append(_progress(s))
     if s.steps or s.hidden:
         parts.append(_gantt(s) if live else _step_list(s))
     if s.result is not None:
@@ -131,11 +137,14 @@ def _progress(s: ExecutionSnapshot) -> str:
     if s.status is None:
         return ""
     tone = "completed" if s.status is Status.COMPLETED else s.badge.tone
-    # The percentage only when the workflow reports it: "3/3 tasks" while it still
-    # sleeps is the truth, "100%" would not be.
+    # The percentage only when the workflow reports it, and no "3/3 tasks" either: the
+    # tasks scheduled so far say nothing of those still to come.
     label = f"{round(s.fraction * 100)}%" if s.explicit_progress else ""
     if s.tasks_total:
-        label += f"{' · ' if label else ''}{s.tasks_done}/{s.tasks_total} tasks"
+        done = f"{s.tasks_done} task{'s' * (s.tasks_done != 1)} done"
+        if s.tasks_total > s.tasks_done:
+            done += f", {s.tasks_total - s.tasks_done} open"
+        label += f"{' · ' if label else ''}{done}"
     message = ""
     if s.message:
         dot = " · " if label else ""
@@ -174,7 +183,8 @@ def _error(error: dict) -> str:
 # ---------------------------------------------------------------- timeline
 
 
-_KIND_ICON = {"task": "▶", "timer": "◷", "signal": "✉", "child": "↳", "update": "✎", "cancel": "✖"}
+# No "▶" for tasks: it read as an expander that did nothing (attempts have their own).
+_KIND_ICON = {"task": "⚙", "timer": "◷", "signal": "✉", "child": "↳", "update": "✎", "cancel": "✖"}
 _STATE_TONE = {
     "scheduled": "running",
     "retrying": "retrying",
@@ -198,6 +208,8 @@ def _running_by_command(s: ExecutionSnapshot) -> dict[str, dict]:
 def _step_label(step: Step, running: dict | None, s: ExecutionSnapshot, live: bool) -> str:
     icon = _KIND_ICON.get(step.kind, "•")
     name = _link(step.link, step.name) if step.kind == "child" and step.link else esc(step.name)
+    if step.kind == "timer" and step.waits_for:
+        return _signal_timeout_label(step, icon, s, live)
     bits = [f'<span style="{MUTED}">{icon}</span> {name}']
     if step.kind == "task" and len(step.attempts) + (1 if running else 0) > 1:
         tries = len(step.attempts) + (1 if running and running.get("running") else 0)
@@ -230,6 +242,65 @@ def _step_label(step: Step, running: dict | None, s: ExecutionSnapshot, live: bo
     return " ".join(bits)
 
 
+def _signal_timeout_label(step: Step, icon: str, s: ExecutionSnapshot, live: bool) -> str:
+    """A signal's timeout says what it waits for: "waiting for signal approve, gives
+    up in 1 d 23 h", not "sleep pending"."""
+    signal = esc(step.waits_for)
+    head = f'<span style="{MUTED}">{icon}</span>'
+    if step.open:
+        if step.due is None:
+            when = ""
+        elif live:
+            when = f", gives up {until(step.due, s.now)}"
+        else:
+            when = f", gives up at {time_tag(step.due)}"
+        return f"{head} waiting for signal {signal}{when}"
+    outcome = "received" if step.state == "cancelled" else "gave up"
+    if step.state == "fired":
+        outcome = "timed out"
+    return (
+        f"{head} timeout of signal {signal} "
+        f'<span class="nbc-step-state" style="{MUTED}">{outcome}</span>'
+    )
+
+
+def _attempts(step: Step, running: dict | None) -> str:
+    """A task's attempts, collapsed under "N attempts", when there was more than one or
+    one failed: when each ran, how long, how it ended, when the next one is due."""
+    if step.kind != "task":
+        return ""
+    live = running is not None and running.get("running")
+    if len(step.attempts) + (1 if live else 0) < 2 and all(a.ok for a in step.attempts):
+        return ""
+    rows = []
+    for attempt in step.attempts:
+        took = format_duration((attempt.end - attempt.start).total_seconds())
+        if attempt.ok:
+            outcome = "succeeded"
+        else:
+            outcome = f"failed: {esc(attempt.error)}"
+            if attempt.retry_at is not None:
+                outcome += f"; next attempt at {time_tag(attempt.retry_at)}"
+        rows.append(
+            f'<li data-testid="nbc-attempt" data-ok="{str(attempt.ok).lower()}">attempt '
+            f"{attempt.number}: started {time_tag(attempt.start)}, took {took}, {outcome}</li>"
+        )
+    if live:
+        details = running.get("details")
+        heartbeat = f", last heartbeat: {esc(str(details)[:200])}" if details is not None else ""
+        rows.append(
+            f'<li data-testid="nbc-attempt" data-ok="running">attempt {len(step.attempts) + 1}: '
+            f"running{heartbeat}</li>"
+        )
+    count = len(rows)
+    return (
+        f'<details class="nbc-attempts" data-testid="nbc-attempts" '
+        f'data-nbc-key="attempts:{esc(step.key)}" style="margin:0 0 2px 1.5em;{MUTED}">'
+        f'<summary style="cursor:pointer">{count} attempts</summary>'
+        f'<ul style="margin:2px 0 2px 1.2em;padding:0">{"".join(rows)}</ul></details>'
+    )
+
+
 def _hidden_line(hidden: dict[str, int]) -> str:
     total = sum(hidden.values())
     what = ", ".join(f"{n} {k}" for k, n in sorted(hidden.items()))
@@ -244,7 +315,8 @@ def _step_list(s: ExecutionSnapshot) -> str:
         rows.append(
             f'<li class="nbc-step" data-testid="nbc-step" data-kind="{esc(step.kind)}" '
             f'data-state="{esc(step.state)}" style="list-style:none;padding:1px 0">'
-            f"{_step_label(step, running.get(step.key), s, live=False)}</li>"
+            f"{_step_label(step, running.get(step.key), s, live=False)}"
+            f"{_attempts(step, running.get(step.key))}</li>"
         )
     return (
         f'<ul class="nbc-timeline" data-testid="nbc-timeline" style="margin:6px 0 0 0;'
@@ -280,10 +352,30 @@ def _gantt(s: ExecutionSnapshot) -> str:
             f'background:var(--jp-layout-color2,#f3f3f3);border-radius:2px">{"".join(bars)}'
             "</div></div>"
         )
+        rows.append(_attempts(step, live_task))
+    if s.steps:
+        rows.append(_axis(span))
     return (
         '<div class="nbc-timeline nbc-gantt" data-testid="nbc-timeline" '
         f'style="margin-top:6px;padding-top:4px;border-top:1px solid {BORDER}">'
         f"{''.join(rows)}</div>"
+    )
+
+
+def _axis(span: float) -> str:
+    """The time axis under the bars: the execution's start, the middle and the end, as
+    times since the start (the bars' track, 55 % of the width, is what it measures)."""
+    ticks = "".join(
+        f'<span style="position:absolute;left:{pos}%;transform:translateX(-{pos}%);'
+        'white-space:nowrap">'
+        f"{'0' if pos == 0 else format_duration(span * pos / 100)}</span>"
+        for pos in (0, 50, 100)
+    )
+    return (
+        '<div class="nbc-axis" data-testid="nbc-axis" style="display:flex;gap:8px;'
+        f'min-height:14px;{MUTED};font-size:smaller">'
+        '<div style="flex:0 0 45%;text-align:right">since the start</div>'
+        f'<div style="flex:1;position:relative;border-top:1px solid {BORDER}">{ticks}</div></div>'
     )
 
 
@@ -303,7 +395,8 @@ def _step_bars(step: Step, live_task: dict | None, t1: datetime, x) -> list[str]
             tone = "running"
         else:
             tone = "pending"  # queued, or waiting to retry
-        bars.append(_bar(x(cursor), x(t1), tone, step.state, open=True))
+        title = f"waiting for signal {step.waits_for}" if step.waits_for else step.state
+        bars.append(_bar(x(cursor), x(t1), tone, title, open=True))
     elif not step.attempts:
         bars.append(
             _bar(x(step.start), x(step.end), _STATE_TONE.get(step.state, "pending"), step.state)

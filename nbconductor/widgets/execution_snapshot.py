@@ -64,6 +64,7 @@ class ExecutionSnapshot:
     waiting: tuple[str, ...] = ()
     signals: tuple[str, ...] = ()  # declared ones, then any other awaited now (stable order)
     result: str | None = None
+    input: str | None = None  # the call's arguments, as "(1, 'a', key=2)"
     error: dict = field(default_factory=dict)
     log: tuple[str, ...] = ()
     parent_id: str | None = None
@@ -115,6 +116,7 @@ class ExecutionReader:
         )
         fraction, message = _overall_progress(record, progress, self.timeline)
         steps, hidden = _visible_steps(self.timeline)
+        _name_signal_timeouts(steps, waiting)
         error = _error_of(record)
         return ExecutionSnapshot(
             id=self.id,
@@ -136,6 +138,7 @@ class ExecutionReader:
             waiting=tuple(waiting),
             signals=tuple(dict.fromkeys([*self._declared(record), *waiting])),
             result=_result_text(record),
+            input=_input_text(record),
             error=error,
             log=tuple(_log_lines(self.id)),
             parent_id=record.parent_id,
@@ -154,20 +157,31 @@ class ExecutionReader:
 def _overall_progress(
     record: ExecutionRecord, progress: dict, timeline: Timeline
 ) -> tuple[float | None, str]:
-    """Explicit ``progress()`` when the workflow reports it, else tasks done / scheduled."""
+    """Explicit ``progress()`` when the workflow reports it; else full once completed and
+    unknown before (the tasks scheduled so far say nothing of those still to come)."""
     message = progress.get("message") or ""
     if record.status is Status.COMPLETED:
         return 1.0, message
     fraction = progress.get("fraction")
     if fraction is not None:
         return fraction, message
-    total = timeline.tasks_total
     if not message:
         running = [t for t in progress.get("tasks", ()) if t.get("running")]
         if running:
             names = ", ".join(dict.fromkeys(t["task"] for t in running))
             message = f"running {names}"
-    return (timeline.tasks_done / total if total else None), message
+    return None, message
+
+
+def _name_signal_timeouts(steps: tuple[Step, ...], waiting: list[str]) -> None:
+    """The one open timer of an execution waiting for signals is their timeout.
+
+    The history does not say why a timer started; ``nc.signal(name, timeout=...)``
+    starts one while it waits, and a workflow rarely also sleeps meanwhile.
+    """
+    timers = [s for s in steps if s.kind == "timer" and s.open]
+    if waiting and len(timers) == 1:
+        timers[0].waits_for = ", ".join(waiting)
 
 
 def _visible_steps(timeline: Timeline) -> tuple[tuple[Step, ...], dict[str, int]]:
@@ -201,6 +215,19 @@ def _result_text(record: ExecutionRecord) -> str | None:
     except Exception:  # an opted-in pickle or a type this process cannot import
         return record.result
     text = _REPR.repr(value)
+    return text if len(text) <= _MAX_RESULT else text[: _MAX_RESULT - 1] + "…"
+
+
+def _input_text(record: ExecutionRecord) -> str | None:
+    try:
+        value = payload.decode_value(record.input)
+    except Exception:  # an opted-in pickle or a type this process cannot import
+        return record.input
+    if not isinstance(value, dict):
+        return None
+    parts = [_REPR.repr(a) for a in value.get("args", ())]
+    parts += [f"{k}={_REPR.repr(v)}" for k, v in dict(value.get("kwargs", {})).items()]
+    text = f"({', '.join(parts)})"
     return text if len(text) <= _MAX_RESULT else text[: _MAX_RESULT - 1] + "…"
 
 

@@ -53,7 +53,7 @@ class _SignalRow:
         self.button = w.Button(description=name, tooltip=f"send signal {name!r}")
         self.button.add_class("nbc-signal")
         self.payload = w.Text(
-            placeholder='payload as JSON, e.g. {"by": "ann"} (empty sends null)',
+            placeholder='payload as JSON, e.g. {"by": "ann"}, or null for none',
             layout=w.Layout(width="22em"),
         )
         self.payload.add_class("nbc-signal-payload")
@@ -76,7 +76,9 @@ class ExecutionView(SnapshotView):
 
     Attributes:
         panel: the picture (an anywidget model fed with HTML).
-        cancel_button, terminate_button: ask the engine to cancel or terminate.
+        cancel_button, terminate_button: ask the engine to cancel or terminate
+            (hidden once the execution is closed).
+        fork_button: "Re-run from here": fork the execution and open the new one below.
         confirm_button, keep_button: the terminate confirmation.
         message: errors from cancel/terminate, shown under the buttons.
         detail: views of related executions opened from links (children, parent).
@@ -115,10 +117,20 @@ class ExecutionView(SnapshotView):
         self.confirm_box.add_class("nbc-terminate-confirmation")
         self.message = w.HTML("")
         self.message.add_class("nbc-control-error")
+        self.fork_button = self._button(
+            "Re-run from here",
+            "nbc-fork",
+            "fork: a new execution that reuses this history up to the first task that "
+            "failed for good (or all of it) and runs on with the current code",
+        )
+        self.fork_button.layout.width = "auto"  # its words, not a truncated "Re-run from h…"
+        self.fork_button.on_click(lambda _b: self._fork())
+        self.stop_buttons = w.HBox([self.cancel_button, self.terminate_button])
+        self.stop_buttons.add_class("nbc-stop-buttons")
         self.controls = w.VBox(
             [
                 self.signal_rows,
-                w.HBox([self.cancel_button, self.terminate_button]),
+                w.HBox([self.stop_buttons, self.fork_button]),
                 self.confirm_box,
                 self.message,
             ]
@@ -207,13 +219,25 @@ class ExecutionView(SnapshotView):
                 self.keep_button,
             ):
                 button.disabled = closed
+            # A closed execution cannot be stopped: no red Terminate beside "Completed".
+            self.stop_buttons.layout.display = "none" if closed else None
+            if closed:
+                self.confirm_box.layout.display = "none"
 
     # ------------------------------------------------------- main-thread actions
 
     def _send_signal(self, row: _SignalRow) -> None:
         text = row.payload.value.strip()
+        if not text:
+            # An empty field is no decision: None may mean "no" to the workflow (an
+            # offer withdrawn), so the user says null if they mean it.
+            row.error.value = _error_html(
+                'type the payload as JSON (e.g. {"by": "ann"}, true, or null for none); '
+                "nothing was sent"
+            )
+            return
         try:
-            value = json.loads(text) if text else None
+            value = json.loads(text)
         except ValueError as exc:
             row.error.value = _error_html(f"not valid JSON ({exc}); nothing was sent")
             return
@@ -224,6 +248,15 @@ class ExecutionView(SnapshotView):
             return
         row.error.value = ""
         self._coalescer.mark(self, urgent=True)
+
+    def _fork(self) -> ExecutionView | None:
+        try:
+            handle = self.engine.fork(self.id)
+        except Exception as exc:  # engine stopped, history unreadable: say so inline
+            self.message.value = _error_html(f"{type(exc).__name__}: {exc}")
+            return None
+        self.message.value = ""
+        return self.open_execution(handle.id)
 
     def _cancel(self) -> None:
         self._control(lambda: self.engine.cancel(self.id))
@@ -293,6 +326,8 @@ class ExecutionView(SnapshotView):
             self.terminate_button,
             self.confirm_button,
             self.keep_button,
+            self.fork_button,
+            self.stop_buttons,
             self._question,
             self.confirm_box,
             self.message,

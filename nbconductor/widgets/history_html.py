@@ -6,6 +6,9 @@ The same HTML is the live widget's picture and the static ``text/html`` fallback
 
 from __future__ import annotations
 
+import json
+
+from nbconductor.engine.failure import summary
 from nbconductor.storage.records import ExecutionRecord, Status
 from nbconductor.widgets.history_page import Chart, HistoryPage
 from nbconductor.widgets.history_query import HistoryQuery
@@ -14,6 +17,7 @@ from nbconductor.widgets.markup import (
     FONT,
     MONO,
     MUTED,
+    ago,
     badge,
     esc,
     format_duration,
@@ -34,6 +38,8 @@ _COLUMNS = (
     ("started", "Started", True),
     ("duration", "Duration", True),
     ("progress", "Progress", False),
+    ("condition", "Condition", False),
+    ("error", "Error", False),
     ("parent", "Parent", False),
     ("tags", "Tags", False),
 )
@@ -76,7 +82,7 @@ def render(
             )
         else:
             head.append(f'<th style="{_CELL}">{label}</th>')
-    body = [_row(page, r, selected) for r in page.rows]
+    body = [_row(page, r, selected, live) for r in page.rows]
     if not body:
         body.append(
             f'<tr><td colspan="{len(_COLUMNS)}" style="{_CELL};{MUTED}">'
@@ -98,7 +104,17 @@ def _aria(q: HistoryQuery, key: str) -> str:
     return "descending" if q.descending else "ascending"
 
 
-def _row(page: HistoryPage, r: ExecutionRecord, selected: str | None) -> str:
+def _error_summary(r: ExecutionRecord) -> str:
+    if not r.error or r.status is Status.CONTINUED_AS_NEW:
+        return ""
+    try:
+        value = json.loads(r.error)
+    except ValueError:
+        return r.error
+    return summary(value) if isinstance(value, dict) else str(value)
+
+
+def _row(page: HistoryPage, r: ExecutionRecord, selected: str | None, live_view: bool) -> str:
     live = page.live.get(r.id)
     b = live["badge"] if live else badge_for(r.status)
     if r.closed_at is not None:
@@ -119,6 +135,19 @@ def _row(page: HistoryPage, r: ExecutionRecord, selected: str | None) -> str:
             f"{esc(r.parent_id)}</a>"
         )
     tags = " ".join(f'<code style="{MONO}">{esc(t)}</code>' for t in r.tags)
+    # Why an open execution does not progress (blocked, waiting for its definition or
+    # for a queue), and how a closed one failed, without opening it.
+    condition = esc(r.condition) if r.condition and not r.status.closed else ""
+    error = _error_summary(r)
+    error_cell = (
+        f'<span title="{esc(error)}" style="color:var(--jp-error-color1,#d32f2f)">'
+        f"{esc(error if len(error) <= 90 else error[:89] + '…')}</span>"
+        if error
+        else ""
+    )
+    # Relative in the live view ("3 min ago"); the saved snapshot keeps the exact time,
+    # which the notebook tests can compare.
+    started = ago(r.created_at, page.now) if live_view else time_tag(r.created_at)
     mark = ";background:var(--jp-layout-color2,#eee)" if r.id == selected else ""
     return (
         f'<tr class="nbc-row" data-testid="nbc-history-row" data-nbc-action="open" '
@@ -127,9 +156,11 @@ def _row(page: HistoryPage, r: ExecutionRecord, selected: str | None) -> str:
         f'<td style="{_CELL}"><code style="{MONO}">{esc(r.id)}</code></td>'
         f'<td style="{_CELL}">{esc(r.workflow)}</td>'
         f'<td style="{_CELL}">{badge(b.label, b.tone, title=b.detail)}</td>'
-        f'<td style="{_CELL}">{time_tag(r.created_at)}</td>'
+        f'<td style="{_CELL}">{started}</td>'
         f'<td style="{_CELL}">{duration}</td>'
         f'<td style="{_CELL};min-width:80px">{progress}</td>'
+        f'<td style="{_CELL}" data-testid="nbc-row-condition">{condition}</td>'
+        f'<td style="{_CELL}" data-testid="nbc-row-error">{error_cell}</td>'
         f'<td style="{_CELL}">{parent}</td>'
         f'<td style="{_CELL}">{tags}</td></tr>'
     )

@@ -6,7 +6,7 @@ GitHub or nbval shows, so the look is set by inline styles using JupyterLab's CS
 variables (with fallbacks for renderers outside Lab) rather than by a stylesheet a
 static renderer would not load.
 
-What varies from run to run is written in the forms ``notebooks/sanitize.cfg`` rewrites:
+What varies from run to run is written in the forms ``notebook-sources/sanitize.cfg`` rewrites:
 times as ``YYYY-MM-DD HH:MM:SS`` (UTC), durations as ``123 ms`` or ``4.5 s``.
 """
 
@@ -96,7 +96,7 @@ def progress_bar(
 
 
 def format_time(value: datetime | None) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in UTC (the form notebooks/sanitize.cfg rewrites)."""
+    """``YYYY-MM-DD HH:MM:SS`` in UTC (the form notebook-sources/sanitize.cfg rewrites)."""
     if value is None:
         return ""
     if value.tzinfo is not None:
@@ -152,3 +152,21 @@ def until(due: datetime, now: datetime) -> str:
     left = (due - now).total_seconds()
     text = f"in {format_duration(left)}" if left > 0 else "due"
     return f'<span class="nbc-countdown" data-nbc-until="{_iso(due)}">{text}</span>'
+
+
+def format_ago(seconds: float) -> str:
+    """``3 min ago``: one unit, rounded down (mirrored by ``formatAgo`` in panel.js)."""
+    seconds = max(0.0, seconds)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+def ago(value: datetime, now: datetime) -> str:
+    """How long ago ``value`` was (``3 min ago``), the exact UTC time in its tooltip; the
+    live view keeps it current in the browser."""
+    return (
+        f'<time class="nbc-ago" data-nbc-ago="{_iso(value)}" title="{format_time(value)} UTC">'
+        f"{format_ago((now - value).total_seconds())}</time>"
+    )

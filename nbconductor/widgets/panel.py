@@ -53,9 +53,16 @@ class Panel(anywidget.AnyWidget):
 
     def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         # Runs on the kernel's main thread (a comm message from the browser).
-        if not isinstance(content, dict) or self._on_action is None:
+        if not isinstance(content, dict):
             return
         action = content.get("action")
+        if action == "ping":
+            # The browser asks now and then whether a kernel still serves this view:
+            # after a restart nothing answers, and the view says it is disconnected.
+            self.send({"pong": content.get("value")})
+            return
+        if self._on_action is None:
+            return
         if isinstance(action, str):
             self._on_action(action, content.get("value"))
 

@@ -7,6 +7,7 @@ and :class:`SchedulePreview` the preview shown while writing a new schedule.
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,8 @@ __all__ = (
     "snapshot_html",
 )
 
-#: Seconds between checks for schedule changes made from code (pausing a schedule
-#: commits no execution change, so no notice tells the view).
+#: Seconds between redraws while nothing changes (the next fires move on with time);
+#: a change to a schedule redraws at once (``engine.schedules.subscribe``).
 POLL = 2.0
 
 
@@ -175,8 +176,15 @@ def snapshot_html(engine: Engine) -> str:
 # ================================================================== widgets
 
 
+def _workflow_names(engine: Engine | None) -> list[str]:
+    if engine is None:
+        return []
+    return sorted({d.name for d in engine.registry.all() if d.kind == "workflow"})
+
+
 class SchedulePreview(w.VBox):
-    """Type a cron expression or an interval and see the next fires and the policies.
+    """Type a cron expression or an interval and see the next fires and the policies;
+    with an engine, choose the workflow and its arguments and create the schedule.
 
     Only the kernel's main thread writes it (it follows its own fields).
     """
@@ -190,38 +198,88 @@ class SchedulePreview(w.VBox):
         catchup: str = "latest",
         *,
         now: datetime | None = None,
+        engine: Engine | None = None,
+        workflow: str = "",
     ) -> None:
         self._now = now
+        self.engine = engine
+        names = _workflow_names(engine)
+        if engine is not None:
+            self.workflow: w.ValueWidget = w.Dropdown(
+                options=names, value=workflow if workflow in names else None, description="workflow"
+            )
+        else:
+            self.workflow = w.Text(value=workflow, description="workflow", placeholder="report")
         self.cron = w.Text(value=cron or "", description="cron", placeholder="0 9 * * MON-FRI")
         self.every = w.Text(value=every or "", description="or every", placeholder="15 minutes")
         self.timezone = w.Text(value=timezone, description="zone", placeholder="Europe/Paris")
         self.overlap = w.Dropdown(options=OVERLAP_POLICIES, value=overlap, description="overlap")
         self.catchup = w.Dropdown(options=CATCHUP_POLICIES, value=catchup, description="catch-up")
         self.output = w.HTML()
-        for field in (self.cron, self.every, self.timezone, self.overlap, self.catchup):
+        fields = (self.workflow, self.cron, self.every, self.timezone, self.overlap, self.catchup)
+        for field in fields:
             field.add_class("nbc-preview-field")
             field.observe(lambda _change: self.update(), names="value")
-        super().__init__(
-            [
-                w.HBox([self.cron, self.every, self.timezone]),
-                w.HBox([self.overlap, self.catchup]),
-                self.output,
-            ]
-        )
+        rows: list[w.Widget] = [
+            w.HBox([self.workflow]),
+            w.HBox([self.cron, self.every, self.timezone]),
+            w.HBox([self.overlap, self.catchup]),
+            self.output,
+        ]
+        self.schedule_id = w.Text(description="id", placeholder="morning-report")
+        self.args = w.Text(description="args", placeholder='JSON list, e.g. ["eu"]')
+        self.create_button = w.Button(description="Create schedule", button_style="primary")
+        self.create_button.add_class("nbc-schedule-create")
+        self.created = w.HTML("")
+        self.created.add_class("nbc-schedule-created")
+        if engine is not None:
+            self.create_button.on_click(lambda _b: self.create())
+            rows.append(w.HBox([self.schedule_id, self.args, self.create_button]))
+            rows.append(self.created)
+        super().__init__(rows)
         self.add_class("nbc-schedule-preview")
         self.update()
 
+    def _trigger(self) -> dict[str, Any]:
+        # Both fields go through: giving both is an error to show, not a choice to make.
+        return {
+            "cron": self.cron.value.strip() or None,
+            "every": self.every.value.strip() or None,
+            "timezone": self.timezone.value.strip() or "UTC",
+            "overlap": self.overlap.value,
+            "catchup": self.catchup.value,
+        }
+
+    def create(self) -> ScheduleInfo | None:
+        """Create the schedule the fields describe; says inline what is wrong if not."""
+        if self.engine is None:
+            return None
+        try:
+            args = json.loads(self.args.value) if self.args.value.strip() else []
+            if not isinstance(args, list):
+                raise ValueError(f'args are a JSON list, e.g. ["eu"], not {self.args.value}')
+            if not self.workflow.value:
+                raise ValueError("choose the workflow the schedule starts")
+            info = self.engine.schedules.create(
+                self.schedule_id.value.strip(),
+                self.workflow.value,
+                args=tuple(args),
+                **self._trigger(),
+            )
+        except (NbconductorError, ValueError, TypeError) as exc:
+            self.created.value = (
+                '<span style="color:var(--jp-error-color1,#d32f2f)">'
+                f"{esc(type(exc).__name__)}: {esc(exc)}</span>"
+            )
+            return None
+        self.created.value = f'<span style="{MUTED}">created schedule {esc(info.id)}</span>'
+        return info
+
     def update(self) -> None:
         """Recompute the preview from the fields."""
-        every = self.every.value.strip()
         self.output.value = preview_html(
             cron_preview(
-                cron=None if every else self.cron.value.strip(),
-                every=every or None,
-                timezone=self.timezone.value.strip() or "UTC",
-                overlap=self.overlap.value,
-                catchup=self.catchup.value,
-                now=self._now,
+                **self._trigger(), workflow=self.workflow.value or "workflow", now=self._now
             )
         )
 
@@ -283,14 +341,18 @@ class SchedulesView(SnapshotView):
         self.cards = w.VBox([])
         self.cards.add_class("nbc-schedules")
         self.empty = w.HTML("")
-        self.preview = SchedulePreview()
+        self.preview = SchedulePreview(engine=engine)
         self.preview_box = w.Accordion([self.preview], titles=("Preview a new schedule",))
         self.preview_box.selected_index = None
         self.detail = w.VBox([])
         self.detail.add_class("nbc-detail")
         super().__init__([self.empty, self.cards, self.preview_box, self.detail])
         self.add_class("nbc-schedules-view")
-        self._unsubscribe = engine.subscribe(self._on_engine_change) if live else None
+        self._unsubscribe = None
+        if live:
+            runs = engine.subscribe(self._on_engine_change)
+            schedules = engine.schedules.subscribe(self._on_schedules_change)
+            self._unsubscribe = lambda: (runs(), schedules())
         self.refresh()
         if self._poll is not None:
             self._coalescer.mark(self, self._poll)
@@ -299,6 +361,9 @@ class SchedulesView(SnapshotView):
         if any("@" in i for i in changed):  # a schedule's run started or changed
             self._runs_changed = True
             self._coalescer.mark(self)
+
+    def _on_schedules_change(self, _changed: set[str]) -> None:
+        self._coalescer.mark(self)  # engine thread: only mark
 
     def refresh(self) -> float | None:
         """Redraw the schedules that changed; returns the next poll delay."""
@@ -333,6 +398,13 @@ class SchedulesView(SnapshotView):
                 html = render_schedule(info, description)  # last: the picture follows
                 if card.panel.html != html:
                     card.panel.html = html
+            names = _workflow_names(self.engine)  # defined since: offer them to create
+            if isinstance(self.preview.workflow, w.Dropdown) and (
+                list(self.preview.workflow.options) != names
+            ):
+                chosen = self.preview.workflow.value
+                self.preview.workflow.options = names
+                self.preview.workflow.value = chosen if chosen in names else None
             empty = "" if infos else f'<div style="{MUTED}">no schedules</div>'
             if self.empty.value != empty:
                 self.empty.value = empty

@@ -42,6 +42,9 @@ class Step:
             ``completed``, ``failed``, ... (children); ``received`` (point events).
         due: a timer's fire time, or when a failed task retries.
         link: the execution id a child step points to.
+        waits_for: for a timer that is a signal's timeout, the signal's name (the
+            history does not say why a timer started: known when the signal cancelled
+            it, or while the execution waits for that signal with this timer open).
     """
 
     key: str
@@ -54,6 +57,7 @@ class Step:
     detail: str = ""
     due: datetime | None = None
     link: str | None = None
+    waits_for: str = ""
 
     @property
     def point(self) -> bool:
@@ -73,6 +77,7 @@ class Timeline:
         self.last_seq = 0
         self.started: datetime | None = None
         self.closed: datetime | None = None
+        self._signal: tuple[int, str] = (0, "")  # the last SignalReceived: seq, name
 
     # ------------------------------------------------------------------ reading
 
@@ -113,8 +118,12 @@ class Timeline:
             if step is not None:
                 step.end = event.at
                 step.state = "fired" if kind is EventKind.TIMER_FIRED else "cancelled"
+                seq, name = self._signal
+                if kind is EventKind.TIMER_CANCELLED and seq == event.seq - 1:
+                    step.waits_for = name  # the signal came first: this was its timeout
         elif kind is EventKind.SIGNAL_RECEIVED:
             key = f"signal:{event.seq}"
+            self._signal = (event.seq, event.name or "?")
             detail = _preview(payload.read_data(event.data).get("payload"))
             self.steps[key] = Step(key, "signal", event.name or "?", event.at, state="received")
             self.steps[key].detail = detail
@@ -152,7 +161,8 @@ class Timeline:
         number = event.attempt or len(step.attempts) + 1
         step.attempts.append(AttemptSpan(number, started, event.at, ok, error, retry_at))
         if ok:
-            step.state, step.end, step.due = "completed", event.at, None
+            # An earlier attempt's error is history now, not the step's outcome.
+            step.state, step.end, step.due, step.detail = "completed", event.at, None, ""
         elif retry_at is not None:
             step.state, step.due, step.detail = "retrying", retry_at, error
         else:

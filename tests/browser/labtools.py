@@ -93,3 +93,24 @@ def execution_view(page, execution_id: str):
 def badge(view):
     """The execution's status badge (in the header, not a step's)."""
     return view.locator(".nbc-header [data-testid=nbc-status-badge]")
+
+
+def _set_theme(page, name: str) -> None:
+    """Switch JupyterLab's theme through its menu (Settings > Theme)."""
+    if page.locator(f'body[data-jp-theme-name="{name}"]').count():
+        return
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text=name).first.click()
+    page.wait_for_selector(f'body[data-jp-theme-name="{name}"]', state="attached", timeout=DEADLINE)
+
+
+def shoot(page, target, name: str) -> None:
+    """Screenshots of ``target`` (a locator) in the light and the dark theme, for a
+    reviewer: test-artifacts/<name>-light.png and -dark.png. Leaves Lab light."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for theme, suffix in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
+        _set_theme(page, theme)
+        target.scroll_into_view_if_needed()
+        target.screenshot(path=str(ARTIFACTS / f"{name}-{suffix}.png"))
+    _set_theme(page, "JupyterLab Light")

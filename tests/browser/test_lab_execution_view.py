@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from labtools import DEADLINE, badge, execution_view, open_notebook, run_all, write_notebook
+from labtools import (
+    DEADLINE,
+    badge,
+    execution_view,
+    open_notebook,
+    run_all,
+    shoot,
+    write_notebook,
+)
 from playwright.sync_api import expect
 
 APPROVAL = [
@@ -33,6 +41,9 @@ def test_approve_from_the_view(lab, page):
     expect(button).to_have_text("approve")
     payload = view.locator(".nbc-signal-payload input")
 
+    # An empty field decides nothing (None could mean "no"): nothing is sent.
+    button.click()
+    expect(view.locator(".nbc-signal-error")).to_contain_text("nothing was sent", timeout=DEADLINE)
     # Invalid JSON is refused in the view: nothing is sent, the execution still waits.
     payload.fill('{"by": ann}')
     button.click()
@@ -48,6 +59,10 @@ def test_approve_from_the_view(lab, page):
     expect(view.locator("[data-testid=nbc-result]")).to_contain_text("approved by ann: 42.0")
     expect(view.locator("[data-testid=nbc-error]")).to_have_count(0)
     expect(signals).to_have_count(1)
+    # A completed execution cannot be stopped: no Cancel, no red Terminate.
+    expect(view.locator("button.nbc-terminate")).to_be_hidden()
+    expect(view.locator("button.nbc-cancel")).to_be_hidden()
+    shoot(page, view, "execution-view-completed")
 
 
 def test_cancel_and_terminate_from_the_view(lab, page):
@@ -60,7 +75,7 @@ def test_cancel_and_terminate_from_the_view(lab, page):
 
     to_cancel.locator("button.nbc-cancel").click()
     expect(badge(to_cancel)).to_have_text("Cancelled", timeout=DEADLINE)
-    expect(to_cancel.locator("button.nbc-cancel")).to_be_disabled()
+    expect(to_cancel.locator("button.nbc-cancel")).to_be_hidden()
 
     # Terminate asks first; only the confirmation ends the execution.
     to_end.locator("button.nbc-terminate").click()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labtools import DEADLINE, open_notebook, run_all, write_notebook
+from labtools import DEADLINE, open_notebook, run_all, shoot, write_notebook
 from playwright.sync_api import expect
 
 CHECKS = [
@@ -26,6 +26,11 @@ def test_filter_the_history_by_status(lab, page):
     expect(rows.and_(page.locator("[data-status=completed]"))).to_have_count(3, timeout=DEADLINE)
     expect(rows.and_(page.locator("[data-status=failed]"))).to_have_count(2, timeout=DEADLINE)
     expect(total).to_have_text("5")
+    # Each failed row says why, and the start is relative ("3 s ago", "1 min ago").
+    failed_errors = table.locator("[data-status=failed] [data-testid=nbc-row-error]")
+    expect(failed_errors.first).to_contain_text("TaskFailed: task 'check' failed")
+    expect(table.locator("time.nbc-ago").first).to_contain_text(" ago")
+    shoot(page, table, "history-table")
 
     page.locator("[data-testid=nbc-filter-status-failed]").check()
     expect(total).to_have_text("2", timeout=DEADLINE)

@@ -218,3 +218,40 @@ def test_schedule_and_fork_subcommands(loaded_shell, capsys):
     forked = result.result
     assert forked.result(timeout=10) == loaded_shell.user_ns["origin"].result(timeout=10)
     assert forked.describe().origin_id == "fork-origin"
+
+
+def test_a_table_magic_before_the_cells_end_is_displayed_there(loaded_shell, capsys):
+    """IPython displays only a cell's last value; the tables of %conductor show anyway."""
+    _task, flow = define_pair(loaded_shell, capsys)
+    run(loaded_shell, capsys, f"run = {flow}.start(1, id='shown-mid')\nrun.result(timeout=10)")
+    result, out = run(
+        loaded_shell, capsys, "%conductor list --text\nafter = 1\n%wf history shown-mid\nafter"
+    )
+    assert "shown-mid" in out, out  # the list, displayed where it stands
+    assert "ExecutionCompleted" in out, out  # the history too
+    assert result.result == 1  # the cell's own last value is untouched
+    # An assignment keeps the value and shows nothing; the last line is displayed once.
+    result, out = run(loaded_shell, capsys, "rows = %conductor list --text\n%conductor list --text")
+    assert isinstance(loaded_shell.user_ns["rows"], Table)
+    assert out.count("shown-mid") == 1, out
+    assert isinstance(result.result, Table)
+
+
+def test_the_schedules_view_shows_a_resume_made_just_before_the_engine_stops(loaded_shell, capsys):
+    """Run All on 05-schedules: [20] showed "Paused" for good, because [21]'s resume
+    never reached the view before the last cell stopped the engine."""
+    _task, flow = define_pair(loaded_shell, capsys)
+    result, out = run(
+        loaded_shell,
+        capsys,
+        f"import nbconductor\nschedules = nbconductor.engine().schedules\n"
+        f"schedules.create('office', '{flow}', every='1 hour', args=[1])\n"
+        "schedules.pause('office', note='closed')",
+    )
+    assert result.success, out
+    result, _ = run(loaded_shell, capsys, "%conductor schedules")
+    view = result.result
+    assert "Paused" in view._cards["office"].panel.html
+    result, out = run(loaded_shell, capsys, "schedules.resume('office')\n%unload_ext nbconductor")
+    assert result.success, out
+    assert "Active" in view._cards["office"].panel.html

@@ -134,3 +134,22 @@ def test_a_slow_view_is_refreshed_less_often():
         assert gaps[-1] >= 0.04 / 0.25 * 0.9  # four times its own cost
     finally:
         c.stop()
+
+
+def test_flush_refreshes_the_views_marked_for_a_change_now():
+    """Before an engine stops: a change marked a moment ago reaches its view at once,
+    and a view only waiting for its next poll is left alone."""
+    c = Coalescer(interval=30.0)  # a second refresh would otherwise wait 30 s
+    try:
+        changed, polling = FakeView(), FakeView(poll=30.0)
+        c.mark(changed)
+        c.mark(polling)
+        wait_for(lambda: changed.times and polling.times, what="the first refreshes")
+        wait_for(lambda: not c.pending(changed), what="the first round to end")
+        c.mark(changed)  # a change: due 30 s after the last refresh
+        assert c.flush(timeout=5.0)
+        assert len(changed.times) == 2
+        assert len(polling.times) == 1
+        assert c.flush(timeout=0.1)  # nothing left to do
+    finally:
+        c.stop()

@@ -17,7 +17,7 @@ from nbconductor.testing import wait_for
 from nbconductor.widgets.execution_view import ExecutionView
 
 RELEASE = threading.Event()
-SANITIZE = Path(__file__).parents[2] / "notebooks" / "sanitize.cfg"
+SANITIZE = Path(__file__).parents[2] / "notebook-sources" / "sanitize.cfg"
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +54,14 @@ async def wv_approval(n: int) -> str:
 
 
 @nc.workflow
+async def wv_offer() -> str:
+    await wv_double(1)
+    decision = await nc.signal("approve", timeout="2d")
+    await nc.sleep("1h")
+    return f"decided {decision}"
+
+
+@nc.workflow
 async def wv_reports_progress() -> None:
     nc.progress(0.25, "a quarter done")
     await nc.signal("go")
@@ -73,6 +81,22 @@ async def wv_slow() -> int:
 async def wv_sleeper() -> str:
     await nc.sleep("1h")
     return "rested"
+
+
+FLAKY_CALLS: list[int] = []
+
+
+@nc.task(retry=nc.Retry(initial="10ms", max_attempts=3))
+def wv_drops_twice() -> str:
+    FLAKY_CALLS.append(1)
+    if len(FLAKY_CALLS) < 3:
+        raise ConnectionError(f"attempt {len(FLAKY_CALLS)} dropped")
+    return "through"
+
+
+@nc.workflow
+async def wv_persistent() -> str:
+    return await wv_drops_twice()
 
 
 @nc.workflow
@@ -160,6 +184,7 @@ def test_buttons_disable_and_the_view_stops_following_once_closed(engine, coales
     assert not coalescer.pending(view)
     for button in (view.cancel_button, view.terminate_button, view.confirm_button):
         assert button.disabled
+    assert view.stop_buttons.layout.display == "none"  # no red Terminate once completed
     assert view.signal_rows.children == ()  # a closed execution takes no signals
 
 
@@ -173,7 +198,7 @@ def test_an_invalid_payload_shows_an_error_and_sends_nothing(engine, coalescer):
     assert "not valid JSON" in row.error.value and "nothing was sent" in row.error.value
     assert not any(e.kind is EventKind.SIGNAL_RECEIVED for e in h.history())
     assert h.waiting_for == ["approve"]
-    row.payload.value = ""  # empty sends null
+    row.payload.value = "null"
     row.button.click()
     assert row.error.value == ""
     assert h.result(timeout=5) == "approved by nobody after 0"
@@ -398,6 +423,7 @@ def test_public_function_uses_the_shared_refresher(engine):
     view = widgets.execution_view(engine, h.id)
     try:
         wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
+        view._rows["approve"].payload.value = "null"  # an explicit "no payload"
         view._rows["approve"].button.click()
         wait_for(lambda: label(view) == "Completed", what="completion")
     finally:
@@ -420,4 +446,102 @@ def test_a_start_not_recorded_yet_shows_starting(engine, coalescer, monkeypatch)
     monkeypatch.setattr(engine, "describe", real)
     view._on_engine_change({h.id})  # the commit that records the start
     wait_for(lambda: label(view) == "Waiting for signal", what="the recorded start")
+    h.terminate()
+
+
+def test_a_signal_timeout_says_what_it_waits_for(engine, coalescer):
+    """Not "sleep pending in 1 d 23 h": the timer is the timeout of a signal wait."""
+    h = engine.start(wv_offer)
+    view = view_of(engine, h, coalescer)
+    wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
+    html = view.panel.html
+    assert "waiting for signal approve, gives up " in html
+    assert re.search(r"gives up <span class=\"nbc-countdown\"[^>]*>in (2 d 0 h|1 d 23 h)<", html)
+    assert 'sleep <span class="nbc-step-state"' not in html and 'title="pending"' not in html
+    static = view.snapshot_html()
+    assert "waiting for signal approve, gives up at <time" in static
+    h.signal("approve", True)
+    wait_for(lambda: label(view) == "Sleeping", what="the sleep after the signal")
+    html = view.panel.html
+    assert "timeout of signal approve" in html and ">received<" in html
+    assert 'sleep <span class="nbc-step-state"' in html  # the later sleep is a sleep
+    h.terminate()
+
+
+def test_an_open_execution_does_not_claim_to_be_done(engine, coalescer):
+    """All its tasks done, still waiting: no full bar, no "1/1 tasks"."""
+    h = engine.start(wv_offer)
+    view = view_of(engine, h, coalescer)
+    wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
+    assert view.snapshot.fraction is None
+    assert 'data-fraction="1.000"' not in view.panel.html
+    assert "1 task done" in view.panel.html and "/1 tasks" not in view.panel.html
+    h.terminate()
+
+
+def test_an_empty_payload_sends_nothing(engine, coalescer):
+    """The 02 offer was withdrawn by a click on an empty field: None decided for the user."""
+    h = engine.start(wv_approval, 0)
+    view = view_of(engine, h, coalescer)
+    wait_for(lambda: "approve" in view._rows, what="the signal button")
+    assert view.stop_buttons.layout.display != "none"
+    row = view._rows["approve"]
+    row.button.click()
+    assert "nothing was sent" in row.error.value and "null" in row.error.value
+    assert not any(e.kind is EventKind.SIGNAL_RECEIVED for e in h.history())
+    row.payload.value = "null"
+    row.button.click()
+    assert h.result(timeout=5) == "approved by nobody after 0"
+
+
+def test_a_task_that_succeeded_after_failures_shows_its_attempts(engine, coalescer):
+    """Not "completed ... ConnectionError: attempt 2 dropped": each attempt, expandable."""
+    FLAKY_CALLS.clear()
+    h = engine.start(wv_persistent)
+    view = view_of(engine, h, coalescer)
+    assert h.result(timeout=10) == "through"
+    wait_for(lambda: label(view) == "Completed", what="completion")
+    (step,) = view.snapshot.steps
+    assert step.state == "completed" and step.detail == ""
+    for html in (view.panel.html, view.snapshot_html()):
+        attempts = re.search(r'<details class="nbc-attempts".*?</details>', html)[0]
+        assert "<summary" in attempts and "3 attempts" in attempts
+        assert attempts.count('data-ok="false"') == 2 and attempts.count('data-ok="true"') == 1
+        assert "ConnectionError: attempt 1 dropped" in attempts
+        assert "ConnectionError: attempt 2 dropped" in attempts
+        assert "next attempt at <time" in attempts
+        beside = re.search(r">completed</span>(.*?)(<div class=\"nbc-track\"|<details)", html)
+        assert "dropped" not in beside[1]  # no old error beside "completed"
+    assert 'data-nbc-key="attempts:task:' in view.panel.html  # stays open across redraws
+
+
+def test_the_view_shows_the_input_and_re_runs_from_here(engine, coalescer):
+    h = engine.start(wv_approval, 2)
+    view = view_of(engine, h, coalescer)
+    wait_for(lambda: label(view) == "Waiting for signal", what="the signal wait")
+    assert view.snapshot.input == "(2)"
+    assert 'data-testid="nbc-input"' in view.panel.html and "(2)" in view.snapshot_html()
+    h.signal("approve", {"by": "ann"})
+    assert h.result(timeout=5) == "approved by ann after 2"
+    wait_for(lambda: label(view) == "Completed", what="completion")
+    forked = view._fork()  # what a click on "Re-run from here" does
+    assert forked is not None and view.detail.children == (forked,)
+    assert forked.id != h.id and engine.describe(forked.id).origin_id == h.id
+    wait_for(lambda: forked.snapshot.status is not None, what="the fork's record")
+    assert forked.snapshot.input == "(2)"
+    axis = re.search(r'data-testid="nbc-axis".*?</div></div>', view.panel.html)[0]
+    assert ">0</span>" in axis and "since the start" in axis  # the timeline's time axis
+    assert engine.get(forked.id).result(timeout=5) == "approved by ann after 2"  # replayed
+
+
+def test_the_panel_answers_the_browsers_ping_itself(engine, coalescer):
+    """The browser pings to learn whether a kernel still serves the view; the answer
+    goes back on the widget's comm and never reaches the view's actions."""
+    h = engine.start(wv_approval, 0)
+    view = view_of(engine, h, coalescer)
+    sent, actions = [], []
+    view.panel.send = sent.append  # the comm to the browser (none in a test)
+    view.panel._on_action = lambda action, value: actions.append(action)
+    view.panel.send_action("ping", 12345)
+    assert sent == [{"pong": 12345}] and actions == []
     h.terminate()

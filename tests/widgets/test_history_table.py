@@ -255,3 +255,44 @@ def test_public_function(filled):
         )
     finally:
         table.close()
+
+
+def test_rows_say_why_they_wait_how_they_failed_and_how_long_ago(engine, coalescer):
+    now = engine.clock.now()
+    started = now - timedelta(minutes=3, seconds=5)
+    engine.store.commit(
+        Batch(
+            new_executions=[
+                ExecutionRecord(
+                    id="waits-1",
+                    workflow="ingest",
+                    version="v1",
+                    status=Status.RUNNING,
+                    created_at=started,
+                    updated_at=started,
+                    condition="waiting for queue 'gpu'",
+                ),
+                ExecutionRecord(
+                    id="failed-1",
+                    workflow="ingest",
+                    version="v1",
+                    status=Status.FAILED,
+                    created_at=started,
+                    updated_at=started,
+                    closed_at=started + timedelta(seconds=2),
+                    error='{"type": "ValueError", "message": "bad row 7"}',
+                ),
+            ]
+        )
+    )
+    table = table_of(engine, coalescer)
+    html = table.panel.html
+    assert "<th" in html and ">Condition</th>" in html and ">Error</th>" in html
+    rows = {r.id: r for r in table.page.rows}
+    assert set(rows) == {"waits-1", "failed-1"}
+    assert "waiting for queue &#x27;gpu&#x27;" in html
+    assert "ValueError: bad row 7" in html
+    assert html.count(">3 min ago</time>") == 2  # relative in the live view
+    static = table.snapshot_html()
+    assert "min ago" not in static and "ValueError: bad row 7" in static  # exact times saved
+    table.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import datetime, timezone
 
 import nbconductor as nc
@@ -42,7 +43,9 @@ def test_cron_preview_explains_bad_input():
 def test_preview_widget_follows_its_fields():
     preview = SchedulePreview(now=NOW)
     assert preview.output.value.count('data-testid="nbc-next-fire"') == 5
-    preview.every.value = "15 minutes"  # the interval wins over the cron field
+    preview.every.value = "15 minutes"
+    assert "exactly one of cron= and every=" in preview.output.value  # not a silent choice
+    preview.cron.value = ""
     assert "2026-11-23 12:15:00" in preview.output.value
     preview.overlap.value = "buffer_all"
     assert "waiting fires start one at a time" in preview.output.value
@@ -118,3 +121,41 @@ def test_reprs(engine, coalescer):
         assert bundle["text/html"].count('data-testid="nbc-schedule"') == 2
     finally:
         view.close()
+
+
+def test_a_change_made_from_code_shows_without_waiting_for_a_poll(engine, coalescer):
+    engine.schedules.create("hourly", sv_report, every="1 hour")
+    view = SchedulesView(engine, coalescer=coalescer, poll=3600.0)
+    (card,) = view._cards.values()
+    assert "Active" in card.panel.html
+    engine.schedules.pause("hourly", note="holidays")
+    wait_for(lambda: "Paused" in card.panel.html, timeout=5, what="the pause")
+    assert "holidays" in card.panel.html and card.pause.disabled
+    engine.schedules.resume("hourly")
+    wait_for(lambda: "Active" in card.panel.html, timeout=5, what="the resume")
+    view.close()
+
+
+def test_the_preview_names_the_workflow_and_creates_the_schedule(engine, coalescer):
+    view = SchedulesView(engine, coalescer=coalescer)
+    preview = view.preview
+    assert "sv_report" in preview.workflow.options
+    preview.workflow.value = "sv_report"
+    preview.cron.value = ""
+    preview.every.value = "1 hour"
+    shown = html.unescape(preview.output.value)
+    assert "Starts workflow 'sv_report'" in shown and "'workflow'" not in shown
+    preview.schedule_id.value = "hourly-report"
+    preview.args.value = '{"day": "monday"}'  # not a list: said inline, nothing created
+    preview.create_button.click()
+    assert "JSON list" in preview.created.value and engine.schedules.list() == []
+    preview.args.value = '["monday"]'
+    preview.create_button.click()
+    assert "created schedule hourly-report" in preview.created.value
+    info = engine.schedules.get("hourly-report")
+    assert info.spec.workflow == "sv_report" and info.spec.args == ("monday",)
+    assert info.spec.every is not None and info.spec.cron is None
+    wait_for(lambda: "hourly-report" in view._cards, timeout=5, what="the new card")
+    preview.create_button.click()  # the same id again: the engine's error, inline
+    assert "ScheduleError" in preview.created.value
+    view.close()

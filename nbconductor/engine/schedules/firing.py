@@ -10,7 +10,9 @@ after firing can never start a duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -127,6 +129,10 @@ class Firing:
         self._items: dict[str, _Schedule] = {}
         # Snapshots other threads read (engine.schedules.get/list).
         self.infos: dict[str, ScheduleInfo] = {}
+        # Told which schedules changed once a tick's batch is committed (the views:
+        # pausing a schedule changes no execution, so engine.subscribe does not hear it).
+        self.listeners: list[Callable[[set[str]], None]] = []
+        self._changed: set[str] = set()
         activations.on_close(self._execution_closed)
 
     def load(self) -> None:
@@ -161,6 +167,7 @@ class Firing:
         del self._items[id]
         self.infos.pop(id, None)
         self._ledger.delete_schedule(id)
+        self._note_change(id)
 
     def trigger(self, id: str) -> str | None:
         item = self._item(id)
@@ -275,8 +282,21 @@ class Firing:
     def _open(self, runs: list[str]) -> list[str]:
         return [r for r in runs if self._roster.get(r) is not None]
 
+    def _note_change(self, schedule_id: str) -> None:
+        if not self._changed and self.listeners:
+            self._ledger.after_commit(self._tell_listeners)
+        if self.listeners:
+            self._changed.add(schedule_id)
+
+    def _tell_listeners(self) -> None:
+        changed, self._changed = self._changed, set()
+        for listener in list(self.listeners):
+            with contextlib.suppress(Exception):  # a broken view must not stop the engine
+                listener(changed)
+
     def _save(self, item: _Schedule, upcoming: datetime | None = None) -> None:
         self._ledger.save_schedule(item.record(self._ledger.now))
+        self._note_change(item.spec.id)
         if upcoming is None and not item.spec.paused:
             upcoming = next_fire(
                 item.spec, max(item.last_nominal or self._ledger.now, self._ledger.now)

@@ -100,6 +100,17 @@ class Schedules:
         started = self._call(lambda: self._firing.trigger(id))
         return self._handle(started, self.get(id).spec.workflow) if started else None
 
+    def subscribe(self, callback: Callable[[set[str]], None]) -> Callable[[], None]:
+        """Call ``callback(schedule_ids)`` on the engine thread after a commit that
+        created, changed, fired or deleted schedules (``engine.subscribe`` hears only
+        executions: pausing a schedule changes none).
+
+        Returns a function that unsubscribes. Callbacks must be quick and not block.
+        """
+        listeners = self._firing.listeners
+        listeners.append(callback)
+        return lambda: listeners.remove(callback) if callback in listeners else None
+
     def list(self) -> list[ScheduleInfo]:
         """Every schedule, by id."""
         return [self._infos[k] for k in sorted(self._infos)]

@@ -27,9 +27,22 @@ function formatDuration(seconds) {
   return `${days} d ${hours} h`;
 }
 
+function formatAgo(seconds) {
+  // Mirrors nbconductor.widgets.markup.format_ago.
+  seconds = Math.max(0, seconds);
+  for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "min"]]) {
+    if (seconds >= size) return `${Math.floor(seconds / size)} ${unit} ago`;
+  }
+  return `${Math.floor(seconds)} s ago`;
+}
+
 function tick(root) {
   const now = Date.now();
   let live = 0;
+  for (const el of root.querySelectorAll("[data-nbc-ago]")) {
+    el.textContent = formatAgo((now - Date.parse(el.dataset.nbcAgo)) / 1000);
+    live++;
+  }
   for (const el of root.querySelectorAll("[data-nbc-since]")) {
     el.textContent = formatDuration((now - Date.parse(el.dataset.nbcSince)) / 1000);
     live++;
@@ -167,6 +180,52 @@ function filterBar(model) {
   return { bar, dispose: () => { clearTimeout(timer); model.off("change:options", options); model.off("change:query", show); } };
 }
 
+// How often a view asks the kernel whether it still serves it, and how long without an
+// answer makes it say it is disconnected (a restarted kernel never answers; a kernel
+// busy with a blocking cell answers late, and the view comes back when it does).
+const PING_MS = 5000;
+const SILENCE_MS = 15000;
+
+function watchKernel(model, el, onChange) {
+  let answered = Date.now();
+  let disconnected = false;
+  const banner = element("div", { class: "nbc-disconnected-banner", "data-testid": "nbc-disconnected" }, [
+    "Disconnected: no kernel serves this view (restarted or shut down). It shows the last " +
+      "state it had and its buttons do nothing; run the cell again for a live view.",
+  ]);
+  const container = () =>
+    el.closest(".nbc-execution-view, .nbc-history-view, .nbc-schedules-view") || el;
+  const set = (value) => {
+    if (value === disconnected) return;
+    disconnected = value;
+    el.classList.toggle("nbc-disconnected", value);
+    const root = container();
+    root.classList.toggle("nbc-disconnected", value);
+    for (const control of root.querySelectorAll("button, input, select, textarea")) {
+      if (value) {
+        if (!control.disabled) { control.dataset.nbcDisabledByPing = "1"; control.disabled = true; }
+      } else if (control.dataset.nbcDisabledByPing) {
+        delete control.dataset.nbcDisabledByPing;
+        control.disabled = false;
+      }
+    }
+    if (value) el.prepend(banner); else banner.remove();
+    onChange(value);
+  };
+  const onMessage = (msg) => {
+    if (msg && msg.pong !== undefined) { answered = Date.now(); set(false); }
+  };
+  model.on("msg:custom", onMessage);
+  const timer = setInterval(() => {
+    try { model.send({ action: "ping", value: Date.now() }); } catch (e) { set(true); return; }
+    if (Date.now() - answered > SILENCE_MS) set(true);
+  }, PING_MS);
+  return {
+    get disconnected() { return disconnected; },
+    dispose: () => { clearInterval(timer); model.off("msg:custom", onMessage); banner.remove(); },
+  };
+}
+
 function render({ model, el }) {
   el.classList.add("nbc-panel", `nbc-panel-${model.get("kind")}`);
   const body = element("div", { class: "nbc-body" });
@@ -185,7 +244,9 @@ function render({ model, el }) {
     } else stopClock();
   };
   const stopClock = () => { if (clock !== null) { clearInterval(clock); clock = null; } };
-  const update = () => { paint(body, model.get("html")); startClock(); };
+  const update = () => { paint(body, model.get("html")); if (!kernel.disconnected) startClock(); };
+  // A view whose kernel is gone stops its clocks: "running for 43 s" would be a lie.
+  const kernel = watchKernel(model, el, (gone) => { if (gone) stopClock(); else startClock(); });
 
   body.addEventListener("click", (event) => {
     const target = event.target.closest("[data-nbc-action]");
@@ -198,6 +259,7 @@ function render({ model, el }) {
   update();
   return () => {
     stopClock();
+    kernel.dispose();
     model.off("change:html", update);
     if (filters) filters.dispose();
   };

@@ -1,8 +1,8 @@
 """Read a tutorial's source, a percent-format ``.py`` file, into a notebook without outputs.
 
 Each tutorial in this folder is written as ``NN-name.py`` and committed twice: the
-source, and ``NN-name.ipynb`` built from it and run by ``refresh.py`` (nbval compares
-the saved outputs). The source is the subset of jupytext's percent format that
+source, and ``notebooks/NN-name.ipynb`` built from it and run by ``refresh.py`` (nbval
+compares the saved outputs). The source is the subset of jupytext's percent format that
 jupytext itself writes, so a reader with jupytext installed can open it as a
 notebook too::
 
@@ -20,7 +20,12 @@ notebook too::
     # %%task double(x: int) -> int
     return 2 * x
 
-A ``# %%`` line starts a code cell and ``# %% [markdown]`` a markdown cell; blank
+    # %% tags=["nbval-ignore-output"]
+    timings()
+
+A ``# %%`` line starts a code cell and ``# %% [markdown]`` a markdown cell, either
+followed by ``tags=[...]`` (a JSON list: the cell's metadata tags, which readers do
+not see, e.g. nbval's ``nbval-ignore-output``); blank
 lines at the end of a cell separate it from the next and are not part of it. In a
 code cell a commented magic (``# %name``, ``# %%name``, ``# !command``,
 ``# x = %name``) is the magic itself; a comment that only looks like one is written
@@ -33,6 +38,7 @@ tests run JupyterLab in, and the subset used here takes a page to read.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +49,8 @@ import nbformat
 __all__ = ("Cell", "SourceError", "notebook", "read_cells")
 
 _MARKER = re.compile(r"^# %%(?P<rest>.*)$")
+# What may follow `# %%`: nothing, ` [markdown]`, then optionally the cell's tags.
+_CELL = re.compile(r"^(?P<markdown> \[markdown\])?( tags=(?P<tags>\[[^\]]*\]))?$")
 # A commented magic, shell command or magic assignment (`x = %magic ...`), escaped once
 # or more: jupytext's rules for Python, less the rarely used `?` help and bare `ls`.
 _COMMENTED_MAGIC = re.compile(
@@ -64,11 +72,13 @@ class Cell:
             magics uncommented).
         line: the line number of the cell's ``# %%`` marker in the source file; line
             ``k`` of ``source`` is line ``line + k`` of the file.
+        tags: the cell's metadata tags (``tags=[...]`` on its marker line).
     """
 
     kind: Literal["markdown", "code"]
     source: str
     line: int
+    tags: tuple[str, ...] = ()
 
 
 def read_cells(path: Path) -> list[Cell]:
@@ -83,21 +93,24 @@ def read_cells(path: Path) -> list[Cell]:
     kind: Literal["markdown", "code"] | None = None
     start = 0
     lines: list[str] = []
+    tags: tuple[str, ...] = ()
 
     def close() -> None:
         if kind is None:
             return
         while lines and not lines[-1].strip():
             lines.pop()
-        cells.append(Cell(kind, "\n".join(lines), start))
+        cells.append(Cell(kind, "\n".join(lines), start, tags))
 
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        marker = _MARKER.match(line)
-        if marker and marker["rest"] in ("", " [markdown]"):
-            close()
-            kind, start, lines = ("markdown" if marker["rest"] else "code"), number, []
-            continue
         where = f"{path.name}:{number}"
+        marker = _MARKER.match(line)
+        cell = _CELL.match(marker["rest"]) if marker else None
+        if cell:
+            close()
+            kind, start, lines = ("markdown" if cell["markdown"] else "code"), number, []
+            tags = _tags(cell["tags"], where) if cell["tags"] else ()
+            continue
         if marker and not _COMMENTED_MAGIC.match(line):
             raise SourceError(f"{where}: write `# %%` or `# %% [markdown]`, not {line!r}")
         if kind is None:
@@ -111,6 +124,16 @@ def read_cells(path: Path) -> list[Cell]:
             lines.append(_uncomment_magic(line))
     close()
     return cells
+
+
+def _tags(text: str, where: str) -> tuple[str, ...]:
+    try:
+        tags = json.loads(text)
+    except json.JSONDecodeError:
+        tags = None
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise SourceError(f'{where}: tags are a JSON list of strings, e.g. tags=["x"]: {text}')
+    return tuple(tags)
 
 
 def _uncomment_magic(line: str) -> str:
@@ -140,6 +163,8 @@ def notebook(path: Path) -> nbformat.NotebookNode:
         )
         made = new(cell.source)
         made["id"] = f"cell-{index:02d}"
+        if cell.tags:
+            made.metadata["tags"] = list(cell.tags)
         nb.cells.append(made)
     nbformat.validate(nb)
     return nb

@@ -274,8 +274,7 @@ BarChart(
 # measured, so they differ a little from run to run (the notebook tests do not
 # compare this cell's output).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 # durations = %conductor sql SELECT name AS task, round(1000 * avg(epoch("at") - epoch((data->>'$.started_at')::TIMESTAMPTZ))) AS avg_ms FROM events WHERE kind = 'TaskCompleted' GROUP BY name ORDER BY name
 display(durations)
 BarChart(
@@ -286,11 +285,25 @@ BarChart(
 )
 
 # %% [markdown]
-# The same queries work outside the notebook, on the same file:
-# `nbconductor sql "SELECT ..."` from a shell (with `--csv` or `--json`), or
-# `nbconductor export --parquet DIR` to hand the whole history to another tool
-# ([CLI and headless worker](../docs/howto/cli-and-worker.md)).
-#
+# The same queries work outside the notebook, on the same file, with the
+# `nbconductor` command: `nbconductor sql "SELECT ..."` (with `--csv` or `--json`),
+# or `nbconductor export --parquet DIR` to hand the whole history to another tool
+# ([CLI and headless worker](../docs/howto/cli-and-worker.md)). It finds the file
+# the way the kernel did: `--db PATH`, else `NBCONDUCTOR_DB`, else the one
+# `.nbconductor/*.duckdb` in the current folder. This tutorial's history is a
+# temporary file that its last cell deletes, so ask now, while the kernel holds
+# it; the command below inherits the kernel's `NBCONDUCTOR_DB` (in a terminal,
+# give the path printed here with `--db`). Your own notebooks keep their history
+# in `.nbconductor/<notebook name>.duckdb`, where `nbconductor list` in the
+# notebook's folder finds it.
+
+# %%
+import sys
+
+print(os.environ["NBCONDUCTOR_DB"])
+# !{sys.executable} -m nbconductor.cli sql "SELECT workflow, status, count(*) AS executions FROM executions GROUP BY ALL ORDER BY ALL" --csv
+
+# %% [markdown]
 # ## Where next
 #
 # - [Operations](../docs/operations.md): where the history lives, how big it

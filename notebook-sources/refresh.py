@@ -2,11 +2,14 @@
 
 Each tutorial's source is ``NN-name.py`` in this folder (jupytext's percent format,
 read by ``percent_format.py``). This script builds the notebook from it, runs it with
-nbclient in this folder (as nbval does) and saves ``NN-name.ipynb`` with its
-outputs, so that ``pytest --nbval notebooks/`` has outputs to compare against::
+nbclient in ``notebooks/`` (as nbval does) and saves ``notebooks/NN-name.ipynb`` with
+its outputs, so that ``pytest --nbval notebooks/`` has outputs to compare against::
 
-    .venv/bin/python notebooks/refresh.py            # all of them
-    .venv/bin/python notebooks/refresh.py 03 06      # some (number or name)
+    .venv/bin/python notebook-sources/refresh.py            # all of them
+    .venv/bin/python notebook-sources/refresh.py 03 06      # some (number or name)
+
+The sources and this tooling live here rather than in ``notebooks/``, so that the
+folder a reader opens in JupyterLab holds the tutorials and nothing else.
 
 Edit the ``.py`` files, never the ``.ipynb`` files: a refresh overwrites them, and
 tests/test_notebooks.py fails while a notebook and its source disagree.
@@ -18,8 +21,8 @@ notebook's name, so its default would be one ``.nbconductor/default.duckdb`` sha
 every notebook here). Its last cell unloads the extension and deletes that folder.
 The only varying values left in the outputs (execution ids, timestamps, durations,
 the temporary path, timer due times) are rewritten by ``sanitize.cfg`` before nbval
-compares them; a cell whose output is measured durations is marked
-``# NBVAL_IGNORE_OUTPUT``.
+compares them; a cell whose output is measured durations carries the
+``nbval-ignore-output`` tag (``# %% tags=["nbval-ignore-output"]`` in the source).
 
 The saved files are reproducible: cell ids are numbered, no execution timestamps are
 recorded, and a refresh changes nothing but the values ``sanitize.cfg`` rewrites.
@@ -37,6 +40,7 @@ from nbclient import NotebookClient
 from percent_format import notebook
 
 HERE = Path(__file__).resolve().parent
+NOTEBOOKS = HERE.parent / "notebooks"
 
 
 def sources() -> list[Path]:
@@ -49,7 +53,7 @@ def refresh(source: Path) -> float:
     stem = source.stem
     # The notebooks keep their history in a temporary folder; a history left here by a
     # reader who ran one with the default file must not leak into the run either.
-    for leftover in (HERE / ".nbconductor").glob(f"{stem}.duckdb*"):
+    for leftover in (NOTEBOOKS / ".nbconductor").glob(f"{stem}.duckdb*"):
         leftover.unlink()
     nb = notebook(source)
     started = time.monotonic()
@@ -58,14 +62,14 @@ def refresh(source: Path) -> float:
         timeout=120,
         kernel_name="python3",
         record_timing=False,  # no per-cell timestamps in the saved file
-        resources={"metadata": {"path": str(HERE)}},
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
     ).execute()
     elapsed = time.monotonic() - started
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.get("name") == "stderr":
                 print(f"  warning: {stem} {cell['id']} wrote to stderr: {output['text']!r}")
-    nbformat.write(nb, source.with_suffix(".ipynb"))
+    nbformat.write(nb, NOTEBOOKS / f"{stem}.ipynb")
     return elapsed
 
 
