@@ -191,7 +191,10 @@ def test_buttons_disable_and_the_view_stops_following_once_closed(engine, coales
 def test_an_invalid_payload_shows_an_error_and_sends_nothing(engine, coalescer):
     h = engine.start(wv_approval, 0)
     view = view_of(engine, h, coalescer)
-    wait_for(lambda: "approve" in view._rows, what="the signal button")
+    wait_for(
+        lambda: "approve" in view._rows and h.waiting_for == ["approve"],
+        what="the signal button and the wait",
+    )
     row = view._rows["approve"]
     row.payload.value = "{by: ann}"
     row.button.click()
@@ -483,7 +486,10 @@ def test_an_empty_payload_sends_nothing(engine, coalescer):
     """The 02 offer was withdrawn by a click on an empty field: None decided for the user."""
     h = engine.start(wv_approval, 0)
     view = view_of(engine, h, coalescer)
-    wait_for(lambda: "approve" in view._rows, what="the signal button")
+    wait_for(
+        lambda: "approve" in view._rows and h.waiting_for == ["approve"],
+        what="the signal button and the wait",
+    )
     assert view.stop_buttons.layout.display != "none"
     row = view._rows["approve"]
     row.button.click()
