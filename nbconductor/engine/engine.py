@@ -166,6 +166,18 @@ class Engine:
         self._recovery = Recovery(
             ledger, roster, store, registry, activations, self._tasks, payloads
         )
+        ledger.on_fault = self._on_fault
+
+    def _on_fault(self, error: BaseException, args: tuple) -> None:
+        # An error escaped a tick item (on the engine thread): park the execution it
+        # concerns, when the item names one; the engine and the others go on.
+        live = None
+        if args:
+            first = args[0]
+            key = first if isinstance(first, str) else getattr(first, "execution_id", None)
+            live = self.executions.get(key) if isinstance(key, str) else None
+        if live is not None:
+            self._activations.park(live, error, "the engine handled its timers")
 
     # ================================================================== public API
 
@@ -304,6 +316,7 @@ class Engine:
             "blocked": sum(1 for x in live if x.condition and x.condition.startswith("blocked")),
             "pending_timers": sum(len(x.timers) for x in live),
             "running_tasks": self._tasks.in_flight,
+            "faults": list(self._ledger.faults),
             "counts": {s.value: n for s, n in self.store.counts_by_status().items()},
         }
 
