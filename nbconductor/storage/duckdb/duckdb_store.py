@@ -89,9 +89,11 @@ class DuckDBStore:
         # its path claimed for the rest of the process.
         self._release = weakref.finalize(self, history_file.release, str(resolved))
         try:
-            self._con = self._connect(resolved)
+            with history_file.owner_only_files():
+                self._con = self._connect(resolved)
             try:
-                schema.prepare(self._con, str(resolved), read_only=read_only)
+                with history_file.owner_only_files():  # creating the tables writes a WAL
+                    schema.prepare(self._con, str(resolved), read_only=read_only)
                 # Readers get cursors from their own root connection, so making one
                 # never touches the writer's connection while it commits.
                 self._root = self._con.cursor()
@@ -164,7 +166,7 @@ class DuckDBStore:
                     batch.schedules, batch.deleted_schedules
                 )
             )
-        with self._write_lock:
+        with self._write_lock, history_file.owner_only_files():  # the WAL may be created
             self._check_open()
             con = self._con
             try:
@@ -452,7 +454,7 @@ class DuckDBStore:
                 for cursor in list(self._busy):
                     cursor.interrupt()
                 self._state.wait_for(lambda: not self._busy, timeout)
-        with self._write_lock:
+        with self._write_lock, history_file.owner_only_files():  # the closing checkpoint
             self._drop_appenders()
             try:
                 self._root.close()

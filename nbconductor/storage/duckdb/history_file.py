@@ -11,12 +11,20 @@ from __future__ import annotations
 import os
 import re
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from nbconductor.errors import NotAHistoryFile, StoreError, StoreLocked
 
-__all__ = ("claim", "make_private", "make_private_dir", "open_error", "release")
+__all__ = (
+    "claim",
+    "make_private",
+    "make_private_dir",
+    "open_error",
+    "owner_only_files",
+    "release",
+)
 
 _WHAT_TO_DO = (
     "close the other kernel (or stop its engine with `%conductor stop`), "
@@ -29,6 +37,35 @@ _open_counts: dict[str, int] = {}
 _registry_lock = threading.Lock()
 
 _LOCK_HOLDER = re.compile(r"lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+
+
+_umask_lock = threading.Lock()
+_umask_depth = 0
+_umask_saved = 0
+
+
+@contextmanager
+def owner_only_files() -> Iterator[None]:
+    """Files created inside are owner-only from their first byte.
+
+    DuckDB creates the database file, and the WAL again after every checkpoint, with
+    the umask's mode; a chmod afterwards leaves a window in which another user can open
+    the file and keep reading it. The umask is process-wide, so while a store connects
+    or commits (a few milliseconds) other threads of the process create owner-only
+    files too: more private, never less.
+    """
+    global _umask_depth, _umask_saved
+    with _umask_lock:  # held while counting only: stores of other files do not wait
+        if _umask_depth == 0:
+            _umask_saved = os.umask(0o077)
+        _umask_depth += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_depth -= 1
+            if _umask_depth == 0:
+                os.umask(_umask_saved)
 
 
 def make_private_dir(directory: Path) -> None:
