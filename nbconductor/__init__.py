@@ -49,6 +49,7 @@ from nbconductor.errors import (
     TaskFailed,
     UpdateRejected,
 )
+from nbconductor.storage.codec import allow_types
 from nbconductor.storage.records import Status
 
 __all__ = (
@@ -71,6 +72,7 @@ __all__ = (
     "TaskFailed",
     "UpdateRejected",
     "__version__",
+    "allow_types",
     "cancelled",
     "child",
     "continue_as_new",
