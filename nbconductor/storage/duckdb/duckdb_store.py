@@ -95,7 +95,10 @@ class DuckDBStore:
                 self._con = self._connect(resolved)
             try:
                 with history_file.owner_only_files():  # creating the tables writes a WAL
-                    schema.prepare(self._con, str(resolved), read_only=read_only)
+                    try:
+                        schema.prepare(self._con, str(resolved), read_only=read_only)
+                    except duckdb.Error as exc:  # e.g. a truncated file: say what to do
+                        raise history_file.open_error(exc, str(resolved), read_only) from exc
                 # Readers get cursors from their own root connection, so making one
                 # never touches the writer's connection while it commits.
                 self._root = self._con.cursor()
@@ -254,7 +257,10 @@ class DuckDBStore:
 
     def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         with self._cursor() as cursor:
-            return cursor.execute(sql, params).fetchall()
+            try:
+                return cursor.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                raise history_file.read_error(exc, self.path) from exc
 
     def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         """The execution with this id, or None."""

@@ -23,6 +23,7 @@ __all__ = (
     "make_private_dir",
     "open_error",
     "owner_only_files",
+    "read_error",
     "release",
 )
 
@@ -99,8 +100,33 @@ def open_error(exc: Exception, path: str, read_only: bool) -> StoreError:
             f"{path} is already open in this process with another mode; close that "
             "store first, or read through it."
         )
+    if _is_damage(text):
+        return _damaged(path, text)
     mode = "read-only" if read_only else "read-write"
     return StoreError(f"cannot open history file {path} ({mode}): {text}")
+
+
+def read_error(exc: Exception, path: str | None) -> StoreError:
+    """The error to raise when DuckDB fails to read ``path`` while it is open."""
+    text = str(exc)
+    if _is_damage(text):
+        return _damaged(path, text)
+    return StoreError(f"cannot read history file {path}: {text}")
+
+
+_DAMAGE = ("Could not read enough bytes", "Corrupt", "checksum", "corrupt")
+
+
+def _is_damage(text: str) -> bool:
+    return any(mark in text for mark in _DAMAGE)
+
+
+def _damaged(path: str | None, text: str) -> StoreError:
+    return StoreError(
+        f"history file {path} is damaged (truncated or corrupt: {text.splitlines()[0]}). "
+        "Stop every engine on it, move it away and restore the latest backup; see "
+        '"Backup and restore" and "What survives what" in docs/operations.md.'
+    )
 
 
 def claim(path: str, read_only: bool) -> None:
