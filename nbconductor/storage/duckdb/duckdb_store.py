@@ -120,7 +120,13 @@ class DuckDBStore:
             if not resolved.is_file() or resolved.stat().st_size == 0:
                 raise NotAHistoryFile(f"there is no nbconductor history at {path}")
         else:
-            history_file.make_private_dir(resolved.parent)
+            try:
+                history_file.make_private_dir(resolved.parent)
+            except OSError as exc:  # say it in one line: the path is the user's input
+                raise StoreError(
+                    f"cannot create the folder {resolved.parent} for history file {path} "
+                    f"({exc.strerror or exc}); choose a path in a folder you can write"
+                ) from None
             if resolved.is_file() and resolved.stat().st_size == 0:
                 resolved.unlink()  # DuckDB refuses empty files; treat one as brand new
         try:
