@@ -43,7 +43,7 @@ from nbconductor.engine.schedules.scheduler import Schedules
 from nbconductor.engine.steering import Steering
 from nbconductor.engine.task_dispatch import TaskDispatch
 from nbconductor.engine.task_runner import ThreadRunner
-from nbconductor.errors import EngineStopped, ExecutionNotFound
+from nbconductor.errors import EngineStopped, ExecutionNotFound, StopTimedOut
 from nbconductor.storage.records import EventRecord, ExecutionFilter, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 
@@ -56,7 +56,7 @@ def _stop_engines_at_exit() -> None:
     # moment to commit and close the file (docs/jupyter-platform.md). SIGKILL needs no help.
     for engine in list(_running_engines):
         with contextlib.suppress(Exception):
-            engine.stop(grace=2.0)
+            engine.stop(grace=2.0, timeout=5.0)  # a kernel is killed a few seconds later anyway
 
 
 def _open_store(path_or_store: str | Path | Store | None) -> Store:
@@ -329,14 +329,28 @@ class Engine:
         subscribers.append(callback)
         return lambda: subscribers.remove(callback) if callback in subscribers else None
 
-    def stop(self, grace: float = 2.0) -> None:
+    def stop(self, grace: float = 2.0, timeout: float = 60.0) -> None:
         """Stop the engine: running tasks get ``grace`` seconds to finish, history is
-        committed and the store closed. Unfinished executions resume on the next start."""
+        committed and the store closed. Unfinished executions resume on the next start.
+
+        Returns once the history file is closed (another engine may open it then).
+
+        Raises:
+            StopTimedOut: the file was not closed within ``grace + timeout`` seconds
+                (a very large commit or checkpoint); it closes in the background.
+        """
         if self._thread.stopped:
             return
-        self._thread.stop(grace)
+        closed = self._thread.stop(grace, timeout)
         self.registry.remove_listener(self._on_register)
         clear_default_engine(self)
+        if not closed:
+            raise StopTimedOut(
+                f"the engine on {self.store.path} did not close its history file within "
+                f"{grace + timeout:g}s (a large commit or checkpoint is still running); it "
+                "closes in the background. Wait before opening the file again, or call "
+                "stop() with a longer timeout."
+            )
 
     def __enter__(self) -> Engine:
         return self

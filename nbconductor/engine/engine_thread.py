@@ -96,10 +96,15 @@ class EngineThread:
         ledger.post(run)
         return done.result(timeout)
 
-    def stop(self, grace: float) -> None:
-        """Let running tasks finish for ``grace`` seconds, commit, and end the thread."""
+    def stop(self, grace: float, timeout: float) -> bool:
+        """Let running tasks finish for ``grace`` seconds, commit, and end the thread.
+
+        Returns whether the thread ended and closed the store within ``grace +
+        timeout`` seconds (a large commit or the closing checkpoint may take a while).
+        """
         self._ledger.post(lambda: self._begin_stop(grace))
-        self._thread.join(grace + 5.0)
+        self._thread.join(grace + timeout)
+        return self._stopped.is_set()
 
     # ------------------------------------------------------------- on the thread
 
