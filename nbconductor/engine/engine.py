@@ -43,7 +43,7 @@ from nbconductor.engine.schedules.scheduler import Schedules
 from nbconductor.engine.steering import Steering
 from nbconductor.engine.task_dispatch import TaskDispatch
 from nbconductor.engine.task_runner import ThreadRunner
-from nbconductor.errors import EngineStopped, ExecutionNotFound, StopTimedOut
+from nbconductor.errors import EngineStopped, ExecutionNotFound, StopTimedOut, StoreError
 from nbconductor.storage.records import EventRecord, ExecutionFilter, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 
@@ -302,11 +302,19 @@ class Engine:
         return self.store.load_history(execution_id)
 
     def status(self) -> dict:
-        """Health and counts: thread alive, store, executions by state, timers, tasks."""
+        """Health and counts: thread alive, store, executions by state, timers, tasks.
+
+        Never raises because the store failed: ``error`` says why the engine stopped
+        (e.g. ENOSPC, a full disk) and ``counts`` is None when the file cannot be read.
+        """
         live = self.executions.all()
+        try:
+            counts = {s.value: n for s, n in self.store.counts_by_status().items()}
+        except StoreError:  # closed after a failure: the error says why
+            counts = None
         return {
             "running": self.running,
-            "error": repr(self.error) if self.error else None,
+            "error": f"{type(self.error).__name__}: {self.error}" if self.error else None,
             "store": self.store.path,
             "started_at": self.started_at,
             "open_executions": len(live),
@@ -317,7 +325,7 @@ class Engine:
             "pending_timers": sum(len(x.timers) for x in live),
             "running_tasks": self._tasks.in_flight,
             "faults": list(self._ledger.faults),
-            "counts": {s.value: n for s, n in self.store.counts_by_status().items()},
+            "counts": counts,
         }
 
     def subscribe(self, callback: Callable[[set[str]], None]) -> Callable[[], None]:

@@ -114,6 +114,9 @@ class EngineThread:
             anyio.run(self._main, backend="asyncio")
         except BaseException as exc:  # recorded, surfaced by status() and the API
             error = exc
+            # The task group wraps what ended the ticks: keep the error itself.
+            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+                error = error.exceptions[0]
         finally:
             self._ledger.stopping = True
             try:

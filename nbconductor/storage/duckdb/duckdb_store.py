@@ -193,11 +193,17 @@ class DuckDBStore:
                             self._run(*step)
                         con.commit()
                     except BaseException:
-                        con.rollback()
+                        # DuckDB may have aborted the transaction already (a failed
+                        # write, a full disk): its "no transaction is active" must not
+                        # hide the error that caused it.
+                        with suppress(duckdb.Error):
+                            con.rollback()
                         raise
             except BaseException as exc:
                 self._drop_appenders()
                 if isinstance(exc, (duckdb.Error, StoreError)):
+                    if history_file.is_disk_full(exc):
+                        raise StoreError(history_file.disk_full_message(self.path)) from exc
                     raise StoreError(
                         f"commit to {self.path} failed and was rolled back: {exc}"
                     ) from exc

@@ -19,6 +19,8 @@ from nbconductor.errors import NotAHistoryFile, StoreError, StoreLocked
 
 __all__ = (
     "claim",
+    "disk_full_message",
+    "is_disk_full",
     "make_private",
     "make_private_dir",
     "open_error",
@@ -158,3 +160,21 @@ def release(path: str) -> None:
             _open_counts.pop(path, None)
         else:
             _open_counts[path] = count
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a DuckDB error (or one it chained) says the disk is full (ENOSPC)."""
+    while exc is not None:
+        if "No space left on device" in str(exc) or getattr(exc, "errno", None) == 28:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_message(path: str | None) -> str:
+    """What to say when a commit to ``path`` failed because its disk is full."""
+    return (
+        f"ENOSPC: the disk holding {path} is full (No space left on device); the commit "
+        "being written was rolled back and everything committed before it is kept. Free "
+        "space on that disk, then open a new Engine on the file to carry on."
+    )
