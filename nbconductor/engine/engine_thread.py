@@ -115,8 +115,10 @@ class EngineThread:
         except BaseException as exc:  # recorded, surfaced by status() and the API
             error = exc
             # The task group wraps what ended the ticks: keep the error itself.
-            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-                error = error.exceptions[0]
+            inner = getattr(error, "exceptions", None)  # an exception group's members
+            while isinstance(inner, tuple) and len(inner) == 1:
+                error = inner[0]
+                inner = getattr(error, "exceptions", None)
         finally:
             self._ledger.stopping = True
             try:
