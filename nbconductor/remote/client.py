@@ -19,7 +19,13 @@ from typing import Any
 
 from nbconductor.operations.schema import ControlError, check_request
 from nbconductor.remote.address import candidate_paths, peer_uid, socket_is_trusted
-from nbconductor.remote.protocol import IDLE_TIMEOUT, decode_response, encode_request
+from nbconductor.remote.protocol import (
+    IDLE_TIMEOUT,
+    MAX_REQUEST_BYTES,
+    RequestTooLarge,
+    decode_response,
+    encode_request,
+)
 
 __all__ = ("Client", "connect")
 
@@ -74,6 +80,11 @@ class Client:
         """
         check_request(op, args)
         request = encode_request(op, args)
+        if len(request) > MAX_REQUEST_BYTES:  # the server would refuse it: say so now
+            raise RequestTooLarge(
+                f"the {op} request is {len(request)} bytes, larger than the "
+                f"{MAX_REQUEST_BYTES} bytes a request may have; send less at once"
+            )
         if self._sock is None or time.monotonic() - self._last_used > IDLE_TIMEOUT / 2:
             # The server drops idle connections; open a fresh one rather than find out
             # halfway through a request that must not be sent twice.
