@@ -58,7 +58,20 @@ class Client:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(_CONNECT_TIMEOUT)
-            sock.connect(os.fspath(self.socket_path))
+            deadline = time.monotonic() + _CONNECT_TIMEOUT
+            while True:
+                try:
+                    sock.connect(os.fspath(self.socket_path))
+                    break
+                except BlockingIOError:
+                    # The server's backlog is full (it accepts more slowly than clients
+                    # arrive): a Unix socket says so at once instead of waiting; retry.
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            f"the control socket {self.socket_path} accepted no "
+                            f"connection within {_CONNECT_TIMEOUT:g} s"
+                        ) from None
+                    time.sleep(0.01)
             uid = peer_uid(sock)
             if uid is not None and uid != os.getuid():
                 raise ControlError(

@@ -33,10 +33,14 @@ def test_idle_connections_do_not_lock_the_cli_out(served):
     _, server = served
     idle = []
     try:
-        for _ in range(MAX_CONNECTIONS + 8):
+        for _ in range(MAX_CONNECTIONS):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(str(server.socket_path))
             idle.append(s)
+        wait_for(
+            lambda: len(server._connections) >= MAX_CONNECTIONS,
+            what="the server to hold every idle connection",
+        )
         began = time.monotonic()
         with Client(server.socket_path, timeout=10) as client:
             assert client.call("ping")["pid"] > 0
