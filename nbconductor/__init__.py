@@ -47,10 +47,12 @@ from nbconductor.errors import (
     NonDeterminismError,
     NotInTask,
     ScheduleError,
+    StopTimedOut,
     StoreLocked,
     TaskFailed,
     UpdateRejected,
 )
+from nbconductor.storage.codec import allow_types
 from nbconductor.storage.records import Status
 
 __all__ = (
@@ -71,11 +73,13 @@ __all__ = (
     "Saga",
     "ScheduleError",
     "Status",
+    "StopTimedOut",
     "StoreLocked",
     "TaskFailed",
     "TaskInfo",
     "UpdateRejected",
     "__version__",
+    "allow_types",
     "cancelled",
     "child",
     "continue_as_new",

@@ -151,6 +151,10 @@ class SchemaTooNew(StoreError):
     """The history file was written by a newer nbconductor; upgrade to open it."""
 
 
+class StopTimedOut(NbconductorError, TimeoutError):
+    """An engine did not close its history file in time; it closes in the background."""
+
+
 class EngineStopped(NbconductorError, RuntimeError):
     """The engine is not running; start it (or open a new Engine) first."""
 

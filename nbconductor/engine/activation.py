@@ -287,14 +287,34 @@ class Activations:
             step()
             commands = runtime.take_commands()
         except Exception as exc:
-            runtime.close()
-            live.runtime = None
-            self._ledger.set_condition(
-                live, f"blocked: {type(exc).__name__} while running workflow code: {exc}"
-            )
+            self.park(live, exc, "running workflow code")
             return
-        self.carry_out(live, commands)
+        self.carry_out_guarded(live, commands)
         self.snapshot(live)
+
+    def carry_out_guarded(self, live: LiveExecution, commands: list[Command]) -> None:
+        """:meth:`carry_out`, parking the execution if one of its commands cannot be
+        carried out (nothing one execution asks for may stop the engine)."""
+        try:
+            self.carry_out(live, commands)
+        except Exception as exc:
+            self.park(live, exc, "carrying out what its workflow code asked for")
+
+    def park(self, live: LiveExecution, exc: BaseException, doing: str) -> None:
+        """Stop running the execution's code after an error outside it, and say why in
+        its condition; the other executions go on. Re-running the definition (or
+        restarting the engine) replays it and tries again."""
+        runtime = live.runtime
+        live.runtime = None
+        if runtime is not None:
+            runtime.close()
+        if live.record.status.closed:
+            return
+        self._ledger.set_condition(
+            live,
+            f"blocked: {type(exc).__name__} while {doing}: {exc}. Fix the cause and re-run "
+            "the workflow's definition (or restart the engine), or terminate the execution",
+        )
 
     def snapshot(self, live: LiveExecution) -> None:
         """Refresh what other threads read of the execution (signals, progress, state)."""

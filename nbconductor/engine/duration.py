@@ -34,6 +34,11 @@ _UNITS = {
     "week": 604800.0,
     "weeks": 604800.0,
 }
+# The longest duration anything accepts: 100 years. Far beyond any real wait, and far
+# inside what datetime can add to now (year 9999), so no wait overflows a timestamp.
+MAX_SECONDS = 36525 * 86400.0
+RANGE = "zero or more, at most 100 years (3155760000 seconds)"
+
 _PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]+)\s*,?")
 
 
@@ -59,9 +64,23 @@ def parse_duration(value: float | int | timedelta | str, *, what: str = "duratio
             f"{what}: {value!r} ({type(value).__name__}) is not a duration; "
             "use seconds, a timedelta or a string like '30s', '5 minutes', '1 day'"
         )
-    if seconds != seconds or seconds < 0 or seconds == float("inf"):
-        raise InvalidDuration(f"{what}: {value!r} must be a finite duration of zero or more")
+    if seconds != seconds or seconds < 0 or seconds > MAX_SECONDS:
+        raise InvalidDuration(f"{what}: {value!r} must be a finite duration of {RANGE}")
     return seconds
+
+
+def check_delay(delay: float, *, what: str = "a timer") -> None:
+    """Refuse a wait that is not a number of seconds within the allowed range.
+
+    Negative delays are allowed (they fire at once, as asyncio's do).
+
+    Raises:
+        InvalidDuration: naming ``what`` and the delay, with the allowed range.
+    """
+    if not delay == delay or abs(delay) > MAX_SECONDS:  # NaN, infinities, overflow
+        raise InvalidDuration(
+            f"{what}: a wait of {delay!r} seconds is out of range; a duration is {RANGE}"
+        )
 
 
 def _parse_text(text: str, what: str) -> float:

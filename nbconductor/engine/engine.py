@@ -43,7 +43,13 @@ from nbconductor.engine.schedules.scheduler import Schedules
 from nbconductor.engine.steering import Steering
 from nbconductor.engine.task_dispatch import TaskDispatch
 from nbconductor.engine.task_runner import ThreadRunner
-from nbconductor.errors import EngineStopped, ExecutionAlreadyExists, ExecutionNotFound
+from nbconductor.errors import (
+    EngineStopped,
+    ExecutionAlreadyExists,
+    ExecutionNotFound,
+    StopTimedOut,
+    StoreError,
+)
 from nbconductor.storage.records import EventRecord, ExecutionFilter, ExecutionRecord, Status
 from nbconductor.storage.store import Store
 
@@ -56,7 +62,7 @@ def _stop_engines_at_exit() -> None:
     # moment to commit and close the file (docs/jupyter-platform.md). SIGKILL needs no help.
     for engine in list(_running_engines):
         with contextlib.suppress(Exception):
-            engine.stop(grace=2.0)
+            engine.stop(grace=2.0, timeout=5.0)  # a kernel is killed a few seconds later anyway
 
 
 def _open_store(path_or_store: str | Path | Store | None) -> Store:
@@ -165,6 +171,18 @@ class Engine:
         self._recovery = Recovery(
             ledger, roster, store, registry, activations, self._tasks, payloads
         )
+        ledger.on_fault = self._on_fault
+
+    def _on_fault(self, error: BaseException, args: tuple) -> None:
+        # An error escaped a tick item (on the engine thread): park the execution it
+        # concerns, when the item names one; the engine and the others go on.
+        live = None
+        if args:
+            first = args[0]
+            key = first if isinstance(first, str) else getattr(first, "execution_id", None)
+            live = self.executions.get(key) if isinstance(key, str) else None
+        if live is not None:
+            self._activations.park(live, error, "the engine handled its timers")
 
     # ================================================================== public API
 
@@ -314,11 +332,19 @@ class Engine:
         return self.store.load_history(execution_id)
 
     def status(self) -> dict:
-        """Health and counts: thread alive, store, executions by state, timers, tasks."""
+        """Health and counts: thread alive, store, executions by state, timers, tasks.
+
+        Never raises because the store failed: ``error`` says why the engine stopped
+        (e.g. ENOSPC, a full disk) and ``counts`` is None when the file cannot be read.
+        """
         live = self.executions.all()
+        try:
+            counts = {s.value: n for s, n in self.store.counts_by_status().items()}
+        except StoreError:  # closed after a failure: the error says why
+            counts = None
         return {
             "running": self.running,
-            "error": repr(self.error) if self.error else None,
+            "error": f"{type(self.error).__name__}: {self.error}" if self.error else None,
             "store": self.store.path,
             "started_at": self.started_at,
             "open_executions": len(live),
@@ -328,7 +354,8 @@ class Engine:
             "blocked": sum(1 for x in live if x.condition and x.condition.startswith("blocked")),
             "pending_timers": sum(len(x.timers) for x in live),
             "running_tasks": self._tasks.in_flight,
-            "counts": {s.value: n for s, n in self.store.counts_by_status().items()},
+            "faults": list(self._ledger.faults),
+            "counts": counts,
         }
 
     def subscribe(self, callback: Callable[[set[str]], None]) -> Callable[[], None]:
@@ -345,14 +372,28 @@ class Engine:
         """The callbacks :meth:`subscribe` added that have not unsubscribed."""
         return tuple(self._ledger.subscribers)
 
-    def stop(self, grace: float = 2.0) -> None:
+    def stop(self, grace: float = 2.0, timeout: float = 60.0) -> None:
         """Stop the engine: running tasks get ``grace`` seconds to finish, history is
-        committed and the store closed. Unfinished executions resume on the next start."""
+        committed and the store closed. Unfinished executions resume on the next start.
+
+        Returns once the history file is closed (another engine may open it then).
+
+        Raises:
+            StopTimedOut: the file was not closed within ``grace + timeout`` seconds
+                (a very large commit or checkpoint); it closes in the background.
+        """
         if self._thread.stopped:
             return
-        self._thread.stop(grace)
+        closed = self._thread.stop(grace, timeout)
         self.registry.remove_listener(self._on_register)
         clear_default_engine(self)
+        if not closed:
+            raise StopTimedOut(
+                f"the engine on {self.store.path} did not close its history file within "
+                f"{grace + timeout:g}s (a large commit or checkpoint is still running); it "
+                "closes in the background. Wait before opening the file again, or call "
+                "stop() with a longer timeout."
+            )
 
     def __enter__(self) -> Engine:
         return self

@@ -96,10 +96,15 @@ class EngineThread:
         ledger.post(run)
         return done.result(timeout)
 
-    def stop(self, grace: float) -> None:
-        """Let running tasks finish for ``grace`` seconds, commit, and end the thread."""
+    def stop(self, grace: float, timeout: float) -> bool:
+        """Let running tasks finish for ``grace`` seconds, commit, and end the thread.
+
+        Returns whether the thread ended and closed the store within ``grace +
+        timeout`` seconds (a large commit or the closing checkpoint may take a while).
+        """
         self._ledger.post(lambda: self._begin_stop(grace))
-        self._thread.join(grace + 5.0)
+        self._thread.join(grace + timeout)
+        return self._stopped.is_set()
 
     # ------------------------------------------------------------- on the thread
 
@@ -109,6 +114,11 @@ class EngineThread:
             anyio.run(self._main, backend="asyncio")
         except BaseException as exc:  # recorded, surfaced by status() and the API
             error = exc
+            # The task group wraps what ended the ticks: keep the error itself.
+            inner = getattr(error, "exceptions", None)  # an exception group's members
+            while isinstance(inner, tuple) and len(inner) == 1:
+                error = inner[0]
+                inner = getattr(error, "exceptions", None)
         finally:
             self._ledger.stopping = True
             try:

@@ -59,6 +59,10 @@ class Ledger:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._sleeping = False
+        # The last errors that escaped an inbox, heap or after-commit item (status()
+        # shows them), and who hears of each: fault(error, the item's arguments).
+        self.faults: list[str] = []
+        self.on_fault: Callable[[BaseException, tuple], None] = lambda exc, args: None
 
     # --------------------------------------------------------------- the inbox
 
@@ -78,7 +82,17 @@ class Ledger:
     def run_inbox(self) -> None:
         inbox = self._inbox
         while inbox:
-            inbox.popleft()()
+            self._guarded(inbox.popleft())
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        # Nothing one execution does may stop the engine: an error escaping an inbox or
+        # heap item goes to on_fault (which parks the execution it concerns, if any).
+        try:
+            fn(*args)
+        except Exception as exc:
+            self.faults.append(f"{type(exc).__name__}: {exc}")
+            del self.faults[:-20]
+            self.on_fault(exc, args)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The engine loop that :meth:`wait` sleeps on (called on that loop)."""
@@ -111,7 +125,7 @@ class Ledger:
         heap = self._heap
         while heap and heap[0][0] <= now_ts:
             _, _, fn, args = heapq.heappop(heap)
-            fn(*args)
+            self._guarded(fn, *args)
 
     # ---------------------------------------------------------------- the batch
 
@@ -176,7 +190,7 @@ class Ledger:
             self.store.commit(batch)  # an error here stops the engine: state is in the file
         after, self._after_commit = self._after_commit, []
         for fn in after:
-            fn()
+            self._guarded(fn)
         if self._changed and self.subscribers:
             changed, self._changed = self._changed, set()
             for callback in list(self.subscribers):

@@ -13,6 +13,8 @@ import itertools
 import sys
 from typing import Any, Protocol
 
+from nbconductor.engine.duration import check_delay
+
 _get_running_loop = asyncio.events._get_running_loop
 _set_running_loop = asyncio.events._set_running_loop
 
@@ -118,6 +120,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return self.call_at(self.time() + delay, callback, *args, context=context)
 
     def call_at(self, when: float, callback, *args: Any, context=None) -> asyncio.TimerHandle:
+        # Refused here, in the workflow code that asked for the wait, so that the error
+        # fails this execution instead of reaching the engine as an unstorable due time.
+        check_delay(when - self.time(), what="a workflow timer (sleep, wait_for, timeout)")
         timer = DurableTimer(when, callback, args, self, context)
         timer._scheduled = True  # so that cancel() reports back to _timer_handle_cancelled
         self.runtime.start_timer(timer)

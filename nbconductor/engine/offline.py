@@ -4,6 +4,11 @@ Used by the CLI when no kernel or worker has the file open: a signal or cancel
 request is appended to the execution's history as the event an engine would have
 recorded, so the next engine to open the file replays it and delivers it. Terminate
 closes the execution directly, since it runs no workflow code anyway.
+
+Such an event is marked ``"offline": true``: it lands at the end of the history, after
+which the next engine records the commands its delivery caused. When several arrive
+before an engine runs, the commands of the first come after the later ones, so replay
+lets an offline event pass commands still waiting to be matched (see ``replay``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from nbconductor.engine.steering import check_signal_name
 from nbconductor.errors import ExecutionClosed, ExecutionNotFound
 from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionUpdate, Status
 from nbconductor.storage.store import Store
+
+# The mark replay looks for (see the module docstring).
+OFFLINE = {"offline": True}
 
 
 def _open_record(store: Store, execution_id: str):
@@ -51,14 +59,14 @@ def signal(store: Store, execution_id: str, name: str, value: Any = None) -> Non
         execution_id,
         EventKind.SIGNAL_RECEIVED,
         name=name,
-        data=payload.event_data(None, payload=text),
+        data=payload.event_data(OFFLINE, payload=text),
     )
 
 
 def cancel(store: Store, execution_id: str) -> None:
     """Record a cancel request; the next engine raises CancelledError in the workflow."""
     _open_record(store, execution_id)
-    _append(store, execution_id, EventKind.CANCEL_REQUESTED)
+    _append(store, execution_id, EventKind.CANCEL_REQUESTED, data=payload.event_data(OFFLINE))
 
 
 def terminate(store: Store, execution_id: str, reason: str | None = None) -> None:

@@ -97,13 +97,17 @@ class Recovery:
         if definition.version != live.record.version:
             self._ledger.update(live, version=definition.version)
             live.record.version = definition.version
-        tasks, timers = pending_work(history)
-        for state in tasks.values():
-            self._tasks.resume(live, state)
-        for command, due in timers.items():
-            self._activations.arm_timer(live, command, due)
-        self._activations.arm_execution_timeout(live, definition)
-        self._activations.carry_out(live, commands)
+        try:
+            tasks, timers = pending_work(history)
+            for state in tasks.values():
+                self._tasks.resume(live, state)
+            for command, due in timers.items():
+                self._activations.arm_timer(live, command, due)
+            self._activations.arm_execution_timeout(live, definition)
+            self._activations.carry_out(live, commands)
+        except Exception as exc:  # this execution only: the engine and the others go on
+            self._activations.park(live, exc, "resuming its open work")
+            return
         self._activations.snapshot(live)
 
     def definition_registered(self, definition: Definition) -> None:

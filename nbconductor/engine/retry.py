@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from nbconductor.engine.duration import optional_duration, parse_duration
+from nbconductor.engine.duration import MAX_SECONDS, optional_duration, parse_duration
 from nbconductor.errors import DefinitionError
 
 
@@ -38,9 +39,18 @@ class Retry:
             raise DefinitionError(f"Retry(initial={self.initial!r}) must be greater than zero")
         object.__setattr__(self, "initial", initial)
         max_interval = optional_duration(self.max_interval, what="Retry(max_interval=...)")
-        object.__setattr__(self, "max_interval", max_interval or 100 * initial)
-        if not isinstance(self.backoff, (int, float)) or self.backoff < 1:
-            raise DefinitionError(f"Retry(backoff={self.backoff!r}) must be a number >= 1")
+        # The default stays within the range every duration has.
+        default_max = min(100 * initial, MAX_SECONDS)
+        object.__setattr__(self, "max_interval", max_interval or default_max)
+        if (
+            isinstance(self.backoff, bool)
+            or not isinstance(self.backoff, (int, float))
+            or not math.isfinite(self.backoff)
+            or self.backoff < 1
+        ):
+            raise DefinitionError(
+                f"Retry(backoff={self.backoff!r}) must be a finite number >= 1 (e.g. 2.0)"
+            )
         object.__setattr__(self, "backoff", float(self.backoff))
         if not isinstance(self.max_attempts, int) or self.max_attempts < 0:
             raise DefinitionError(
@@ -50,7 +60,11 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return min(self.initial * self.backoff ** (attempt - 1), self.max_interval)
+        try:
+            grown = self.initial * self.backoff ** (attempt - 1)
+        except OverflowError:  # many attempts: the wait has long reached its maximum
+            return self.max_interval
+        return min(grown, self.max_interval)
 
     def allows(self, attempt: int) -> bool:
         """Whether another attempt may follow failed attempt number ``attempt``."""

@@ -451,7 +451,7 @@ def replay(
             runtime.match(event)
             if event.kind in CLOSING_EVENTS:
                 runtime.closed = True
-        elif runtime.pending:
+        elif runtime.pending and not _recorded_offline(event):
             command = runtime.pending[0]
             raise runtime._mismatch(
                 event,
@@ -462,6 +462,20 @@ def replay(
             runtime.activate(event)
     runtime.replaying = False
     return runtime, runtime.take_commands()
+
+
+def _recorded_offline(event: EventRecord) -> bool:
+    """Whether ``event`` was appended by a steering call while no engine held the file.
+
+    Such an event may precede the commands an earlier event caused (the engine records
+    them only when it next opens the file), so it is applied with those commands still
+    waiting to be matched: the workflow code's state does not depend on when they were
+    recorded.
+    """
+    return event.kind in OFFLINE_KINDS and payload.read_data(event.data).get("offline") is True
+
+
+OFFLINE_KINDS = frozenset({EventKind.SIGNAL_RECEIVED, EventKind.CANCEL_REQUESTED})
 
 
 def _embedded(data_text: str, key: str) -> str:

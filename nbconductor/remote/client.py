@@ -19,7 +19,13 @@ from typing import Any
 
 from nbconductor.operations.catalog import ControlError, check_request
 from nbconductor.remote.address import candidate_paths, peer_uid, socket_is_trusted
-from nbconductor.remote.protocol import IDLE_TIMEOUT, decode_response, encode_request
+from nbconductor.remote.protocol import (
+    IDLE_TIMEOUT,
+    MAX_REQUEST_BYTES,
+    RequestTooLarge,
+    decode_response,
+    encode_request,
+)
 
 __all__ = ("Client", "connect")
 
@@ -52,7 +58,20 @@ class Client:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(_CONNECT_TIMEOUT)
-            sock.connect(os.fspath(self.socket_path))
+            deadline = time.monotonic() + _CONNECT_TIMEOUT
+            while True:
+                try:
+                    sock.connect(os.fspath(self.socket_path))
+                    break
+                except BlockingIOError:
+                    # The server's backlog is full (it accepts more slowly than clients
+                    # arrive): a Unix socket says so at once instead of waiting; retry.
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            f"the control socket {self.socket_path} accepted no "
+                            f"connection within {_CONNECT_TIMEOUT:g} s"
+                        ) from None
+                    time.sleep(0.01)
             uid = peer_uid(sock)
             if uid is not None and uid != os.getuid():
                 raise ControlError(
@@ -74,6 +93,11 @@ class Client:
         """
         check_request(op, args)
         request = encode_request(op, args)
+        if len(request) > MAX_REQUEST_BYTES:  # the server would refuse it: say so now
+            raise RequestTooLarge(
+                f"the {op} request is {len(request)} bytes, larger than the "
+                f"{MAX_REQUEST_BYTES} bytes a request may have; send less at once"
+            )
         if self._sock is None or time.monotonic() - self._last_used > IDLE_TIMEOUT / 2:
             # The server drops idle connections; open a fresh one rather than find out
             # halfway through a request that must not be sent twice.

@@ -44,7 +44,7 @@ __all__ = (
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20
 """Longest request line, newline included (1 MiB)."""
-IDLE_TIMEOUT = 300.0
+IDLE_TIMEOUT = 60.0
 """Seconds a server keeps an idle connection open; clients reconnect after half."""
 
 

@@ -93,6 +93,7 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
         self._connections: set[socket.socket] = set()
+        self._idle_since: dict[socket.socket, float] = {}  # waiting for a request to begin
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._operations: EngineOperations | None = None
@@ -250,6 +251,10 @@ class ControlServer:
                 self._stopping.wait(0.5)
             return
         with self._lock:
+            if len(self._connections) >= MAX_CONNECTIONS:
+                # Idle connections must not lock everyone out: make room by closing the
+                # one idle the longest (its client reconnects when it next asks).
+                self._evict_idle()
             busy = len(self._connections) >= MAX_CONNECTIONS
             if not busy:
                 self._connections.add(conn)
@@ -261,6 +266,16 @@ class ControlServer:
         threading.Thread(
             target=self._handle, args=(conn,), name="nbconductor-control-conn", daemon=True
         ).start()
+
+    def _evict_idle(self) -> None:
+        # Under self._lock. A connection is idle while it waits for a request to begin.
+        if not self._idle_since:
+            return
+        oldest = min(self._idle_since, key=self._idle_since.__getitem__)
+        del self._idle_since[oldest]
+        with contextlib.suppress(OSError):
+            oldest.shutdown(socket.SHUT_RDWR)  # its handler sees the close and ends
+        self._connections.discard(oldest)
 
     def _handle(self, conn: socket.socket) -> None:
         try:
@@ -275,7 +290,11 @@ class ControlServer:
                     line = self._read_request(conn, buffer)
                 except RequestTooLarge as exc:
                     conn.sendall(encode_error(error_type(exc), str(exc)))
-                    return  # the rest of the line cannot be told from the next request
+                    # The rest of the line cannot be told from the next request, so the
+                    # connection ends; read what the client still sends for a moment, so
+                    # that it reads the answer instead of hitting a broken pipe.
+                    _drain(conn)
+                    return
                 except _RequestTimeout:
                     conn.sendall(
                         encode_error(
@@ -293,6 +312,7 @@ class ControlServer:
         finally:
             with self._lock:
                 self._connections.discard(conn)
+                self._idle_since.pop(conn, None)
             conn.close()
 
     def _read_request(self, conn: socket.socket, buffer: bytearray) -> bytes | None:
@@ -316,12 +336,18 @@ class ControlServer:
             if wait <= 0:
                 raise _RequestTimeout
             conn.settimeout(wait)
+            if not buffer:
+                with self._lock:
+                    self._idle_since[conn] = now
             try:
                 chunk = conn.recv(1 << 16)
             except TimeoutError:
                 if deadline is None:
                     return None  # idle: close quietly
                 raise _RequestTimeout from None
+            finally:
+                with self._lock:
+                    self._idle_since.pop(conn, None)
             if not chunk:
                 return None  # closed by the client (half a request is dropped)
             buffer += chunk
@@ -345,6 +371,22 @@ class ControlServer:
 def _message(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + " ..."
+
+
+def _drain(conn: socket.socket, seconds: float = 2.0, limit: int = 64 << 20) -> None:
+    """Read and drop what the client still sends, for a moment (see the caller)."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)  # the answer is complete: the client sees EOF
+        deadline, read = time.monotonic() + seconds, 0
+        while read < limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            conn.settimeout(left)
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                return
+            read += len(chunk)
 
 
 def _too_large() -> str:

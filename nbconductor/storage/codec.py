@@ -38,7 +38,7 @@ from typing import Any
 
 from nbconductor.errors import PayloadError
 
-__all__ = ("TAG", "decode", "encode")
+__all__ = ("TAG", "allow_types", "decode", "encode")
 
 TAG = "__nbc__"
 
@@ -49,6 +49,43 @@ _HINT = (
 )
 _SCALARS = (str, int, bool, type(None))
 _MISSING = object()
+
+# Enum and dataclass types decode may rebuild, by their stored path: the ones this
+# process encoded and the ones the user allowed (see allow_types). A history file is
+# input: the type it names is looked up, never imported on its say-so.
+_known_types: dict[str, type] = {}
+_allowed_modules: set[str] = set()
+
+
+def allow_types(*items: type | str) -> None:
+    """Let stored values of these Enum or dataclass types be rebuilt from history.
+
+    Reading a value back never imports a module because a history file names it: a
+    type is rebuilt only if this process stored a value of it, if the user allowed it
+    here, or if its module is already imported and it is an Enum or a dataclass. Allow
+    a type (or every type of a module, by module name) whose module should be imported
+    on demand, e.g. to read old results before any code has used the type.
+
+    Args:
+        items: Enum or dataclass types, or module names (``"myproject.models"``).
+
+    Raises:
+        TypeError: an item is neither an Enum or dataclass type nor a module name.
+
+    Example:
+        >>> allow_types(Color, "myproject.models")
+    """
+    for item in items:
+        if isinstance(item, str) and item:
+            _allowed_modules.add(item)
+        elif isinstance(item, type) and (
+            issubclass(item, enum.Enum) or dataclasses.is_dataclass(item)
+        ):
+            _known_types[_type_path(item)] = item
+        else:
+            raise TypeError(
+                f"allow_types() takes Enum or dataclass types or module names, got {item!r}"
+            )
 
 
 # --- encoding --------------------------------------------------------------------------
@@ -173,6 +210,7 @@ class _Encoder:
         if isinstance(value, enum.Enum):
             cls = type(value)
             self.check_importable(cls, path)
+            _known_types.setdefault(_type_path(cls), cls)
             return _tagged("enum", value.name, type=_type_path(cls))
         if kind is datetime:
             return _tagged("datetime", value.isoformat(), **_zone(value))
@@ -244,6 +282,7 @@ class _Encoder:
                 _tagged("dict", [[k, v] for k, v in fields.items()]),
                 type=_type_path(cls),
             )
+        _known_types.setdefault(_type_path(cls), cls)
         return _tagged("dataclass", fields, type=_type_path(cls))
 
     def check_importable(self, cls: type, path: str) -> None:
@@ -363,17 +402,46 @@ class _Decoder:
         )
 
 
-def _resolve(type_path: str) -> Any:
+def _resolve(type_path: str, kind: str) -> Any:
+    """The Enum (``kind`` "enum") or dataclass type stored as ``type_path``.
+
+    Only a type this process knows is returned (see :func:`allow_types`); a module is
+    imported only when the user allowed it, so a crafted file cannot import modules or
+    call arbitrary constructors.
+    """
+    known = _known_types.get(type_path)
+    if known is not None:
+        return known
     module_name, _, qualname = type_path.partition(":")
+    shown = type_path.replace(":", ".")
+    module = sys.modules.get(module_name)
     try:
-        obj: Any = importlib.import_module(module_name)
+        if module is None and module_name in _allowed_modules:
+            module = importlib.import_module(module_name)
+        if module is None:
+            raise PayloadError(
+                f"stored value needs {shown}, which cannot be imported here: module "
+                f"{module_name!r} is not loaded, and nbconductor imports no module that a "
+                "history file names. Run the cell or import the module that defines it "
+                f"first, or allow it with nbconductor.allow_types({module_name!r})"
+            )
+        obj: Any = module
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise PayloadError(
-            f"stored value needs {type_path.replace(':', '.')}, which cannot be imported "
-            f"({exc}); run the cell or import the module that defines it first"
+            f"stored value needs {shown}, which cannot be imported ({exc}); run the cell or "
+            "import the module that defines it first"
         ) from exc
+    is_kind = isinstance(obj, type) and (
+        issubclass(obj, enum.Enum) if kind == "enum" else dataclasses.is_dataclass(obj)
+    )
+    if not is_kind:
+        raise PayloadError(
+            f"stored value claims to be {'an Enum' if kind == 'enum' else 'a dataclass'} "
+            f"{shown}, but {shown} is not one; the value is left undecoded (was the "
+            "file written by other code?)"
+        )
     return obj
 
 
@@ -391,7 +459,7 @@ def _decode_datetime_like(parse: Any) -> Any:
 
 
 def _decode_enum(v: str, obj: dict[str, Any]) -> Any:
-    cls = _resolve(obj["type"])
+    cls = _resolve(obj["type"], "enum")
     try:
         return cls[v]
     except KeyError as exc:
@@ -399,9 +467,7 @@ def _decode_enum(v: str, obj: dict[str, Any]) -> Any:
 
 
 def _decode_dataclass(v: Any, obj: dict[str, Any]) -> Any:
-    cls = _resolve(obj["type"])
-    if not dataclasses.is_dataclass(cls):
-        raise PayloadError(f"{obj['type']} is no longer a dataclass; cannot rebuild a stored value")
+    cls = _resolve(obj["type"], "dataclass")
     fields = dataclasses.fields(cls)
     init = {f.name: v[f.name] for f in fields if f.init and f.name in v}
     try:

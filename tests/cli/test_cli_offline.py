@@ -117,7 +117,7 @@ def test_signal_is_recorded_and_the_next_engine_delivers_it(cli, db, start_host)
     assert "recorded for a-1" in sent.out and "next engine" in sent.out
     history = cli("--db", db, "history", "a-1", "--json").json
     assert history[-1]["kind"] == "SignalReceived"
-    assert history[-1]["data"] == {"payload": {"by": "ops"}}
+    assert history[-1]["data"] == {"offline": True, "payload": {"by": "ops"}}
 
     host = start_host(db)
     done = wait_status(db, "a-1", "completed")
@@ -135,8 +135,11 @@ def test_signal_payload_forms(cli, db, tmp_path, monkeypatch):
     }
     assert cli("--db", db, "signal", "a-2", "approve").code == 0  # no payload: null
     history = cli("--db", db, "history", "a-1", "--json").json
-    assert history[-1]["data"] == {"payload": [1, 2, {"three": 3}]}
-    assert cli("--db", db, "history", "a-2", "--json").json[-1]["data"] == {"payload": None}
+    assert history[-1]["data"] == {"offline": True, "payload": [1, 2, {"three": 3}]}
+    assert cli("--db", db, "history", "a-2", "--json").json[-1]["data"] == {
+        "offline": True,
+        "payload": None,
+    }
 
     invalid = cli("--db", db, "signal", "a-1", "approve", '{"by": ops}')
     assert invalid.code == 2

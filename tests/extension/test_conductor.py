@@ -83,7 +83,7 @@ def test_status_list_show_history_and_sql(loaded_shell, capsys):
         ("terminate no-such-id because", "no-such-id"),
         ("sql", "give a query"),
         ("sql DELETE FROM executions", "only queries that read are allowed"),
-        ("sql SELECT nope FROM nowhere", "query failed"),
+        ("sql SELECT nope FROM nowhere", "not a table of the history file"),
         ("show 'unclosed", "cannot split"),
         ("stop --grace soon", "'soon' is not a number of seconds"),
     ],

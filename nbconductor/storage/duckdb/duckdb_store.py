@@ -35,6 +35,7 @@ import duckdb
 from nbconductor.errors import NotAHistoryFile, StoreError
 from nbconductor.storage.duckdb import history_file, parquet_export, schema
 from nbconductor.storage.duckdb import sql as duckdb_sql
+from nbconductor.storage.duckdb.user_query import check_user_query
 from nbconductor.storage.records import (
     Batch,
     DefinitionRecord,
@@ -50,6 +51,7 @@ __all__ = ("DuckDBStore",)
 
 _UTC = timezone.utc
 _READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+_NO_AUTOLOAD = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 class DuckDBStore:
@@ -89,9 +91,14 @@ class DuckDBStore:
         # its path claimed for the rest of the process.
         self._release = weakref.finalize(self, history_file.release, str(resolved))
         try:
-            self._con = self._connect(resolved)
+            with history_file.owner_only_files():
+                self._con = self._connect(resolved)
             try:
-                schema.prepare(self._con, str(resolved), read_only=read_only)
+                with history_file.owner_only_files():  # creating the tables writes a WAL
+                    try:
+                        schema.prepare(self._con, str(resolved), read_only=read_only)
+                    except duckdb.Error as exc:  # e.g. a truncated file: say what to do
+                        raise history_file.open_error(exc, str(resolved), read_only) from exc
                 # Readers get cursors from their own root connection, so making one
                 # never touches the writer's connection while it commits.
                 self._root = self._con.cursor()
@@ -113,11 +120,19 @@ class DuckDBStore:
             if not resolved.is_file() or resolved.stat().st_size == 0:
                 raise NotAHistoryFile(f"there is no nbconductor history at {path}")
         else:
-            history_file.make_private_dir(resolved.parent)
+            try:
+                history_file.make_private_dir(resolved.parent)
+            except OSError as exc:  # say it in one line: the path is the user's input
+                raise StoreError(
+                    f"cannot create the folder {resolved.parent} for history file {path} "
+                    f"({exc.strerror or exc}); choose a path in a folder you can write"
+                ) from None
             if resolved.is_file() and resolved.stat().st_size == 0:
                 resolved.unlink()  # DuckDB refuses empty files; treat one as brand new
         try:
-            return duckdb.connect(path, read_only=self.read_only)
+            # No extension is ever installed or loaded behind the user's back (a query
+            # naming an http:// file would otherwise fetch httpfs from the network).
+            return duckdb.connect(path, read_only=self.read_only, config=_NO_AUTOLOAD)
         except duckdb.Error as exc:
             raise history_file.open_error(exc, path, self.read_only) from exc
 
@@ -164,7 +179,7 @@ class DuckDBStore:
                     batch.schedules, batch.deleted_schedules
                 )
             )
-        with self._write_lock:
+        with self._write_lock, history_file.owner_only_files():  # the WAL may be created
             self._check_open()
             con = self._con
             try:
@@ -178,11 +193,17 @@ class DuckDBStore:
                             self._run(*step)
                         con.commit()
                     except BaseException:
-                        con.rollback()
+                        # DuckDB may have aborted the transaction already (a failed
+                        # write, a full disk): its "no transaction is active" must not
+                        # hide the error that caused it.
+                        with suppress(duckdb.Error):
+                            con.rollback()
                         raise
             except BaseException as exc:
                 self._drop_appenders()
                 if isinstance(exc, (duckdb.Error, StoreError)):
+                    if history_file.is_disk_full(exc):
+                        raise StoreError(history_file.disk_full_message(self.path)) from exc
                     raise StoreError(
                         f"commit to {self.path} failed and was rolled back: {exc}"
                     ) from exc
@@ -248,7 +269,10 @@ class DuckDBStore:
 
     def _query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         with self._cursor() as cursor:
-            return cursor.execute(sql, params).fetchall()
+            try:
+                return cursor.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                raise history_file.read_error(exc, self.path) from exc
 
     def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         """The execution with this id, or None."""
@@ -423,6 +447,7 @@ class DuckDBStore:
                     f"only queries that read are allowed here, not {kind.name}; history "
                     "is written by the engine alone"
                 )
+            check_user_query(cursor, query)
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 cursor.execute(query, params)
@@ -452,7 +477,7 @@ class DuckDBStore:
                 for cursor in list(self._busy):
                     cursor.interrupt()
                 self._state.wait_for(lambda: not self._busy, timeout)
-        with self._write_lock:
+        with self._write_lock, history_file.owner_only_files():  # the closing checkpoint
             self._drop_appenders()
             try:
                 self._root.close()

@@ -11,12 +11,23 @@ from __future__ import annotations
 import os
 import re
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from nbconductor.errors import NotAHistoryFile, StoreError, StoreLocked
 
-__all__ = ("claim", "make_private", "make_private_dir", "open_error", "release")
+__all__ = (
+    "claim",
+    "disk_full_message",
+    "is_disk_full",
+    "make_private",
+    "make_private_dir",
+    "open_error",
+    "owner_only_files",
+    "read_error",
+    "release",
+)
 
 _WHAT_TO_DO = (
     "close the other kernel (or stop its engine with `%conductor stop`), "
@@ -29,6 +40,35 @@ _open_counts: dict[str, int] = {}
 _registry_lock = threading.Lock()
 
 _LOCK_HOLDER = re.compile(r"lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+
+
+_umask_lock = threading.Lock()
+_umask_depth = 0
+_umask_saved = 0
+
+
+@contextmanager
+def owner_only_files() -> Iterator[None]:
+    """Files created inside are owner-only from their first byte.
+
+    DuckDB creates the database file, and the WAL again after every checkpoint, with
+    the umask's mode; a chmod afterwards leaves a window in which another user can open
+    the file and keep reading it. The umask is process-wide, so while a store connects
+    or commits (a few milliseconds) other threads of the process create owner-only
+    files too: more private, never less.
+    """
+    global _umask_depth, _umask_saved
+    with _umask_lock:  # held while counting only: stores of other files do not wait
+        if _umask_depth == 0:
+            _umask_saved = os.umask(0o077)
+        _umask_depth += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_depth -= 1
+            if _umask_depth == 0:
+                os.umask(_umask_saved)
 
 
 def make_private_dir(directory: Path) -> None:
@@ -62,8 +102,33 @@ def open_error(exc: Exception, path: str, read_only: bool) -> StoreError:
             f"{path} is already open in this process with another mode; close that "
             "store first, or read through it."
         )
+    if _is_damage(text):
+        return _damaged(path, text)
     mode = "read-only" if read_only else "read-write"
     return StoreError(f"cannot open history file {path} ({mode}): {text}")
+
+
+def read_error(exc: Exception, path: str | None) -> StoreError:
+    """The error to raise when DuckDB fails to read ``path`` while it is open."""
+    text = str(exc)
+    if _is_damage(text):
+        return _damaged(path, text)
+    return StoreError(f"cannot read history file {path}: {text}")
+
+
+_DAMAGE = ("Could not read enough bytes", "Corrupt", "checksum", "corrupt")
+
+
+def _is_damage(text: str) -> bool:
+    return any(mark in text for mark in _DAMAGE)
+
+
+def _damaged(path: str | None, text: str) -> StoreError:
+    return StoreError(
+        f"history file {path} is damaged (truncated or corrupt: {text.splitlines()[0]}). "
+        "Stop every engine on it, move it away and restore the latest backup; see "
+        '"Backup and restore" and "What survives what" in docs/operations.md.'
+    )
 
 
 def claim(path: str, read_only: bool) -> None:
@@ -95,3 +160,21 @@ def release(path: str) -> None:
             _open_counts.pop(path, None)
         else:
             _open_counts[path] = count
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a DuckDB error (or one it chained) says the disk is full (ENOSPC)."""
+    while exc is not None:
+        if "No space left on device" in str(exc) or getattr(exc, "errno", None) == 28:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_message(path: str | None) -> str:
+    """What to say when a commit to ``path`` failed because its disk is full."""
+    return (
+        f"ENOSPC: the disk holding {path} is full (No space left on device); the commit "
+        "being written was rolled back and everything committed before it is kept. Free "
+        "space on that disk, then open a new Engine on the file to carry on."
+    )
