@@ -74,3 +74,30 @@ def test_readme_has_no_relative_links():
 
     links = re.findall(r"\]\(([^)]+)\)", (ROOT / "README.md").read_text())
     assert [link for link in links if not link.startswith(("https://", "#"))] == []
+
+
+def test_importing_the_package_the_cli_or_the_worker_pays_for_nothing_unused():
+    # croniter only where a cron expression is parsed; the command and the headless worker
+    # never need IPython's completer (jedi) or debugger (debugpy) to start.
+    probe = (
+        "import sys, nbconductor, nbconductor.cli, nbconductor.extension.worker\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'croniter', 'jedi', 'debugpy', 'IPython', 'ipykernel'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_cron_schedule_still_finds_croniter_when_it_needs_it():
+    probe = (
+        "import sys\n"
+        "from datetime import datetime, timezone\n"
+        "from nbconductor.engine.schedules.cron import CronTrigger\n"
+        "assert 'croniter' not in sys.modules\n"
+        "t = CronTrigger('0 9 * * *', 'UTC')\n"
+        "print(t.next_after(datetime(2026, 1, 1, tzinfo=timezone.utc)).isoformat())"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2026-01-01T09:00:00+00:00"
