@@ -47,10 +47,10 @@ def magic(db: Path) -> None:
 
 def cli(db: Path) -> None:
     exe = Path(sys.executable).with_name("nbconductor")
-    version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    version = subprocess.run([exe, "-V"], capture_output=True, text=True, check=True)
     assert version.stdout.strip() == f"nbconductor {nc.__version__}", version
     listed = subprocess.run(
-        [exe, "list", "--json", "--db", str(db)], capture_output=True, text=True, check=True
+        [exe, "--json", "list", "--db", str(db)], capture_output=True, text=True, check=True
     )
     assert '"twice"' in listed.stdout, listed.stdout
 
