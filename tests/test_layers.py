@@ -84,6 +84,7 @@ def test_public_names_are_exported_and_documented():
         "cli",
         "remote",
         "operations",
+        "logs",
     }
     undeclared = (
         public

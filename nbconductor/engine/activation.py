@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from nbconductor import logs
 from nbconductor.engine.command import (
     CANCEL,
     CANCEL_TIMER,
@@ -218,6 +219,7 @@ class Activations:
             condition="" if live.condition else None,
         )
         live.record.status = status
+        logs.execution_closed(live.id, live.record.workflow, status, error)
         for listener in self._close_listeners:
             listener(live, status, result, error)
         live.timers.clear()
