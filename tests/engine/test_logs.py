@@ -77,7 +77,9 @@ def test_workflow_code_that_raises_is_the_executions_error(skipping_engine, capl
     with pytest.raises(nc.ExecutionFailed):
         handle.result(timeout=20)
     (error,) = _records(caplog, logging.ERROR)
-    assert error.getMessage().startswith(f"execution {handle.id} (raises_in_workflow) failed: KeyError")
+    assert error.getMessage().startswith(
+        f"execution {handle.id} (raises_in_workflow) failed: KeyError"
+    )
 
 
 def test_a_healthy_run_logs_nothing_at_warning(skipping_engine, caplog):
