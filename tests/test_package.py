@@ -82,7 +82,7 @@ def test_importing_the_package_the_cli_or_the_worker_pays_for_nothing_unused():
     probe = (
         "import sys, nbconductor, nbconductor.cli, nbconductor.extension.worker\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'croniter', 'jedi', 'debugpy', 'IPython', 'ipykernel'}))"
+        "{'croniter', 'jedi', 'debugpy', 'IPython', 'ipykernel', 'tqdm'}))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("show", "Show one execution: state, input, result or error.")
     sub.add_argument("id", metavar="ID")
+    sub.add_argument(
+        "--follow",
+        action="store_true",
+        help="draw a progress bar (tqdm, on stderr) until it closes, then show it; "
+        "exit 1 unless it completed",
+    )
 
     sub = command("history", "Show an execution's recorded events.")
     sub.add_argument("id", metavar="ID")

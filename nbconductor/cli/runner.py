@@ -136,8 +136,21 @@ def _list(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _show(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
-    _emit(out, args.json, ops.call("show", id=args.id), text.execution_text)
-    return EXIT_OK
+    if not args.follow:
+        _emit(out, args.json, ops.call("show", id=args.id), text.execution_text)
+        return EXIT_OK
+    from nbconductor.engine.follow import CLOSED, follow
+
+    shown = ops.call("show", id=args.id)
+    if not ops.live and shown["status"] not in CLOSED:
+        raise UsageError(
+            f"--follow needs a running engine: none holds the file, so execution "
+            f"{args.id!r} stays {shown['status']}; start one (open the notebook, or "
+            "nbconductor worker) or drop --follow"
+        )
+    shown = follow(lambda: ops.call("show", id=args.id), file=sys.stderr)
+    _emit(out, args.json, shown, text.execution_text)
+    return EXIT_OK if shown["status"] == "completed" else EXIT_FAILED
 
 
 def _history(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
