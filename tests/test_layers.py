@@ -85,6 +85,7 @@ def test_public_names_are_exported_and_documented():
         "remote",
         "operations",
         "logs",
+        "telemetry",
     }
     undeclared = (
         public
