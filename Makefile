@@ -1,12 +1,13 @@
 # Two commands on a fresh machine (Python 3 and make):
 #   make lab    create .venv, install, open JupyterLab on notebooks/ (serving the repo)
 #   make test   create .venv, install, run lint + the whole test suite
+#   make package-check   the wheel as users install it, and the lowest versions
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: lab test lint format bench clean
+.PHONY: lab test lint format bench package-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The wheel in a fresh venv per supported Python, and the tests on the lowest
+# dependency versions (its own venvs: no $(STAMP) needed).
+package-check:
+	bash .ci/package-check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

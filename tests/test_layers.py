@@ -84,6 +84,8 @@ def test_public_names_are_exported_and_documented():
         "cli",
         "remote",
         "operations",
+        "logs",
+        "telemetry",
     }
     undeclared = (
         public

@@ -8,6 +8,7 @@ them. See docs/cli.md.
 - :mod:`~nbconductor.cli.parser`: what the command line accepts (``--help``).
 - :mod:`~nbconductor.cli.runner`: :func:`main`, which runs the operation a command names
   and prints its result.
+- :mod:`~nbconductor.cli.completion`: the bash and zsh completion scripts.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from nbconductor._version import __version__
+from nbconductor.cli.completion import SHELLS
 from nbconductor.operations.arguments import add_schedule_options
 from nbconductor.storage.records import Status
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"nbconductor {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"nbconductor {__version__}")
     _common(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("show", "Show one execution: state, input, result or error.")
     sub.add_argument("id", metavar="ID")
+    sub.add_argument(
+        "--follow",
+        action="store_true",
+        help="draw a progress bar (tqdm, on stderr) until it closes, then show it; "
+        "exit 1 unless it completed",
+    )
 
     sub = command("history", "Show an execution's recorded events.")
     sub.add_argument("id", metavar="ID")
@@ -107,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("query", metavar="QUERY", help="one SELECT-like statement; - reads stdin")
     fmt = sub.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="print CSV")
-    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
     sub = command("export", "Export the history tables as files.")
     sub.add_argument(
@@ -149,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--json-logs", action="store_true", help="log JSON lines to stderr instead of text"
     )
+
+    sub = commands.add_parser(
+        "completion",
+        help="Print a shell completion script.",
+        description='Print a shell completion script: eval "$(nbconductor completion bash)" '
+        "in ~/.bashrc, or zsh in ~/.zshrc.",
+    )
+    sub.add_argument("shell", choices=SHELLS, metavar="SHELL", help=" or ".join(SHELLS))
     return parser
 
 
@@ -165,8 +180,14 @@ def _common(parser: argparse.ArgumentParser, *, top: bool, output: bool = True) 
         default=60.0 if top else argparse.SUPPRESS,
         help="wait this long for the engine's answer (default 60)",
     )
-    if not top and output:
-        parser.add_argument("--json", action="store_true", help="print stable JSON")
+    if top or output:
+        # A subparser's own default would overwrite a --json given before the command.
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            default=False if top else argparse.SUPPRESS,
+            help="print stable JSON",
+        )
 
 
 def _schedules_parser(parser: argparse.ArgumentParser) -> None:
@@ -177,7 +198,7 @@ def _schedules_parser(parser: argparse.ArgumentParser) -> None:
         _common(sub, top=False)
         return sub
 
-    parser.set_defaults(action="list", json=False)
+    parser.set_defaults(action="list")
     action("list", "List schedules.")
     sub = action("show", "One schedule, its next fires and what its policies do.")
     sub.add_argument("id", metavar="ID")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from nbconductor.cli.completion import completion_script
 from nbconductor.cli.parser import DB_ENV, build_parser
 from nbconductor.errors import NbconductorError
 from nbconductor.operations import table, text
@@ -48,12 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
-        parser.print_help()
+        # A usage error like any other: usage and the reason on stderr, nothing on stdout.
+        parser.print_usage(sys.stderr)
+        print("nbconductor: error: a command is required (see --help)", file=sys.stderr)
         return EXIT_USAGE
     as_json = bool(getattr(args, "json", False))
     try:
         if args.command == "worker":
             return _worker(args)
+        if args.command == "completion":
+            sys.stdout.write(completion_script(parser, args.shell))
+            return EXIT_OK
         db = resolve_db(args.db)
         with open_operations(db, timeout=args.timeout) as ops:
             if args.command != "status" and not ops.live and not db.is_file():
@@ -130,8 +136,21 @@ def _list(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _show(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
-    _emit(out, args.json, ops.call("show", id=args.id), text.execution_text)
-    return EXIT_OK
+    if not args.follow:
+        _emit(out, args.json, ops.call("show", id=args.id), text.execution_text)
+        return EXIT_OK
+    from nbconductor.engine.follow import CLOSED, follow
+
+    shown = ops.call("show", id=args.id)
+    if not ops.live and shown["status"] not in CLOSED:
+        raise UsageError(
+            f"--follow needs a running engine: none holds the file, so execution "
+            f"{args.id!r} stays {shown['status']}; start one (open the notebook, or "
+            "nbconductor worker) or drop --follow"
+        )
+    shown = follow(lambda: ops.call("show", id=args.id), file=sys.stderr)
+    _emit(out, args.json, shown, text.execution_text)
+    return EXIT_OK if shown["status"] == "completed" else EXIT_FAILED
 
 
 def _history(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:

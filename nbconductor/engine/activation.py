@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from nbconductor import logs
 from nbconductor.engine.command import (
     CANCEL,
     CANCEL_TIMER,
@@ -235,6 +236,7 @@ class Activations:
         )
         live.record.status = status
         live.record.result = result  # a continued run names its next one before commit
+        logs.execution_closed(live.id, live.record.workflow, status, error)
         for listener in self._close_listeners:
             listener(live, status, result, error)
         live.timers.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import time
 from typing import Any, Protocol
 
@@ -35,6 +36,7 @@ class Steerable(Protocol):
     def query(self, execution_id: str, name: str, *args: Any) -> Any: ...
     def state_of(self, execution_id: str) -> dict: ...
     def progress_of(self, execution_id: str) -> dict: ...
+    def subscribe(self, callback: Any) -> Any: ...
     def waiting_signals(self, execution_id: str) -> list[str]: ...
     def fork(
         self, execution_id: str, at: int | None = None, *, id: str | None = None
@@ -120,6 +122,37 @@ class Handle:
                         "stay clickable while you wait.",
                         file=sys.stderr,
                     )
+
+    def follow(
+        self, *, timeout: float | None = None, file: Any = None, interval: float = 0.5
+    ) -> Any:
+        """Show a tqdm progress bar until the execution closes, then return its result.
+
+        The bar shows what :func:`nbconductor.progress` reported, the task being run
+        (and its attempt), and at the end the result or the error. Needs tqdm
+        (``pip install "nbconductor[progress]"``).
+
+        Raises:
+            ExecutionFailed: it failed, was cancelled, terminated or timed out.
+            TimeoutError: still open after ``timeout`` seconds (the execution goes on).
+            ProgressUnavailable: tqdm is not installed.
+        """
+        from nbconductor.engine.follow import engine_snapshot, follow
+
+        execution_id = self.latest_run
+        wake = threading.Event()
+        unsubscribe = self.engine.subscribe(lambda ids: wake.set())
+        try:
+            follow(
+                lambda: engine_snapshot(self.engine, execution_id),
+                wake=wake,
+                interval=interval,
+                file=file,
+                timeout=timeout,
+            )
+        finally:
+            unsubscribe()
+        return self.result(timeout)
 
     def __await__(self):
         execution_id = self.id

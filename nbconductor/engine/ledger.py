@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 
+from nbconductor import logs
 from nbconductor.engine.live import LiveExecution
 from nbconductor.storage.records import (
     Batch,
@@ -153,6 +154,7 @@ class Ledger:
 
     def set_condition(self, live: LiveExecution, condition: str) -> None:
         """Say why an open execution does not progress ("" once it does again)."""
+        logs.execution_parked(live.id, live.record.workflow, condition, live.condition)
         live.condition = condition or None
         self.update(live, condition=condition)
 

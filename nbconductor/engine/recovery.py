@@ -7,6 +7,7 @@ code matches again. Fork reuses the same path: a copied history prefix is resume
 
 from __future__ import annotations
 
+from nbconductor import logs
 from nbconductor.engine import payload
 from nbconductor.engine.activation import Activations
 from nbconductor.engine.definition import Definition, Registry
@@ -47,6 +48,7 @@ class Recovery:
         records = self._store.open_executions()
         if not records:
             return []
+        logs.recovered(len(records))
         histories = self._store.histories([r.id for r in records])
         for record in records:
             history = histories.get(record.id, [])

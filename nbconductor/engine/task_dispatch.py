@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import anyio
 from anyio.abc import TaskGroup
 
+from nbconductor import logs
 from nbconductor.engine.activation import Activations
 from nbconductor.engine.command import CANCEL_TASK, SCHEDULE_TASK, Command
 from nbconductor.engine.definition import Registry
@@ -233,6 +234,9 @@ class TaskDispatch:
             name=state.name,
             attempt=attempt.number,
             data=event_data(fields, last_heartbeat_details=attempt.heartbeat_text),
+        )
+        logs.task_failed(
+            live.id, live.record.workflow, state.name, attempt.number, error, fields.get("retry_at")
         )
         if retry_at is None:
             del live.tasks[attempt.command]

@@ -1,13 +1,19 @@
-"""The worker's state-change log: one line per change on stderr, or JSON lines.
+"""The worker's log: one line per state change on stderr, or JSON lines.
 
 2026-11-22T17:00:00Z execution order-17 (order) running -> completed
+
+The lines are :mod:`logging` records of the ``nbconductor.worker`` logger, and the
+handler the worker puts on the ``nbconductor`` logger prints them together with the
+engine's own records (failures, parked executions, recoveries: see
+:mod:`nbconductor.logs`): as text, or with ``--json-logs`` through
+:class:`~nbconductor.logs.JsonFormatter`.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import json
+import logging
 import queue
 import re
 import threading
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nbconductor.engine.engine import Engine
+from nbconductor.logs import JsonFormatter
 from nbconductor.storage.records import ExecutionRecord, Status
 
 # Closed executions remembered so that a late notice about one is not logged as new.
@@ -25,15 +32,32 @@ _REMEMBERED_CLOSED = 10_000
 _FIRE_ID = re.compile(r"^(?P<schedule>.+)@\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
-def _now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+_log = logging.getLogger("nbconductor.worker")
+
+
+class _TextFormatter(logging.Formatter):
+    """``TIME message``, with the level named when it is not INFO."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, timezone.utc)
+        level = "" if record.levelno == logging.INFO else f"{record.levelname} "
+        text = f"{when:%Y-%m-%dT%H:%M:%SZ} {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class _StreamHandler(logging.StreamHandler):
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass  # a closed stderr: a log line must never stop the worker
 
 
 class StateLog:
     """One line per state change on ``stream``: ``TIME what happened``, or JSON lines.
 
-    Every JSON line has ``time`` and ``event``; the other keys depend on the event and
-    are always present:
+    Every JSON line has ``time``, ``level``, ``logger``, ``message`` and, for the
+    worker's own lines, ``event``; the other keys depend on the event and are always
+    present:
 
     - ``worker``: ``state`` (``starting``, ``ready``, ``stopping``, ``stopped``,
       ``failed``, ``warning``), ``message``, ``pid``, ``notebook``, ``db``, ``socket``;
@@ -41,6 +65,9 @@ class StateLog:
       ``status`` (``failed``), ``error`` (``{"type", "message"}``);
     - ``execution``: ``id``, ``workflow``, ``from`` (a status, or ``new``), ``to``,
       ``schedule`` (the schedule whose fire started it, else null).
+
+    The engine's records (:mod:`nbconductor.logs`) carry ``event`` too
+    (``task_failed``, ``execution_parked``, ...), with ``execution_id`` and ``workflow``.
 
     Args:
         stream: where lines go (flushed after each).
@@ -50,23 +77,34 @@ class StateLog:
     def __init__(self, stream: TextIO, *, json_lines: bool = False) -> None:
         self.stream = stream
         self.json_lines = json_lines
-        self._lock = threading.Lock()
+        self.handler = _StreamHandler(stream)
+        self.handler.setFormatter(JsonFormatter() if json_lines else _TextFormatter())
+        self._level: int | None = None
         self._known: collections.OrderedDict[str, Status] = collections.OrderedDict()
         self._queue: queue.SimpleQueue[frozenset[str] | None] = queue.SimpleQueue()
         self._unresolved: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
 
+    def attach(self) -> None:
+        """Print every ``nbconductor`` record at INFO and above on the stream."""
+        root = logging.getLogger("nbconductor")
+        if self._level is None:
+            self._level = root.level
+            root.setLevel(logging.INFO)
+            root.addHandler(self.handler)
+
+    def detach(self) -> None:
+        """Undo :meth:`attach`."""
+        root = logging.getLogger("nbconductor")
+        if self._level is not None:
+            root.removeHandler(self.handler)
+            root.setLevel(self._level)
+            self._level = None
+
     def emit(self, event: str, text: str, **fields: Any) -> None:
-        """Write one line: ``text`` after the time, or ``fields`` as JSON."""
-        now = _now_text()
-        if self.json_lines:
-            line = json.dumps({"time": now, "event": event, **fields}, default=str)
-        else:
-            line = f"{now} {text}"
-        with self._lock, contextlib.suppress(OSError, ValueError):  # a closed stderr
-            self.stream.write(line + "\n")
-            self.stream.flush()
+        """Log one line: ``text``, with ``fields`` for the JSON form."""
+        _log.info("%s", text, extra={"nbconductor": {"event": event, **fields}})
 
     # -- executions -------------------------------------------------------------------
 

@@ -9,9 +9,12 @@ stops on SIGTERM or SIGINT: the control server first, then the engine (running t
 get a bounded grace period, history is committed and the file closed).
 
 What happens is logged to stderr, one line per state change (the worker's own, a cell
-that failed, an execution whose status changed), as text or as JSON lines::
+that failed, an execution whose status changed) and the engine's ``logging`` records at
+INFO and above (a task that failed, an execution parked: :mod:`nbconductor.logs`), as
+text or as JSON lines::
 
     2026-11-22T17:00:00Z execution order-17 (order) running -> completed
+    2026-11-22T17:00:01Z ERROR task charge attempt 3 of execution order-18 (order) ...
 
 Exit codes: 0 after a signal stopped it, 1 when a cell failed (without
 ``--keep-going``) or the engine stopped on an error, 2 when it could not start (no
@@ -234,6 +237,13 @@ class Worker:
 
     def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, stop; returns the exit code."""
+        self.log.attach()  # the engine's records too, in the same format
+        try:
+            return self._run()
+        finally:
+            self.log.detach()
+
+    def _run(self) -> int:
         try:
             cells, tagged = notebook_cells(self.notebook)
         except (OSError, ValueError) as exc:

@@ -307,8 +307,9 @@ class ControlServer:
                     return
                 conn.settimeout(REQUEST_TIMEOUT)  # a client that does not read is dropped
                 conn.sendall(self._respond(line))
-        except OSError:
-            pass  # the client went away, or stop() shut the connection
+        except OSError as exc:  # the client went away, or stop() shut the connection
+            if not self._stopping.is_set():
+                log.info("control connection dropped: %s", exc or type(exc).__name__)
         finally:
             with self._lock:
                 self._connections.discard(conn)

@@ -222,3 +222,28 @@ def test_the_installed_console_script(db, live):
     )
     assert sent.returncode == 0, sent.stderr
     assert wait_status(db, "a-1", "completed")["result"]["decision"] == {"via": "stdin"}
+
+
+def test_show_follow_draws_until_the_execution_closes(cli, db, live):
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "nbconductor.cli", "--db", str(db), "show", "a-1", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sent = cli("--db", db, "signal", "a-1", "approve", '{"by": "follow"}')
+        assert sent.code == 0, sent.err
+        out, err = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    assert "approval a-1" in err and "completed: " in err  # the bar, on stderr
+    assert "completed" in out and "follow" in out  # then the execution, as show prints it
+
+
+def test_show_follow_fails_when_the_execution_fails(cli, db, live):
+    cli("--db", db, "terminate", "a-2", "--reason", "stock gone")
+    result = cli("--db", db, "show", "a-2", "--follow")
+    assert result.code == 1
+    assert "terminated" in result.err

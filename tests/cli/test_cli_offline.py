@@ -328,3 +328,11 @@ def test_top_level_help_documents_exit_codes(cli):
     assert cli("frobnicate").code == 2
     assert cli("--db", "x", "show").code == 2  # missing ID
     assert {a.dest for a in build_parser()._actions} >= {"db", "timeout", "command"}
+
+
+def test_show_follow_needs_an_engine_for_an_open_execution(cli, db):
+    refused = cli("--db", db, "show", "a-1", "--follow")
+    assert refused.code == 2
+    assert "--follow needs a running engine" in refused.err
+    done = cli("--db", db, "show", "d-1", "--follow")  # closed: shown, nothing to follow
+    assert done.code == 0 and "completed" in done.out

@@ -264,7 +264,8 @@ def test_a_schedule_fires_in_the_worker_and_the_cli_reaches_it(tmp_path: Path, s
     fire = next(e for e in events if e["event"] == "execution" and e["schedule"])
     assert fire["schedule"] == "every-second" and fire["workflow"] == "tick"
     assert fire["id"].startswith("every-second@") and fire["from"] == "new"
-    assert set(fire) == {"time", "event", "id", "workflow", "from", "to", "schedule"}
+    common = {"time", "level", "logger", "message", "event"}  # logging's, via JsonFormatter
+    assert set(fire) == common | {"id", "workflow", "from", "to", "schedule"}
     assert (tmp_path / "nb" / "ticks.txt").read_text().startswith("7\n")
 
     # The worker serves the control socket: health check and a trigger from the CLI.
@@ -279,9 +280,7 @@ def test_a_schedule_fires_in_the_worker_and_the_cli_reaches_it(tmp_path: Path, s
     worker_events = [e for e in events if e["event"] == "worker"]
     assert [e["state"] for e in worker_events] == ["starting", "ready", "stopping", "stopped"]
     for event in worker_events:
-        assert set(event) == {
-            "time",
-            "event",
+        assert set(event) == common | {
             "state",
             "message",
             "pid",
@@ -420,3 +419,46 @@ def test_notebook_cells_and_the_history_file(tmp_path: Path):
     )
     chosen = worker_db_path(notebook, environ={"NBCONDUCTOR_DB": "h.duckdb"}, cwd=tmp_path)
     assert chosen == (tmp_path / "h.duckdb", "from NBCONDUCTOR_DB")
+
+
+def test_the_engines_records_are_in_the_worker_log(tmp_path: Path, start_worker):
+    # The worker's --json-logs is a formatter over logging: a task's final failure is one
+    # ERROR line with its fields, beside the worker's own lines, every line JSON.
+    notebook = write_notebook(
+        tmp_path / "nb" / "failing.ipynb",
+        [
+            "%%task declines() -> None\n"
+            "import nbconductor\n"
+            "raise nbconductor.ApplicationError('card declined', non_retryable=True)",
+            "%%workflow pays()\nawait declines()",
+            "pays.start(id='p-1')",
+        ],
+    )
+    worker = start_worker(notebook, "--json-logs")
+    worker.wait_line('"status": "failed"')
+    assert worker.terminate() == 0, worker.log
+    events = [json.loads(line) for line in worker.lines]
+    errors = [e for e in events if e["level"] == "ERROR"]
+    assert len(errors) == 1, worker.log
+    assert errors[0]["event"] == "task_failed" and errors[0]["execution_id"] == "p-1"
+    assert errors[0]["logger"] == "nbconductor.engine"
+    assert "ApplicationError: card declined" in errors[0]["message"]
+    assert [e["to"] for e in events if e["event"] == "execution"] == ["running", "failed"]
+
+
+def test_the_text_log_names_levels_above_info(tmp_path: Path, start_worker):
+    notebook = write_notebook(
+        tmp_path / "nb" / "failing.ipynb",
+        [
+            "%%task declines() -> None\n"
+            "import nbconductor\n"
+            "raise nbconductor.ApplicationError('card declined', non_retryable=True)",
+            "%%workflow pays()\nawait declines()",
+            "pays.start(id='p-1')",
+        ],
+    )
+    worker = start_worker(notebook)
+    line = worker.wait_line(" ERROR task declines attempt 1 of execution p-1 (pays)")
+    assert line.endswith("failed for good: ApplicationError: card declined")
+    worker.wait_line("execution p-1 (pays) running -> failed")
+    assert worker.terminate() == 0, worker.log

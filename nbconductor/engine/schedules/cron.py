@@ -10,7 +10,9 @@ timezone-aware UTC datetimes in and out, and always with the time passed in:
 - :class:`IntervalTrigger` fires every N seconds of *elapsed* time from an anchor
   instant; it never looks at a wall clock, so DST does not affect it.
 
-This is the only module of the package that imports croniter. croniter is used
+This is the only module of the package that imports croniter, and only when a cron
+expression is checked or iterated: ``import nbconductor`` does not pay for it (it
+was a quarter of the import time). croniter is used
 for one thing: the sequence of matching wall-clock times, computed on *naive*
 datetimes. Turning a wall-clock time into an instant is done here, with
 ``zoneinfo``, so that the daylight-saving behaviour is ours and is fixed:
@@ -40,17 +42,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
-
-from croniter import (
-    CroniterBadDateError,
-    CroniterError,
-    CroniterUnsupportedSyntaxError,
-    croniter,
-)
 
 from nbconductor.engine.duration import format_duration, parse_duration
 from nbconductor.errors import InvalidDuration, ScheduleError
+
+if TYPE_CHECKING:
+    from croniter import CroniterError
 
 __all__ = (
     "EPOCH",
@@ -322,6 +321,8 @@ class CronTrigger(Trigger):
 
     def _instants(self, after: datetime) -> Iterator[datetime]:
         """Fire instants strictly after ``after`` (UTC), strictly increasing, endless."""
+        from croniter import CroniterBadDateError, croniter
+
         wall = after.astimezone(self._zone).replace(tzinfo=None)
         # croniter gets naive wall-clock times, so it does pure calendar arithmetic
         # and its own DST handling (which fires repeated times twice) never runs.
@@ -434,6 +435,8 @@ def _check_expression(expression: object) -> str:
             )
     for (name, _allowed), value in zip(_FIELDS, fields, strict=True):
         _check_ranges(expression, name, value)
+    from croniter import CroniterError, croniter
+
     for index, ((name, allowed), value) in enumerate(zip(_FIELDS, fields, strict=True)):
         # Check each field alone, the others '*', to say which field is wrong;
         # croniter's own message quotes the whole expression without saying.
@@ -477,6 +480,8 @@ def _check_ranges(expression: str, name: str, value: str) -> None:
 
 def _field_reason(exc: CroniterError) -> str:
     """A short reason from croniter's message, whose wording quotes the probe expression."""
+    from croniter import CroniterUnsupportedSyntaxError
+
     message = str(exc)
     if isinstance(exc, CroniterUnsupportedSyntaxError):
         return " (plain days cannot be mixed with MON#2-style days)"
