@@ -12,6 +12,7 @@ from nbconductor.engine.definition import task, workflow
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.retry import Retry
+from nbconductor.engine.runners import ProcessRunner
 from nbconductor.engine.task_runner import cancelled, heartbeat
 from nbconductor.engine.workflow_api import (
     ChildHandle,
@@ -47,7 +48,10 @@ from nbconductor.errors import (
     ScheduleError,
     StoreLocked,
     TaskFailed,
+    TaskNotLoadable,
+    UnknownRunner,
     UpdateRejected,
+    WorkerLost,
 )
 from nbconductor.storage.records import Status
 
@@ -63,13 +67,17 @@ __all__ = (
     "Handle",
     "NbconductorError",
     "NonDeterminismError",
+    "ProcessRunner",
     "Retry",
     "Saga",
     "ScheduleError",
     "Status",
     "StoreLocked",
     "TaskFailed",
+    "TaskNotLoadable",
+    "UnknownRunner",
     "UpdateRejected",
+    "WorkerLost",
     "__version__",
     "cancelled",
     "child",

@@ -15,6 +15,7 @@ from nbconductor.engine import context
 from nbconductor.engine.default import default_engine
 from nbconductor.engine.duration import optional_duration
 from nbconductor.engine.retry import DEFAULT_RETRY, Retry
+from nbconductor.engine.shipping import ship_function
 from nbconductor.errors import DefinitionError, WorkflowNotRegistered
 
 
@@ -45,6 +46,7 @@ class TaskOptions:
     schedule_to_start: float | None = None
     schedule_to_close: float | None = None
     heartbeat: float | None = None
+    runner: str = "thread"  # the name of the runner its attempts go to
 
 
 def _describe(definition, fn: Callable, name: str, source: str | None) -> None:
@@ -242,6 +244,15 @@ class Registry:
 REGISTRY = Registry()
 
 
+def _runner_name(runner: object) -> str:
+    if not isinstance(runner, str) or not runner.strip():
+        raise DefinitionError(
+            f"runner= names where a task runs: 'thread' (the default), 'process', or a "
+            f"name given to engine.add_runner(...); got {runner!r}"
+        )
+    return runner
+
+
 def task(
     fn: Callable | None = None,
     *,
@@ -252,12 +263,19 @@ def task(
     schedule_to_start=None,
     schedule_to_close=None,
     heartbeat=None,
+    runner: str = "thread",
     source: str | None = None,
 ):
     """Declare a task: the unit of work a workflow schedules. Sync or async functions.
 
     ``timeout`` is the start-to-close timeout of one attempt (``start_to_close`` is the
     same); durations are seconds, timedeltas or strings like ``"30s"``.
+
+    ``runner`` says where its attempts run: ``"thread"`` (the default, a thread of this
+    process), ``"process"`` (a local child process: CPU-bound work, crash-prone C
+    extensions) or the name of a runner added to the engine (``engine.add_runner``).
+    A task for another process must be picklable with the globals it uses; a variable
+    that is not is named when the task is defined.
 
     Example:
         >>> @task(retry=Retry(max_attempts=3), timeout="30s")
@@ -280,8 +298,12 @@ def task(
             schedule_to_start=optional_duration(schedule_to_start, what="schedule_to_start"),
             schedule_to_close=optional_duration(schedule_to_close, what="schedule_to_close"),
             heartbeat=optional_duration(heartbeat, what="heartbeat timeout"),
+            runner=_runner_name(runner),
         )
         defn = TaskDefinition(f, name=name or f.__name__, options=options, source=source)
+        if options.runner != "thread":
+            # Fail at the definition, naming the variable, rather than at each attempt.
+            ship_function(f, defn.name)
         return REGISTRY.register(defn)  # type: ignore[return-value]
 
     return wrap(fn) if fn is not None else wrap

@@ -21,7 +21,9 @@ from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution, TaskState
 from nbconductor.engine.payload import Payloads, event_data
 from nbconductor.engine.roster import Roster
-from nbconductor.engine.task_runner import Attempt, Outcome, ThreadRunner, run_async
+from nbconductor.engine.runners import RunnerSet
+from nbconductor.engine.task_runner import Attempt, Outcome, run_async
+from nbconductor.errors import UnknownRunner
 from nbconductor.storage.records import EventKind, Status
 
 
@@ -38,7 +40,7 @@ class TaskDispatch:
         roster: Roster,
         registry: Registry,
         clock,
-        runner: ThreadRunner,
+        runners: RunnerSet,
         activations: Activations,
         payloads: Payloads,
     ) -> None:
@@ -46,7 +48,9 @@ class TaskDispatch:
         self._roster = roster
         self._registry = registry
         self._clock = clock
-        self._runner = runner
+        self._runners = runners
+        self._thread_runner = runners.thread
+        self.now = clock.now  # what runners stamp started attempts with
         self._activations = activations
         self._payloads = payloads
         self._task_group: TaskGroup | None = None
@@ -138,13 +142,23 @@ class TaskDispatch:
             push(now_ts + options.start_to_close, self._deadline, attempt, "start_to_close")
         if options.heartbeat is not None:
             push(now_ts + options.heartbeat, self._deadline, attempt, "heartbeat")
-        if definition.is_async:
-            # A scope of its own, so abandoning the attempt (timeout, cancel, close)
-            # cancels it alone.
-            attempt.handle = scope = anyio.CancelScope()
-            self._task_group.start_soon(self._run_async, attempt, scope)
-        else:
-            self._runner.submit(attempt, now, self._report)
+        where = options.runner
+        if where == "thread":
+            if definition.is_async:
+                # A scope of its own, so abandoning the attempt (timeout, cancel, close)
+                # cancels it alone.
+                attempt.handle = scope = anyio.CancelScope()
+                self._task_group.start_soon(self._run_async, attempt, scope)
+            else:
+                self._thread_runner.submit(attempt, self)
+            return
+        try:
+            runner = self._runners.get(where)
+        except UnknownRunner as exc:
+            self.outcome(Outcome(attempt, error=Failure.from_exception(exc, non_retryable=True)))
+            return
+        attempt.handle = _Stopper(runner, attempt)  # abandon() asks the runner to stop it
+        runner.submit(attempt, self)
 
     async def _run_async(self, attempt: Attempt, scope: anyio.CancelScope) -> None:
         if attempt.abandoned:
@@ -154,7 +168,22 @@ class TaskDispatch:
         if not scope.cancel_called:  # else abandoned: the engine already accounted for it
             self._ledger.post(lambda: self._on_outcome(outcome))
 
-    def _report(self, outcome: Outcome) -> None:  # called on a pool thread
+    # ------------------------------------------- what runners report (any thread)
+
+    def started(self, attempt: Attempt, worker: str) -> None:
+        """A runner started ``attempt`` on ``worker``."""
+        attempt.worker = worker
+        attempt.started_at = self._clock.now()
+
+    def heartbeat(self, attempt: Attempt, details, progress: float | None) -> None:
+        """A heartbeat from where ``attempt`` runs (another process, another machine)."""
+        attempt.last_heartbeat = self._clock.now().timestamp()
+        attempt.heartbeat_details = details
+        if progress is not None:
+            attempt.progress = float(progress)
+
+    def outcome(self, outcome: Outcome) -> None:
+        """An attempt ended; the engine thread decides what that means."""
         self._ledger.post(lambda: self._on_outcome(outcome))
 
     def abandon(self, attempt: Attempt) -> None:
@@ -177,6 +206,8 @@ class TaskDispatch:
             return
         state.current = None
         started = {"started_at": outcome.started_at.isoformat()} if outcome.started_at else {}
+        if attempt.worker is not None:
+            started["worker"] = attempt.worker
         if outcome.error is None:
             del live.tasks[attempt.command]
             event = self._ledger.record(
@@ -309,3 +340,16 @@ class TaskDispatch:
             final=True,
         )
         self._attempt_failed(live, state, attempt, error, {})
+
+
+class _Stopper:
+    """An attempt's handle on a runner: cancelling it asks the runner to stop it."""
+
+    __slots__ = ("attempt", "runner")
+
+    def __init__(self, runner, attempt: Attempt) -> None:
+        self.runner = runner
+        self.attempt = attempt
+
+    def cancel(self) -> None:
+        self.runner.stop(self.attempt)
