@@ -110,6 +110,11 @@ class UnknownRunner(NbconductorError, LookupError):
     """A task names a runner the engine does not have."""
 
 
+class QueueError(NbconductorError, ValueError):
+    """A task queue was named or configured wrongly (a bad name, limit or rate), or a
+    task names a queue the engine does not have."""
+
+
 class ApplicationError(NbconductorError):
     """An error raised by user code on purpose; ``non_retryable=True`` stops retries."""
 

@@ -14,6 +14,7 @@ from typing import Any
 from nbconductor.engine import context
 from nbconductor.engine.default import default_engine
 from nbconductor.engine.duration import optional_duration
+from nbconductor.engine.queues.spec import check_queue_name
 from nbconductor.engine.retry import DEFAULT_RETRY, Retry
 from nbconductor.engine.shipping import ship_function
 from nbconductor.errors import DefinitionError, WorkflowNotRegistered
@@ -47,6 +48,8 @@ class TaskOptions:
     schedule_to_close: float | None = None
     heartbeat: float | None = None
     runner: str = "thread"  # the name of the runner its attempts go to
+    queue: str | None = None  # the queue its attempts wait in for admission
+    priority: int = 0  # in its queue: lower starts first
 
 
 def _describe(definition, fn: Callable, name: str, source: str | None) -> None:
@@ -244,6 +247,14 @@ class Registry:
 REGISTRY = Registry()
 
 
+def _priority(priority: object) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise DefinitionError(
+            f"priority= is a whole number (lower starts first; 0 by default), got {priority!r}"
+        )
+    return priority
+
+
 def _runner_name(runner: object) -> str:
     if not isinstance(runner, str) or not runner.strip():
         raise DefinitionError(
@@ -264,6 +275,8 @@ def task(
     schedule_to_close=None,
     heartbeat=None,
     runner: str = "thread",
+    queue: str | None = None,
+    priority: int = 0,
     source: str | None = None,
 ):
     """Declare a task: the unit of work a workflow schedules. Sync or async functions.
@@ -276,6 +289,10 @@ def task(
     extensions) or the name of a runner added to the engine (``engine.add_runner``).
     A task for another process must be picklable with the globals it uses; a variable
     that is not is named when the task is defined.
+
+    ``queue`` makes its attempts wait for room in an engine's queue
+    (``engine.queues.create("llm", concurrency=8, rate="60/minute")``); among waiting
+    attempts, a lower ``priority`` starts first (0, the default, before 1).
 
     Example:
         >>> @task(retry=Retry(max_attempts=3), timeout="30s")
@@ -299,6 +316,8 @@ def task(
             schedule_to_close=optional_duration(schedule_to_close, what="schedule_to_close"),
             heartbeat=optional_duration(heartbeat, what="heartbeat timeout"),
             runner=_runner_name(runner),
+            queue=check_queue_name(queue) if queue is not None else None,
+            priority=_priority(priority),
         )
         defn = TaskDefinition(f, name=name or f.__name__, options=options, source=source)
         if options.runner != "thread":

@@ -36,6 +36,8 @@ from nbconductor.engine.handle import Handle
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.lineage import Lineage
 from nbconductor.engine.payload import Payloads
+from nbconductor.engine.queues.admission import Admission
+from nbconductor.engine.queues.queue_api import Queues
 from nbconductor.engine.recovery import Recovery
 from nbconductor.engine.roster import Roster
 from nbconductor.engine.runners import Runner, RunnerSet
@@ -142,8 +144,10 @@ class Engine:
         self.executions = roster = Roster(store)
         self.runners = RunnerSet(task_workers, runners)
         self._activations = activations = Activations(ledger, roster, store, payloads)
+        self._admission = admission = Admission(ledger, store)
+        self.queues = Queues(admission, self._call)
         self._tasks = TaskDispatch(
-            ledger, roster, registry, self.clock, self.runners, activations, payloads
+            ledger, roster, registry, self.clock, self.runners, activations, payloads, admission
         )
         self._steering = steering = Steering(
             ledger, roster, registry, activations, payloads, self._call
@@ -446,6 +450,7 @@ class Engine:
 
     def _on_start(self) -> None:  # on the engine thread, before its first commit
         self._ledger.record_definitions(self.registry.all())
+        self._admission.load()  # before recovery re-dispatches queued tasks
         self.recovered = self._recovery.recover()
         self._firing.load()
 

@@ -20,10 +20,11 @@ from nbconductor.engine.failure import Failure
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution, TaskState
 from nbconductor.engine.payload import Payloads, event_data
+from nbconductor.engine.queues.admission import Admission
 from nbconductor.engine.roster import Roster
 from nbconductor.engine.runners import RunnerSet
 from nbconductor.engine.task_runner import Attempt, Outcome, run_async
-from nbconductor.errors import UnknownRunner
+from nbconductor.errors import QueueError, UnknownRunner
 from nbconductor.storage.records import EventKind, Status
 
 
@@ -43,8 +44,11 @@ class TaskDispatch:
         runners: RunnerSet,
         activations: Activations,
         payloads: Payloads,
+        admission: Admission,
     ) -> None:
         self._ledger = ledger
+        self._admission = admission
+        self._queued: set[Attempt] = set()  # waiting for room in their queue
         self._roster = roster
         self._registry = registry
         self._clock = clock
@@ -133,7 +137,6 @@ class TaskDispatch:
             payloads=self._payloads,
         )
         state.current = attempt
-        self.in_flight += 1
         options = definition.options
         push = self._ledger.push
         if options.schedule_to_start is not None:
@@ -142,7 +145,33 @@ class TaskDispatch:
             push(now_ts + options.start_to_close, self._deadline, attempt, "start_to_close")
         if options.heartbeat is not None:
             push(now_ts + options.heartbeat, self._deadline, attempt, "heartbeat")
-        where = options.runner
+        if options.queue is None:
+            self.in_flight += 1
+            self._submit(attempt)
+            return
+        # Waiting for room is not running: the attempt counts as in flight (and may
+        # keep a time-skipping clock from jumping) only once admitted.
+        self._queued.add(attempt)
+        if not self._admission.enqueue(
+            live, attempt, options.priority, lambda: self._admitted(attempt)
+        ):
+            self._queued.discard(attempt)
+            known = ", ".join(self._admission.names()) or "none"
+            error = QueueError(
+                f"task {state.name!r} names queue {options.queue!r}, which this engine does "
+                f"not have (queues: {known}); create it with engine.queues.create"
+            )
+            self.in_flight += 1
+            self.outcome(Outcome(attempt, error=Failure.from_exception(error, non_retryable=True)))
+
+    def _admitted(self, attempt: Attempt) -> None:
+        self._queued.discard(attempt)
+        self.in_flight += 1
+        self._submit(attempt)
+
+    def _submit(self, attempt: Attempt) -> None:
+        definition = attempt.definition
+        where = definition.options.runner
         if where == "thread":
             if definition.is_async:
                 # A scope of its own, so abandoning the attempt (timeout, cancel, close)
@@ -190,7 +219,12 @@ class TaskDispatch:
         """Stop counting an attempt: its outcome, if it ever comes, is ignored."""
         if not attempt.abandoned:
             attempt.abandoned = True
+            if attempt in self._queued:  # never admitted: its queue drops it
+                self._queued.discard(attempt)
+                return
             self.in_flight -= 1
+            if attempt.definition.options.queue is not None:
+                self._admission.release(attempt)
             if attempt.handle is not None:
                 attempt.handle.cancel()
 
@@ -200,6 +234,9 @@ class TaskDispatch:
             return  # timed out, cancelled or closed meanwhile: its result no longer counts
         attempt.abandoned = True
         self.in_flight -= 1
+        queue = attempt.definition.options.queue
+        if queue is not None:
+            self._admission.release(attempt)
         live = self._roster.get(attempt.execution_id)
         state = live.tasks.get(attempt.command) if live else None
         if state is None or state.current is not attempt:
@@ -208,6 +245,8 @@ class TaskDispatch:
         started = {"started_at": outcome.started_at.isoformat()} if outcome.started_at else {}
         if attempt.worker is not None:
             started["worker"] = attempt.worker
+        if queue is not None and outcome.started_at:
+            started["queue"] = queue  # counted by the queue's rate after a restart
         if outcome.error is None:
             del live.tasks[attempt.command]
             event = self._ledger.record(
@@ -310,6 +349,8 @@ class TaskDispatch:
             final=True if final else None,
         )
         extra = {"started_at": attempt.started_at.isoformat()} if attempt.started_at else {}
+        if attempt.started_at and attempt.definition.options.queue is not None:
+            extra["queue"] = attempt.definition.options.queue  # it started: the rate counts it
         self._attempt_failed(live, state, attempt, error, extra)
 
     def _schedule_to_close_due(self, execution_id: str, command: int) -> None:
