@@ -12,7 +12,7 @@ from nbconductor.engine.definition import task, workflow
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.retry import Retry
-from nbconductor.engine.runners import ProcessRunner
+from nbconductor.engine.runners import DaskRunner, ProcessRunner
 from nbconductor.engine.task_runner import cancelled, heartbeat
 from nbconductor.engine.workflow_api import (
     ChildHandle,
@@ -60,6 +60,7 @@ __all__ = (
     "ApplicationError",
     "ChildFailed",
     "ChildHandle",
+    "DaskRunner",
     "Engine",
     "EngineStopped",
     "ExecutionClosed",

@@ -50,6 +50,7 @@ class TaskOptions:
     runner: str = "thread"  # the name of the runner its attempts go to
     queue: str | None = None  # the queue its attempts wait in for admission
     priority: int = 0  # in its queue: lower starts first
+    resources: tuple[tuple[str, float], ...] = ()  # what a Dask worker must have, per attempt
 
 
 def _describe(definition, fn: Callable, name: str, source: str | None) -> None:
@@ -277,6 +278,7 @@ def task(
     runner: str = "thread",
     queue: str | None = None,
     priority: int = 0,
+    resources: dict[str, float] | None = None,
     source: str | None = None,
 ):
     """Declare a task: the unit of work a workflow schedules. Sync or async functions.
@@ -293,6 +295,7 @@ def task(
     ``queue`` makes its attempts wait for room in an engine's queue
     (``engine.queues.create("llm", concurrency=8, rate="60/minute")``); among waiting
     attempts, a lower ``priority`` starts first (0, the default, before 1).
+    ``resources`` (``{"GPU": 1}``) places attempts on Dask workers that have them.
 
     Example:
         >>> @task(retry=Retry(max_attempts=3), timeout="30s")
@@ -318,6 +321,7 @@ def task(
             runner=_runner_name(runner),
             queue=check_queue_name(queue) if queue is not None else None,
             priority=_priority(priority),
+            resources=tuple(sorted((resources or {}).items())),
         )
         defn = TaskDefinition(f, name=name or f.__name__, options=options, source=source)
         if options.runner != "thread":

@@ -7,9 +7,10 @@ engine's :class:`~nbconductor.engine.runners.runner_set.RunnerSet` holds them by
 
 from __future__ import annotations
 
+from nbconductor.engine.runners.dask_runner import DaskRunner
 from nbconductor.engine.runners.process import ProcessRunner
 from nbconductor.engine.runners.runner import AttemptEvents, Runner
 from nbconductor.engine.runners.runner_set import RunnerSet
 from nbconductor.engine.runners.thread import ThreadRunner
 
-__all__ = ("AttemptEvents", "ProcessRunner", "Runner", "RunnerSet", "ThreadRunner")
+__all__ = ("AttemptEvents", "DaskRunner", "ProcessRunner", "Runner", "RunnerSet", "ThreadRunner")
