@@ -218,3 +218,26 @@ def test_schedule_and_fork_subcommands(loaded_shell, capsys):
     forked = result.result
     assert forked.result(timeout=10) == loaded_shell.user_ns["origin"].result(timeout=10)
     assert forked.describe().origin_id == "fork-origin"
+
+
+def test_queues_and_runners_from_the_magic(loaded_shell, capsys):
+    name = unique("llm")
+    _, out = run(
+        loaded_shell, capsys, f"%conductor queues create {name} --concurrency 8 --rate 60/minute"
+    )
+    assert out.strip() == f"created queue {name}: concurrency 8, rate 60/minute"
+    _, out = run(loaded_shell, capsys, f"%conductor queues update {name} --rate none")
+    assert out.strip() == f"updated queue {name}: concurrency 8"
+    result, out = run(loaded_shell, capsys, "%conductor queues")
+    assert isinstance(result.result, Table), out
+    assert (name, 8, "", 0, 0) in list(result.result)
+    result, out = run(loaded_shell, capsys, "%conductor queues create bad --rate lots")
+    assert isinstance(result.error_in_exec, UsageError) and "rate='lots'" in out
+    _, out = run(loaded_shell, capsys, f"%conductor queues delete {name}")
+    assert out.strip() == f"deleted queue {name}"
+
+    runner = unique("procs")
+    _, out = run(loaded_shell, capsys, f"%conductor runner add {runner} process")
+    assert out.startswith(f"runner {runner}: ProcessRunner(")
+    _, out = run(loaded_shell, capsys, "%conductor runner list")
+    assert runner in out and "thread" in out and "process" in out
