@@ -8,6 +8,7 @@ dead worker fails its task at once (the runner also detects a re-run: see the mo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -159,3 +160,45 @@ def test_a_worker_without_the_task_module_is_reported_not_retried(
     out = eng.start(uses_module).result(timeout=60)
     assert out.startswith("TaskNotLoadable after 1: ")
     assert "module 'only_in_kernel' is missing" in out
+
+
+@nc.task(runner="doomed", retry=nc.Retry(max_attempts=1))
+def outlives_its_scheduler(marker: str) -> str:
+    open(marker, "w").close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not nc.cancelled():
+        time.sleep(0.05)  # polling the flag is what a long task does
+    return "done"
+
+
+@nc.workflow
+async def loses_the_scheduler(marker: str) -> str:
+    try:
+        return await outlives_its_scheduler(marker)
+    except TaskFailed as exc:
+        return f"{exc.error_type}: {exc.error_message}"
+
+
+def test_a_stopped_scheduler_fails_the_attempt_saying_so(db_path, tmp_path):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=1, processes=True, dashboard_address=None)
+    # A short timeout: after the scheduler is gone the client tries to reconnect for
+    # that long before it gives up on its futures.
+    client = Client(cluster, set_as_default=False, timeout="3s")
+    engine = Engine(db_path, runners={"doomed": nc.DaskRunner(client)}, make_default=False)
+    try:
+        marker = tmp_path / "running"
+        h = engine.start(loses_the_scheduler, str(marker))
+        wait_for(marker.exists, timeout=60, what="the attempt to run on the worker")
+        cluster.sync(cluster.scheduler.close)
+        out = h.result(timeout=60)
+        assert out.startswith("WorkerLost: lost contact with the Dask scheduler at tcp://"), out
+    finally:
+        engine.stop(grace=0)
+        client.close()
+        # With its scheduler gone, cluster.close() would wait ~30 s for it: stop the
+        # nannies (and their worker processes) directly, then give up on the rest.
+        for nanny in list(cluster.workers.values()):
+            cluster.sync(nanny.close, timeout=2)
+        with contextlib.suppress(TimeoutError):
+            cluster.close(timeout=3)
