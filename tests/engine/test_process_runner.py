@@ -251,3 +251,57 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+CRASH_FLOWS = """
+import os, time
+import nbconductor as nc
+
+@nc.task(runner="process")
+def long_step(marker: str) -> str:
+    if os.path.exists(marker):
+        return f"recovered after pid {open(marker).read()}"
+    with open(marker + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(marker + ".tmp", marker)
+    time.sleep(120)  # the engine's process is killed meanwhile
+    return "first attempt"
+
+@nc.workflow
+async def crash_flow(marker: str) -> str:
+    return await long_step(marker)
+"""
+
+
+def test_a_killed_engine_process_takes_its_children_along_and_recovery_runs_again(
+    tmp_path, registry, monkeypatch, request
+):
+    (tmp_path / "crash_flows.py").write_text(CRASH_FLOWS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(lambda: sys.modules.pop("crash_flows", None))
+    db, marker = tmp_path / "h.duckdb", tmp_path / "attempt-1"
+    script = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import time, nbconductor as nc, crash_flows\n"
+        f"nc.Engine({str(db)!r}).start(crash_flows.crash_flow, {str(marker)!r}, id='c-1')\n"
+        "time.sleep(300)\n"
+    )
+    engine_process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        wait_for(marker.exists, timeout=60, what="the attempt to start in a child")
+        child = int(marker.read_text())
+    finally:
+        engine_process.kill()  # SIGKILL: no atexit, no clean stop
+        engine_process.wait(10)
+    wait_for(lambda: not _alive(child), timeout=10, what="the orphaned child to exit")
+
+    import crash_flows
+
+    engine = Engine(db, make_default=False)
+    try:
+        assert engine.get("c-1").result(timeout=60) == f"recovered after pid {child}"
+        completed = [d for d in ended(engine.get("c-1").history(), EventKind.TASK_COMPLETED)]
+        assert len(completed) == 1 and completed[0]["worker"] != f"pid {child}"
+        assert crash_flows.crash_flow.name == "crash_flow"
+    finally:
+        engine.stop(grace=0)
