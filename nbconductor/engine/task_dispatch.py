@@ -323,9 +323,12 @@ class TaskDispatch:
                 return
         else:
             limit = options.heartbeat
-            last = attempt.last_heartbeat or (
-                attempt.started_at.timestamp() if attempt.started_at else attempt.dispatched_at
-            )
+            if attempt.started_at is None:
+                # Not started (waiting in its queue, for a child process or a Dask
+                # worker): nothing can heartbeat yet; schedule_to_start bounds the wait.
+                self._ledger.push(now_ts + limit, self._deadline, attempt, which)
+                return
+            last = attempt.last_heartbeat or attempt.started_at.timestamp()
             if last + limit > now_ts:
                 self._ledger.push(last + limit, self._deadline, attempt, which)
                 return

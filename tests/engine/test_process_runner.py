@@ -305,3 +305,32 @@ def test_a_killed_engine_process_takes_its_children_along_and_recovery_runs_agai
         assert crash_flows.crash_flow.name == "crash_flow"
     finally:
         engine.stop(grace=0)
+
+
+@nc.task(runner="proc", schedule_to_close=0.8, retry=nc.Retry(initial=0.01))
+def past_its_deadline(marker: str) -> str:
+    deadline = time.monotonic() + 20
+    while not nc.cancelled() and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the flag is what a long task does
+    with open(marker, "w") as f:
+        f.write("cancelled" if nc.cancelled() else "never told")
+    return "late"
+
+
+@nc.workflow
+async def schedule_to_close_flow(marker: str) -> str:
+    try:
+        return await past_its_deadline(marker)
+    except TaskFailed as exc:
+        return exc.error_type
+
+
+def test_schedule_to_close_is_kept_by_the_engine_and_stops_the_child(eng, tmp_path):
+    eng.start(two_pids).result(timeout=60)  # both children started: 0.8 s is for the task
+    marker = tmp_path / "seen"
+    h = eng.start(schedule_to_close_flow, str(marker))
+    assert h.result(timeout=60) == "TaskTimeout"
+    (failed,) = ended(h.history(), EventKind.TASK_FAILED)
+    assert (failed["error"]["timeout"], failed["final"]) == ("schedule_to_close", True)
+    wait_for(lambda: marker.exists() and marker.read_text(), timeout=20, what="the marker")
+    assert marker.read_text() == "cancelled"

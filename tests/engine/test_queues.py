@@ -260,3 +260,28 @@ def test_a_rate_limit_on_the_real_clock():
         assert 0.95 <= elapsed < 5, elapsed
     finally:
         eng.stop(grace=0)
+
+
+@nc.task(queue="one", heartbeat=0.2, retry=nc.Retry(max_attempts=1))
+def beats_once_started() -> str:
+    return "ran"
+
+
+@nc.workflow
+async def heartbeat_after_the_wait() -> list:
+    return await nc.gather(hold(), beats_once_started())
+
+
+def test_a_heartbeat_timeout_starts_counting_when_the_attempt_starts():
+    eng = Engine(None, make_default=False)
+    try:
+        eng.queues.create("one", concurrency=1)
+        h = eng.start(heartbeat_after_the_wait)
+        wait_for(lambda: condition(eng, h).startswith("waiting for queue one"), what="the wait")
+        # Waiting three heartbeat periods in the queue is not a missed heartbeat.
+        deadline = time.monotonic() + 0.6
+        wait_for(lambda: time.monotonic() >= deadline, what="three heartbeat periods")
+        GATE.set()
+        assert h.result(timeout=30) == ["held", "ran"]
+    finally:
+        eng.stop(grace=0)
