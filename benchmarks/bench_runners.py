@@ -90,7 +90,7 @@ def runners() -> list[tuple]:
     rows = []
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
     client = Client(cluster, set_as_default=False)
     try:

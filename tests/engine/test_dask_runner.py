@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 def client():
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(
-            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
         )
     client = Client(cluster, set_as_default=False)
     yield client
@@ -181,7 +181,7 @@ async def loses_the_scheduler(marker: str) -> str:
 
 def test_a_stopped_scheduler_fails_the_attempt_saying_so(db_path, tmp_path):
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(n_workers=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=1, processes=True, dashboard_address=":0")
     # A short timeout: after the scheduler is gone the client tries to reconnect for
     # that long before it gives up on its futures.
     client = Client(cluster, set_as_default=False, timeout="3s")
@@ -202,3 +202,48 @@ def test_a_stopped_scheduler_fails_the_attempt_saying_so(db_path, tmp_path):
             cluster.sync(nanny.close, timeout=2)
         with contextlib.suppress(TimeoutError):
             cluster.close(timeout=3)
+
+
+@nc.task(runner="rerunning", retry=nc.Retry(initial=0.01, max_attempts=2))
+def killed_once(marker: str) -> str:
+    if not os.path.exists(marker):
+        with open(marker + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(marker + ".tmp", marker)
+        time.sleep(60)  # killed meanwhile
+    return "second attempt"
+
+
+@nc.workflow
+async def rerun_flow(marker: str) -> str:
+    return await killed_once(marker)
+
+
+def test_a_rerun_by_dask_is_detected_and_fails_the_attempt(db_path, tmp_path):
+    # allowed-failures 1: the scheduler re-runs a task whose worker died; the runner
+    # warns about it, and counts such a re-run as a lost attempt, not as the attempt.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+    client = Client(cluster, set_as_default=False)
+    try:
+        with pytest.warns(RuntimeWarning, match="re-runs a task up to 1 times"):
+            runner = nc.DaskRunner(client)
+        engine = Engine(db_path, runners={"rerunning": runner}, make_default=False)
+        try:
+            marker = tmp_path / "pid"
+            h = engine.start(rerun_flow, str(marker))
+            wait_for(marker.exists, timeout=60, what="the attempt to start on a worker")
+            os.kill(int(marker.read_text()), signal.SIGKILL)
+            assert h.result(timeout=60) == "second attempt"
+            (failed,) = ended(h.history(), EventKind.TASK_FAILED)
+            assert failed["error"]["type"] == "WorkerLost"
+            assert "re-ran it" in failed["error"]["message"]
+            (completed,) = ended(h.history(), EventKind.TASK_COMPLETED)
+            assert completed["worker"] != failed["worker"]
+        finally:
+            engine.stop(grace=0)
+    finally:
+        client.close()
+        cluster.close()

@@ -62,7 +62,7 @@ def run_on_worker(topic: str, key: str, name: str, fn_data: bytes, input_data: b
             f"task {name!r} cannot be loaded on Dask worker {worker.address}: {where}. "
             "Install it on the workers (a retry would fail the same way)"
         )
-        return ("failed", Failure.from_exception(error, non_retryable=True))
+        return ("failed", Failure.from_exception(error, non_retryable=True), worker.address)
     last_sent = [0.0]
 
     def relay(attempt: Attempt) -> None:
@@ -95,13 +95,13 @@ def run_on_worker(topic: str, key: str, name: str, fn_data: bytes, input_data: b
         with attempt_context(attempt):
             value = fn(*args, **kwargs)
     except BaseException as exc:
-        return ("failed", Failure.from_exception(exc))
+        return ("failed", Failure.from_exception(exc), worker.address)
     finally:
         done.set()
     try:
-        return ("result", shipping.dumps(value))
+        return ("result", shipping.dumps(value), worker.address)
     except Exception as exc:
-        return ("failed", Failure.from_exception(exc, non_retryable=True))
+        return ("failed", Failure.from_exception(exc, non_retryable=True), worker.address)
 
 
 class _Running:
@@ -229,16 +229,7 @@ class DaskRunner:
             if len(running.workers) == 1:
                 running.events.started(running.attempt, message[2])
                 return
-            # Dask re-ran the attempt after its worker died: not behind the history.
-            error = WorkerLost(
-                f"Dask worker {running.workers[0]} running task "
-                f"{running.attempt.definition.name!r} was lost and the scheduler re-ran it "
-                f"on {message[2]}; that re-run was cancelled and the task's retry policy "
-                "decides instead"
-            )
-            if running.future is not None:
-                running.future.cancel()
-            self._report(key, Outcome(running.attempt, error=Failure.from_exception(error)))
+            self._rerun(key, running, message[2])
         elif kind == "heartbeat":
             running.events.heartbeat(running.attempt, shipping.loads(message[2]), message[3])
 
@@ -252,10 +243,14 @@ class DaskRunner:
         started = attempt.started_at
         if future.status == "finished":
             try:
-                kind, payload = future.result()
+                kind, payload, address = future.result()
             except Exception as exc:
                 outcome = Outcome(attempt, error=self._lost_scheduler(exc), started_at=started)
             else:
+                if running.workers and address != running.workers[0]:
+                    # The result of a re-run whose "started" has not arrived yet.
+                    self._rerun(key, running, address)
+                    return
                 if kind == "failed":
                     outcome = Outcome(attempt, error=payload, started_at=started)
                 else:
@@ -270,6 +265,20 @@ class DaskRunner:
             outcome = Outcome(attempt, error=self._error(attempt, future), started_at=started)
         else:  # cancelled without the engine asking: the scheduler is gone
             outcome = Outcome(attempt, error=self._lost_scheduler(None), started_at=started)
+        self._report(key, outcome)
+
+    def _rerun(self, key: str, running: _Running, where: str) -> None:
+        # Dask re-ran the attempt after its worker died: not behind the history's back.
+        error = WorkerLost(
+            f"Dask worker {running.workers[0]} running task "
+            f"{running.attempt.definition.name!r} was lost and the scheduler re-ran it on "
+            f"{where}; that re-run does not count, and the task's retry policy decides"
+        )
+        if running.future is not None:
+            # Maybe on the client's event loop, where a blocking cancel() cannot run.
+            threading.Thread(target=running.future.cancel, daemon=True).start()
+        outcome = Outcome(running.attempt, error=Failure.from_exception(error))
+        outcome.started_at = running.attempt.started_at
         self._report(key, outcome)
 
     def _error(self, attempt: Attempt, future: Any) -> Failure:
