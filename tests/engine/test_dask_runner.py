@@ -17,6 +17,7 @@ import time
 import dask
 import pytest
 from distributed import Client, LocalCluster
+from distributed.core import Status
 
 import nbconductor as nc
 from nbconductor.engine.engine import Engine
@@ -202,6 +203,9 @@ def test_a_stopped_scheduler_fails_the_attempt_saying_so(db_path, tmp_path):
             cluster.sync(nanny.close, timeout=2)
         with contextlib.suppress(TimeoutError):
             cluster.close(timeout=3)
+        # Its workers are gone and its scheduler closed: mark it so, or its __del__
+        # warns "unclosed cluster" in whichever test runs next.
+        cluster.status = Status.closed
 
 
 @nc.task(runner="rerunning", retry=nc.Retry(initial=0.01, max_attempts=2))
