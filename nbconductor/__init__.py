@@ -12,6 +12,7 @@ from nbconductor.engine.definition import task, workflow
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.retry import Retry
+from nbconductor.engine.runners import DaskRunner, ProcessRunner
 from nbconductor.engine.task_runner import TaskInfo, cancelled, heartbeat, task_info
 from nbconductor.engine.workflow_api import (
     ChildHandle,
@@ -46,11 +47,15 @@ from nbconductor.errors import (
     NbconductorError,
     NonDeterminismError,
     NotInTask,
+    QueueError,
     ScheduleError,
     StopTimedOut,
     StoreLocked,
     TaskFailed,
+    TaskNotLoadable,
+    UnknownRunner,
     UpdateRejected,
+    WorkerLost,
 )
 from nbconductor.storage.codec import allow_types
 from nbconductor.storage.records import Status
@@ -59,6 +64,7 @@ __all__ = (
     "ApplicationError",
     "ChildFailed",
     "ChildHandle",
+    "DaskRunner",
     "Engine",
     "EngineStopped",
     "ExecutionAlreadyExists",
@@ -69,6 +75,8 @@ __all__ = (
     "NbconductorError",
     "NonDeterminismError",
     "NotInTask",
+    "ProcessRunner",
+    "QueueError",
     "Retry",
     "Saga",
     "ScheduleError",
@@ -77,7 +85,10 @@ __all__ = (
     "StoreLocked",
     "TaskFailed",
     "TaskInfo",
+    "TaskNotLoadable",
+    "UnknownRunner",
     "UpdateRejected",
+    "WorkerLost",
     "__version__",
     "allow_types",
     "cancelled",

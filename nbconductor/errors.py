@@ -121,6 +121,27 @@ class TaskCancelled(NbconductorError):
     """The workflow no longer needs this task's result; stop the work."""
 
 
+class WorkerLost(NbconductorError):
+    """The process or cluster worker running a task attempt died mid-attempt.
+
+    The attempt failed; the task's retry policy decides whether it runs again.
+    """
+
+
+class TaskNotLoadable(NbconductorError):
+    """Where the task was sent, its code could not be loaded (a missing module, an
+    incompatible version): install the module there; a retry would fail the same way."""
+
+
+class UnknownRunner(NbconductorError, LookupError):
+    """A task names a runner the engine does not have."""
+
+
+class QueueError(NbconductorError, ValueError):
+    """A task queue was named or configured wrongly (a bad name, limit or rate), or a
+    task names a queue the engine does not have."""
+
+
 class ApplicationError(NbconductorError):
     """An error raised by user code on purpose; ``non_retryable=True`` stops retries."""
 

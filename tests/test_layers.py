@@ -65,6 +65,8 @@ def test_layers_import_downwards():
 def test_heavy_libraries_live_in_one_module_each():
     assert modules_importing("duckdb") == {"storage/duckdb/duckdb_store.py"}
     assert modules_importing("croniter") == {"engine/schedules/cron.py"}
+    assert modules_importing("cloudpickle") == {"engine/shipping.py"}
+    assert modules_importing("distributed") == {"engine/runners/dask_runner.py"}
 
 
 def test_public_names_are_exported_and_documented():

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--id", metavar="ID", help="execution id (starting an existing id is a no-op)")
 
     _schedules_parser(command("schedules", "List and change schedules.", output=False))
+    _queues_parser(command("queues", "List and change task queues.", output=False))
 
     sub = command("sql", "Run a read-only SQL query over the history.", output=False)
     sub.add_argument("query", metavar="QUERY", help="one SELECT-like statement; - reads stdin")
@@ -188,6 +189,30 @@ def _common(parser: argparse.ArgumentParser, *, top: bool, output: bool = True) 
             default=False if top else argparse.SUPPRESS,
             help="print stable JSON",
         )
+
+
+def _queues_parser(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help, description=help)
+        _common(sub, top=False)
+        if name != "list":
+            sub.add_argument("name", metavar="NAME")
+        return sub
+
+    def limits(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--concurrency", type=int, metavar="N", help="attempts at once, at most")
+        sub.add_argument("--rate", metavar="N/PERIOD", help="starts per period, e.g. 60/minute")
+
+    parser.set_defaults(action="list", json=False)
+    action("list", "List queues: limits, and attempts running and waiting.")
+    limits(action("create", "Create a queue (needs a running engine)."))
+    sub = action("update", "Change a queue's limits; the others stay.")
+    limits(sub)
+    sub.add_argument("--no-concurrency", action="store_true", help="remove the concurrency limit")
+    sub.add_argument("--no-rate", action="store_true", help="remove the rate limit")
+    action("delete", "Delete a queue; attempts waiting in it start at once.")
 
 
 def _schedules_parser(parser: argparse.ArgumentParser) -> None:

@@ -252,6 +252,32 @@ def _status(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if result.get("healthy") else EXIT_FAILED
 
 
+def _queues(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
+    action = args.action
+    if action == "list":
+        _emit(out, args.json, ops.call("queues.list"), table.queues_table)
+        return EXIT_OK
+    if action == "delete":
+        result = ops.call("queues.delete", name=args.name)
+        _emit(out, args.json, result, lambda r: f"deleted queue {r['name']}")
+        return EXIT_OK
+    limits = {}
+    if args.concurrency is not None:
+        limits["concurrency"] = args.concurrency
+    if args.rate is not None:
+        limits["rate"] = args.rate
+    if action == "update":
+        if args.no_concurrency:
+            limits["concurrency"] = None
+        if args.no_rate:
+            limits["rate"] = None
+        if not limits:
+            raise UsageError("queues update: give at least one limit to change")
+    result = ops.call(f"queues.{action}", name=args.name, **limits)
+    _emit(out, args.json, result, lambda r: f"{action}d queue {r['name']}: {text.queue_text(r)}")
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[Operations, argparse.Namespace, TextIO], int]] = {
     "list": _list,
     "show": _show,
@@ -261,6 +287,7 @@ _COMMANDS: dict[str, Callable[[Operations, argparse.Namespace, TextIO], int]] = 
     "terminate": _terminate,
     "start": _start,
     "schedules": _schedules,
+    "queues": _queues,
     "sql": _sql,
     "export": _export,
     "status": _status,

@@ -14,7 +14,9 @@ from typing import Any
 from nbconductor.engine import context
 from nbconductor.engine.default import default_engine
 from nbconductor.engine.duration import optional_duration
+from nbconductor.engine.queues.spec import check_queue_name
 from nbconductor.engine.retry import DEFAULT_RETRY, Retry
+from nbconductor.engine.shipping import ship_function
 from nbconductor.errors import DefinitionError, WorkflowNotRegistered
 
 
@@ -45,6 +47,10 @@ class TaskOptions:
     schedule_to_start: float | None = None
     schedule_to_close: float | None = None
     heartbeat: float | None = None
+    runner: str = "thread"  # the name of the runner its attempts go to
+    queue: str | None = None  # the queue its attempts wait in for admission
+    priority: int = 0  # in its queue: lower starts first
+    resources: tuple[tuple[str, float], ...] = ()  # what a Dask worker must have, per attempt
 
 
 def _describe(definition, fn: Callable, name: str, source: str | None) -> None:
@@ -242,6 +248,23 @@ class Registry:
 REGISTRY = Registry()
 
 
+def _priority(priority: object) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise DefinitionError(
+            f"priority= is a whole number (lower starts first; 0 by default), got {priority!r}"
+        )
+    return priority
+
+
+def _runner_name(runner: object) -> str:
+    if not isinstance(runner, str) or not runner.strip():
+        raise DefinitionError(
+            f"runner= names where a task runs: 'thread' (the default), 'process', or a "
+            f"name given to engine.add_runner(...); got {runner!r}"
+        )
+    return runner
+
+
 def task(
     fn: Callable | None = None,
     *,
@@ -252,12 +275,27 @@ def task(
     schedule_to_start=None,
     schedule_to_close=None,
     heartbeat=None,
+    runner: str = "thread",
+    queue: str | None = None,
+    priority: int = 0,
+    resources: dict[str, float] | None = None,
     source: str | None = None,
 ):
     """Declare a task: the unit of work a workflow schedules. Sync or async functions.
 
     ``timeout`` is the start-to-close timeout of one attempt (``start_to_close`` is the
     same); durations are seconds, timedeltas or strings like ``"30s"``.
+
+    ``runner`` says where its attempts run: ``"thread"`` (the default, a thread of this
+    process), ``"process"`` (a local child process: CPU-bound work, crash-prone C
+    extensions) or the name of a runner added to the engine (``engine.add_runner``).
+    A task for another process must be picklable with the globals it uses; a variable
+    that is not is named when the task is defined.
+
+    ``queue`` makes its attempts wait for room in an engine's queue
+    (``engine.queues.create("llm", concurrency=8, rate="60/minute")``); among waiting
+    attempts, a lower ``priority`` starts first (0, the default, before 1).
+    ``resources`` (``{"GPU": 1}``) places attempts on Dask workers that have them.
 
     Example:
         >>> @task(retry=Retry(max_attempts=3), timeout="30s")
@@ -280,8 +318,15 @@ def task(
             schedule_to_start=optional_duration(schedule_to_start, what="schedule_to_start"),
             schedule_to_close=optional_duration(schedule_to_close, what="schedule_to_close"),
             heartbeat=optional_duration(heartbeat, what="heartbeat timeout"),
+            runner=_runner_name(runner),
+            queue=check_queue_name(queue) if queue is not None else None,
+            priority=_priority(priority),
+            resources=tuple(sorted((resources or {}).items())),
         )
         defn = TaskDefinition(f, name=name or f.__name__, options=options, source=source)
+        if options.runner != "thread":
+            # Fail at the definition, naming the variable, rather than at each attempt.
+            ship_function(f, defn.name)
         return REGISTRY.register(defn)  # type: ignore[return-value]
 
     return wrap(fn) if fn is not None else wrap

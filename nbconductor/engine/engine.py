@@ -36,13 +36,15 @@ from nbconductor.engine.handle import Handle
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.lineage import Lineage
 from nbconductor.engine.payload import Payloads
+from nbconductor.engine.queues.admission import Admission
+from nbconductor.engine.queues.queue_api import Queues
 from nbconductor.engine.recovery import Recovery
 from nbconductor.engine.roster import Roster
+from nbconductor.engine.runners import Runner, RunnerSet
 from nbconductor.engine.schedules.firing import Firing
 from nbconductor.engine.schedules.scheduler import Schedules
 from nbconductor.engine.steering import Steering
 from nbconductor.engine.task_dispatch import TaskDispatch
-from nbconductor.engine.task_runner import ThreadRunner
 from nbconductor.errors import (
     EngineStopped,
     ExecutionAlreadyExists,
@@ -91,6 +93,9 @@ class Engine:
         allow_pickle: store values the codec cannot (arbitrary objects) by pickle, and
             unpickle them when read. Off by default: unpickling a file runs code. Only
             this engine does it; other engines in the process still refuse.
+        runners: where tasks may run besides the built-in ``"thread"`` and ``"process"``
+            runners, by name (``{"cluster": DaskRunner(client)}``); a task picks one with
+            ``@task(runner=NAME)``.
 
     Example:
         >>> eng = Engine("history.duckdb")
@@ -108,6 +113,7 @@ class Engine:
         time_skipping: bool = False,
         make_default: bool = True,
         allow_pickle: bool = False,
+        runners: dict[str, Runner] | None = None,
     ) -> None:
         self.store: Store = _open_store(store)
         self.clock = clock or SystemClock()
@@ -118,7 +124,7 @@ class Engine:
         # The executions that were open when this engine started (what it recovered).
         self.recovered: list[ExecutionRecord] = []
         self.started_at = self.clock.now()
-        self._build(task_workers)
+        self._build(task_workers, runners)
         self._thread = EngineThread(
             self._ledger,
             self.clock,
@@ -135,16 +141,18 @@ class Engine:
         if make_default:
             set_default_engine(self)
 
-    def _build(self, task_workers: int) -> None:
+    def _build(self, task_workers: int, runners: dict[str, Runner] | None) -> None:
         """Wire the collaborators; each gets what it uses, and nothing else."""
         store, registry, payloads = self.store, self.registry, self.payloads
         self._ledger = ledger = Ledger(store, self.clock.now())
         # The open executions: Handles and views read them from any thread.
         self.executions = roster = Roster(store)
-        self._runner = ThreadRunner(task_workers)
+        self.runners = RunnerSet(task_workers, runners)
         self._activations = activations = Activations(ledger, roster, store, payloads)
+        self._admission = admission = Admission(ledger, store)
+        self.queues = Queues(admission, self._call)
         self._tasks = TaskDispatch(
-            ledger, roster, registry, self.clock, self._runner, activations, payloads
+            ledger, roster, registry, self.clock, self.runners, activations, payloads, admission
         )
         self._steering = steering = Steering(
             ledger, roster, registry, activations, payloads, self._call
@@ -185,6 +193,14 @@ class Engine:
             self._activations.park(live, error, "the engine handled its timers")
 
     # ================================================================== public API
+
+    def add_runner(self, name: str, runner: Runner) -> None:
+        """Let tasks declared with ``@task(runner=name)`` run on ``runner``.
+
+        Example:
+            >>> eng.add_runner("gpu", nc.DaskRunner("tcp://10.0.0.5:8786"))
+        """
+        self.runners.add(name, runner)
 
     @property
     def running(self) -> bool:
@@ -504,6 +520,7 @@ class Engine:
 
     def _on_start(self) -> None:  # on the engine thread, before its first commit
         self._ledger.record_definitions(self.registry.all())
+        self._admission.load()  # before recovery re-dispatches queued tasks
         self.recovered = self._recovery.recover()
         self._firing.load()
 
@@ -511,7 +528,7 @@ class Engine:
         if error is not None:
             self.error = error
         self.executions.fail_waiters()
-        self._runner.shutdown()
+        self.runners.shutdown()
         self.store.close()
 
     def _on_register(self, definition: Definition, previous: Definition | None) -> None:

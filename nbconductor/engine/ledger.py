@@ -32,6 +32,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionRecord,
     ExecutionUpdate,
+    QueueRecord,
     ScheduleRecord,
 )
 from nbconductor.storage.store import Store
@@ -77,8 +78,9 @@ class Ledger:
 
     @property
     def has_mail(self) -> bool:
-        """Whether something was posted that the next tick will run."""
-        return bool(self._inbox)
+        """Whether something was posted that the next tick will run, or recorded (by an
+        after-commit callback, e.g. a queue's wait) that the next tick must commit."""
+        return bool(self._inbox) or bool(self._batch)
 
     def run_inbox(self) -> None:
         inbox = self._inbox
@@ -179,6 +181,12 @@ class Ledger:
 
     def delete_schedule(self, schedule_id: str) -> None:
         self._batch.deleted_schedules.append(schedule_id)
+
+    def save_queue(self, record: QueueRecord) -> None:
+        self._batch.queues.append(record)
+
+    def delete_queue(self, name: str) -> None:
+        self._batch.deleted_queues.append(name)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once this tick's batch is committed."""

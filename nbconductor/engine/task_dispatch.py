@@ -21,8 +21,11 @@ from nbconductor.engine.failure import Failure
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution, TaskState
 from nbconductor.engine.payload import Payloads, event_data
+from nbconductor.engine.queues.admission import Admission
 from nbconductor.engine.roster import Roster
-from nbconductor.engine.task_runner import Attempt, Outcome, ThreadRunner, run_async
+from nbconductor.engine.runners import RunnerSet
+from nbconductor.engine.task_runner import Attempt, Outcome, run_async
+from nbconductor.errors import QueueError, UnknownRunner
 from nbconductor.storage.records import EventKind, Status
 
 # How long a timed-out async attempt gets to run its cleanup (``finally``, ``except
@@ -43,15 +46,20 @@ class TaskDispatch:
         roster: Roster,
         registry: Registry,
         clock,
-        runner: ThreadRunner,
+        runners: RunnerSet,
         activations: Activations,
         payloads: Payloads,
+        admission: Admission,
     ) -> None:
         self._ledger = ledger
+        self._admission = admission
+        self._queued: set[Attempt] = set()  # waiting for room in their queue
         self._roster = roster
         self._registry = registry
         self._clock = clock
-        self._runner = runner
+        self._runners = runners
+        self._thread_runner = runners.thread
+        self.now = clock.now  # what runners stamp started attempts with
         self._activations = activations
         self._payloads = payloads
         self._task_group: TaskGroup | None = None
@@ -141,7 +149,6 @@ class TaskDispatch:
             ),
         )
         state.current = attempt
-        self.in_flight += 1
         options = definition.options
         push = self._ledger.push
         if options.schedule_to_start is not None:
@@ -150,13 +157,49 @@ class TaskDispatch:
             push(now_ts + options.start_to_close, self._deadline, attempt, "start_to_close")
         if options.heartbeat is not None:
             push(now_ts + options.heartbeat, self._deadline, attempt, "heartbeat")
-        if definition.is_async:
-            # A scope of its own, so abandoning the attempt (timeout, cancel, close)
-            # cancels it alone.
-            attempt.handle = scope = anyio.CancelScope()
-            self._task_group.start_soon(self._run_async, attempt, scope)
-        else:
-            self._runner.submit(attempt, now, self._report)
+        if options.queue is None:
+            self.in_flight += 1
+            self._submit(attempt)
+            return
+        # Waiting for room is not running: the attempt counts as in flight (and may
+        # keep a time-skipping clock from jumping) only once admitted.
+        self._queued.add(attempt)
+        if not self._admission.enqueue(
+            live, attempt, options.priority, lambda: self._admitted(attempt)
+        ):
+            self._queued.discard(attempt)
+            known = ", ".join(self._admission.names()) or "none"
+            error = QueueError(
+                f"task {state.name!r} names queue {options.queue!r}, which this engine does "
+                f"not have (queues: {known}); create it with engine.queues.create"
+            )
+            self.in_flight += 1
+            self.outcome(Outcome(attempt, error=Failure.from_exception(error, non_retryable=True)))
+
+    def _admitted(self, attempt: Attempt) -> None:
+        self._queued.discard(attempt)
+        self.in_flight += 1
+        self._submit(attempt)
+
+    def _submit(self, attempt: Attempt) -> None:
+        definition = attempt.definition
+        where = definition.options.runner
+        if where == "thread":
+            if definition.is_async:
+                # A scope of its own, so abandoning the attempt (timeout, cancel, close)
+                # cancels it alone.
+                attempt.handle = scope = anyio.CancelScope()
+                self._task_group.start_soon(self._run_async, attempt, scope)
+            else:
+                self._thread_runner.submit(attempt, self)
+            return
+        try:
+            runner = self._runners.get(where)
+        except UnknownRunner as exc:
+            self.outcome(Outcome(attempt, error=Failure.from_exception(exc, non_retryable=True)))
+            return
+        attempt.handle = _Stopper(runner, attempt)  # abandon() asks the runner to stop it
+        runner.submit(attempt, self)
 
     async def _run_async(self, attempt: Attempt, scope: anyio.CancelScope) -> None:
         if not attempt.abandoned:  # else abandoned before it started: none of its code runs
@@ -168,14 +211,34 @@ class TaskDispatch:
         if attempt.on_stopped is not None:  # a timeout waits for the cleanup to end
             self._ledger.post(attempt.on_stopped)
 
-    def _report(self, outcome: Outcome) -> None:  # called on a pool thread
+    # ------------------------------------------- what runners report (any thread)
+
+    def started(self, attempt: Attempt, worker: str) -> None:
+        """A runner started ``attempt`` on ``worker``."""
+        attempt.worker = worker
+        attempt.started_at = self._clock.now()
+
+    def heartbeat(self, attempt: Attempt, details, progress: float | None) -> None:
+        """A heartbeat from where ``attempt`` runs (another process, another machine)."""
+        attempt.last_heartbeat = self._clock.now().timestamp()
+        attempt.heartbeat_details = details
+        if progress is not None:
+            attempt.progress = float(progress)
+
+    def outcome(self, outcome: Outcome) -> None:
+        """An attempt ended; the engine thread decides what that means."""
         self._ledger.post(lambda: self._on_outcome(outcome))
 
     def abandon(self, attempt: Attempt) -> None:
         """Stop counting an attempt: its outcome, if it ever comes, is ignored."""
         if not attempt.abandoned:
             attempt.abandoned = True
+            if attempt in self._queued:  # never admitted: its queue drops it
+                self._queued.discard(attempt)
+                return
             self.in_flight -= 1
+            if attempt.definition.options.queue is not None:
+                self._admission.release(attempt)
             if attempt.handle is not None:
                 attempt.handle.cancel()
 
@@ -185,12 +248,19 @@ class TaskDispatch:
             return  # timed out, cancelled or closed meanwhile: its result no longer counts
         attempt.abandoned = True
         self.in_flight -= 1
+        queue = attempt.definition.options.queue
+        if queue is not None:
+            self._admission.release(attempt)
         live = self._roster.get(attempt.execution_id)
         state = live.tasks.get(attempt.command) if live else None
         if state is None or state.current is not attempt:
             return
         state.current = None
         started = {"started_at": outcome.started_at.isoformat()} if outcome.started_at else {}
+        if attempt.worker is not None:
+            started["worker"] = attempt.worker
+        if queue is not None and outcome.started_at:
+            started["queue"] = queue  # counted by the queue's rate after a restart
         if outcome.error is None:
             del live.tasks[attempt.command]
             event = self._ledger.record(
@@ -272,9 +342,12 @@ class TaskDispatch:
                 return
         else:
             limit = options.heartbeat
-            last = attempt.last_heartbeat or (
-                attempt.started_at.timestamp() if attempt.started_at else attempt.dispatched_at
-            )
+            if attempt.started_at is None:
+                # Not started (waiting in its queue, for a child process or a Dask
+                # worker): nothing can heartbeat yet; schedule_to_start bounds the wait.
+                self._ledger.push(now_ts + limit, self._deadline, attempt, which)
+                return
+            last = attempt.last_heartbeat or attempt.started_at.timestamp()
             if last + limit > now_ts:
                 self._ledger.push(last + limit, self._deadline, attempt, which)
                 return
@@ -326,6 +399,8 @@ class TaskDispatch:
             final=True if final else None,
         )
         extra = {"started_at": attempt.started_at.isoformat()} if attempt.started_at else {}
+        if attempt.started_at and attempt.definition.options.queue is not None:
+            extra["queue"] = attempt.definition.options.queue  # it started: the rate counts it
         self._attempt_failed(live, state, attempt, error, extra)
 
     def _schedule_to_close_due(self, execution_id: str, command: int) -> None:
@@ -356,3 +431,16 @@ class TaskDispatch:
             final=True,
         )
         self._attempt_failed(live, state, attempt, error, {})
+
+
+class _Stopper:
+    """An attempt's handle on a runner: cancelling it asks the runner to stop it."""
+
+    __slots__ = ("attempt", "runner")
+
+    def __init__(self, runner, attempt: Attempt) -> None:
+        self.runner = runner
+        self.attempt = attempt
+
+    def cancel(self) -> None:
+        self.runner.stop(self.attempt)

@@ -1,16 +1,15 @@
-"""Running task attempts: the thread pool, the task context and heartbeats.
+"""Running task attempts: the attempt, the task context and heartbeats.
 
-Task code runs outside the engine thread (sync tasks in a pool, async tasks on the
-engine loop). Each attempt reports one outcome to the engine; the engine alone decides
+Task code runs outside the engine thread (sync tasks on a runner, see
+:mod:`nbconductor.engine.runners`; async tasks on the engine loop). Each attempt reports one outcome to the engine; the engine alone decides
 what it means (completed, retried, timed out, ignored because abandoned).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-import queue
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,6 +45,9 @@ class Attempt:
     previous_details: Any = None  # the previous attempt's last heartbeat details
     stopped: bool = False  # an async attempt's coroutine has returned (finally blocks ran)
     on_stopped: Callable[[], None] | None = field(default=None, repr=False)
+    worker: str | None = None  # where it runs, when not on this process's threads
+    # In a runner's child process: passes each heartbeat on to the engine's process.
+    relay: Callable[[Attempt], None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,17 @@ def task_info() -> TaskInfo:
     )
 
 
+@contextlib.contextmanager
+def attempt_context(attempt: Attempt) -> Iterator[Attempt]:
+    """Make ``attempt`` the running one for :func:`heartbeat` and :func:`cancelled`
+    (a runner's child process runs each attempt in one)."""
+    token = _current.set(attempt)
+    try:
+        yield attempt
+    finally:
+        _current.reset(token)
+
+
 def heartbeat(details: Any = None, progress: float | None = None) -> None:
     """Tell the engine this task is alive (resets its heartbeat timeout).
 
@@ -151,6 +164,8 @@ def heartbeat(details: Any = None, progress: float | None = None) -> None:
     attempt.heartbeat_details = details
     if progress is not None:
         attempt.progress = float(progress)
+    if attempt.relay is not None:
+        attempt.relay(attempt)
     if attempt.cancel_requested:
         raise TaskCancelled(
             f"task {attempt.definition.name!r} was cancelled (its workflow no longer needs it)"
@@ -215,58 +230,3 @@ async def run_async(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
     except BaseException as exc:
         return _failed(attempt, exc)
     return _finish(attempt, value)
-
-
-class ThreadRunner:
-    """Sync task attempts on a pool of daemon threads; outcomes go to ``report``.
-
-    Not concurrent.futures' pool: its threads are joined at interpreter exit, so one
-    hung task would keep a kernel from restarting. A task thread that never returns
-    is abandoned (its attempt timed out); it must never hold up the process.
-    """
-
-    def __init__(self, max_workers: int = 32) -> None:
-        self._max = max_workers
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads = 0
-        self._idle = 0
-        self._closed = False
-
-    def submit(
-        self, attempt: Attempt, now: Callable[[], datetime], report: Callable[[Outcome], None]
-    ) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._queue.put((attempt, now, report))
-            if self._idle > 0:
-                self._idle -= 1  # an idle worker takes it
-            elif self._threads < self._max:
-                self._threads += 1
-                threading.Thread(
-                    target=self._work, name=f"nbconductor-task-{self._threads}", daemon=True
-                ).start()
-            # else: every worker is busy; the first to finish takes it
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            _run_and_report(*item)
-            with self._lock:
-                if self._closed:
-                    return
-                self._idle += 1
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._closed = True
-            threads = self._threads
-        for _ in range(threads):
-            self._queue.put(None)
-
-
-def _run_and_report(attempt: Attempt, now, report) -> None:
-    report(run_sync(attempt, now))

@@ -47,7 +47,7 @@ class CellHeader:
             the options given appear. Workflow keys: ``timeout``, ``signals``,
             ``queue``, ``retry``, ``name``; task keys: ``retry``, ``timeout``
             (start-to-close), ``schedule_to_start``, ``schedule_to_close``,
-            ``heartbeat``, ``name``. Durations stay strings, ``signals`` is a list of
+            ``heartbeat``, ``runner``, ``queue``, ``priority``, ``name``. Durations stay strings, ``signals`` is a list of
             names and ``retry`` a dict of ``Retry(...)`` keyword arguments (see
             :data:`RETRY_KEYS`; ``non_retryable`` a list of type names).
         lint: ``False`` when ``--no-lint`` was given (workflows only).
@@ -161,6 +161,9 @@ def _build_parser(kind: Kind) -> _Parser:
         add("--schedule-to-start", type=_duration, metavar="T", help="schedule-to-start timeout")
         add("--schedule-to-close", type=_duration, metavar="T", help="schedule-to-close timeout")
         add("--heartbeat", type=_duration, metavar="T", help="heartbeat timeout")
+        add("--runner", type=_non_empty, metavar="R", help="where it runs: thread, process, ...")
+        add("--queue", type=_non_empty, metavar="Q", help="the engine queue its attempts wait in")
+        add("--priority", type=int, metavar="N", help="in its queue: lower starts first")
         add("--name", type=_non_empty, metavar="N", help="registered name (default: NAME)")
     parser.epilog = (
         "retry SPEC: KEY=VALUE,... e.g. max_attempts=3,initial=2s,backoff=2\n"

@@ -33,10 +33,12 @@ from nbconductor.operations.table import (
     executions_table,
     format_time,
     history_table,
+    queues_table,
     schedules_table,
 )
 from nbconductor.operations.text import (
     cancel_text,
+    queue_text,
     schedule_change_text,
     schedule_text,
     signal_text,
@@ -49,7 +51,9 @@ __all__ = (
     "fork",
     "history",
     "list_executions",
+    "queues",
     "resume",
+    "runner",
     "schedule",
     "schedules",
     "show",
@@ -294,6 +298,46 @@ def schedule(engine: Engine, action: str, schedule_id: str, args: argparse.Names
         if action == "trigger" and result["started"]:
             return engine.get(result["started"])
     return schedule_change_text(action, result)
+
+
+# --- queues and runners ------------------------------------------------------------------
+
+
+def queues(engine: Engine, args: argparse.Namespace) -> Any:
+    """``%conductor queues [create|update|delete NAME] [--concurrency N] [--rate R]``:
+    the queues as a table, or a sentence saying what changed."""
+    ops = _operations(engine)
+    action = args.action or "list"
+    if action == "list":
+        return queues_table(ops.call("queues.list"))
+    if not args.name:
+        raise UsageError(f"queues {action} NAME [--concurrency N] [--rate N/PERIOD]")
+    if action == "delete":
+        ops.call("queues.delete", name=args.name)
+        return f"deleted queue {args.name}"
+    limits: dict[str, Any] = {}
+    if args.concurrency is not None:
+        limits["concurrency"] = None if args.concurrency == 0 else args.concurrency
+    if args.rate is not None:
+        limits["rate"] = None if args.rate == "none" else args.rate
+    if action == "update" and not limits:
+        raise UsageError("queues update: give --concurrency N or --rate R (0 / none removes)")
+    result = ops.call(f"queues.{action}", name=args.name, **limits)
+    return f"{action}d queue {result['name']}: {queue_text(result)}"
+
+
+def runner(engine: Engine, action: str, name: str | None, target: str | None) -> str:
+    """``%conductor runner add NAME ADDRESS|process`` (a Dask scheduler's address, or
+    a new local process pool), or ``%conductor runner list``."""
+    if action == "list":
+        return "runners: " + ", ".join(engine.runners.names())
+    if not name or not target:
+        raise UsageError("runner add NAME ADDRESS|process (e.g. tcp://10.0.0.5:8786)")
+    from nbconductor.engine.runners import DaskRunner, ProcessRunner
+
+    made = ProcessRunner() if target == "process" else DaskRunner(target)
+    engine.add_runner(name, made)
+    return f"runner {name}: {made!r}; tasks use it with @task(runner={name!r})"
 
 
 # --- SQL -------------------------------------------------------------------------------

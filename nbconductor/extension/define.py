@@ -113,6 +113,9 @@ def define_cell(
                 schedule_to_start=options.get("schedule_to_start"),
                 schedule_to_close=options.get("schedule_to_close"),
                 heartbeat=options.get("heartbeat"),
+                runner=options.get("runner", "thread"),
+                queue=options.get("queue"),
+                priority=options.get("priority", 0),
                 source=source,
             )
     except NbconductorError as exc:  # an invalid duration or retry policy
@@ -128,10 +131,10 @@ def _refuse_unsupported(header: CellHeader) -> None:
     # Refused rather than accepted and ignored: a workflow meant for another queue
     # or meant to be retried must not silently run once, here.
     prog = f"%%{header.kind}"
-    if "queue" in header.options:
+    if header.kind == "workflow" and "queue" in header.options:
         raise UsageError(
-            f"{prog}: --queue is not supported yet; every workflow runs on this kernel's "
-            "engine. Remove --queue to define it."
+            f"{prog}: --queue is not supported for workflows yet; every workflow runs on "
+            "this kernel's engine (queues limit tasks: put --queue on the %%task cells)."
         )
     if header.kind == "workflow" and "retry" in header.options:
         raise UsageError(

@@ -45,6 +45,8 @@ _SUBCOMMANDS = {
     "schedules": "the schedules (live view; --text for a table)",
     "schedule": "manage one schedule: "
     "schedule create|update|pause|resume|trigger|delete|describe ID ...",
+    "queues": "task queues: queues [create|update|delete NAME] [--concurrency N] [--rate R]",
+    "runner": "where tasks run: runner add NAME ADDRESS|process, runner list",
     "fork": "re-run an execution from a step with the current code: fork ID [--at N]",
     "sql": "read-only SQL over the history (tables executions, events, definitions, "
     "schedules): sql QUERY",
@@ -132,6 +134,15 @@ def _sub(name: str) -> _Parser:
         add("workflow", nargs="?", metavar="WORKFLOW", help="workflow name (create, update)")
         add_schedule_options(parser)
         add("--paused", action="store_true", default=None, help="create it paused")
+    elif name == "queues":
+        add("action", nargs="?", choices=("list", "create", "update", "delete"))
+        add("name", nargs="?", metavar="NAME", help="queue name")
+        add("--concurrency", type=int, metavar="N", help="attempts at once (0: no limit)")
+        add("--rate", metavar="N/PERIOD", help="starts per period, e.g. 60/minute (none)")
+    elif name == "runner":
+        add("action", choices=("add", "list"))
+        add("name", nargs="?", metavar="NAME", help="the name tasks give as runner=")
+        add("target", nargs="?", metavar="ADDRESS", help="a Dask scheduler, or 'process'")
     elif name == "fork":
         add("id", metavar="ID", help="execution id")
         add(
@@ -273,6 +284,15 @@ def _run(name: str, args: argparse.Namespace, shell: Any) -> Any:
         return commands.history(engine, args.id)
     if name == "schedules":
         return commands.schedules(engine, text=args.text)
+    if name == "queues":
+        shown = commands.queues(engine, args)
+        if isinstance(shown, str):  # what a change did: a sentence, not a value
+            print(shown)
+            return None
+        return shown
+    if name == "runner":
+        print(commands.runner(engine, args.action, args.name, args.target))
+        return None
     if name == "schedule":
         return _shown(commands.schedule(engine, args.action, args.id, args))
     if name == "fork":

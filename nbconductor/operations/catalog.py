@@ -191,6 +191,11 @@ _SCHEDULE_OPTIONS = {
     "note": Field(_text(_TEXT_MAX)),
 }
 
+_QUEUE_LIMITS = {
+    "concurrency": Field(_integer(1, 1_000_000, nullable=True)),
+    "rate": Field(_text(64, nullable=True)),
+}
+
 OPERATIONS: dict[str, dict[str, Field]] = {
     "ping": {},
     "status": {},
@@ -229,6 +234,10 @@ OPERATIONS: dict[str, dict[str, Field]] = {
     "schedules.pause": {"id": _SCHEDULE_ID, "note": Field(_text(_TEXT_MAX, nullable=True))},
     "schedules.resume": {"id": _SCHEDULE_ID},
     "schedules.trigger": {"id": _SCHEDULE_ID},
+    "queues.list": {},
+    "queues.create": {"name": Field(_text(100), required=True), **_QUEUE_LIMITS},
+    "queues.update": {"name": Field(_text(100), required=True), **_QUEUE_LIMITS},
+    "queues.delete": {"name": Field(_text(100), required=True)},
     "sql": {"query": Field(_text(100_000), required=True)},
     "export": {
         "directory": Field(_absolute_path, required=True),

@@ -17,6 +17,7 @@ from nbconductor.operations.shapes import (
     execution_view,
     iso,
     jsonable,
+    queue_view,
     schedule_view,
 )
 from nbconductor.operations.store_query import due_timers, sql_result
@@ -177,6 +178,19 @@ class EngineOperations(Operations):
         else:
             recorded = True
         return {"id": handle.id, "workflow": definition.name, "recorded": recorded}
+
+    def _op_queues_list(self) -> list[dict[str, Any]]:
+        return [queue_view(info) for info in self.engine.queues.list()]
+
+    def _op_queues_create(self, name: str, **limits: Any) -> dict[str, Any]:
+        return queue_view(self.engine.queues.create(name, **limits))
+
+    def _op_queues_update(self, name: str, **limits: Any) -> dict[str, Any]:
+        return queue_view(self.engine.queues.update(name, **limits))
+
+    def _op_queues_delete(self, name: str) -> dict[str, Any]:
+        self.engine.queues.delete(name)
+        return {"name": name, "deleted": True}
 
     def _op_schedules_list(self) -> list[dict[str, Any]]:
         return [schedule_view(info) for info in self.engine.schedules.list()]

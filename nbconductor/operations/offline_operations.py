@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from nbconductor.engine import offline
+from nbconductor.engine.queues.spec import QueueSpec
 from nbconductor.engine.schedules.policy import next_fire
 from nbconductor.engine.schedules.scheduler import ScheduleInfo
 from nbconductor.engine.schedules.spec import ScheduleSpec
 from nbconductor.errors import ExecutionNotFound, NotAHistoryFile, StoreLocked
 from nbconductor.operations.catalog import NoEngine
 from nbconductor.operations.interface import Operations
-from nbconductor.operations.shapes import event_view, execution_view, schedule_view
+from nbconductor.operations.shapes import event_view, execution_view, queue_view, schedule_view
 from nbconductor.operations.store_query import sql_result, timer_counts
 from nbconductor.storage import codec
 from nbconductor.storage.duckdb.parquet_export import export_parquet
@@ -130,6 +131,16 @@ class OfflineOperations(Operations):
         with self._store() as store:
             records = store.schedules()
         return [schedule_view(_stored_schedule(r, now)) for r in records]
+
+    def _op_queues_list(self) -> list[dict[str, Any]]:
+        with self._store() as store:
+            records = store.queues()
+        return [queue_view(QueueSpec.from_json(r.name, r.spec)) for r in records]
+
+    def _queue_change(self, **_: Any) -> Any:
+        raise self._needs_engine("changing a queue")
+
+    _op_queues_create = _op_queues_update = _op_queues_delete = _queue_change
 
     def _schedule_change(self, **_: Any) -> Any:
         raise self._needs_engine("this schedules command")

@@ -19,7 +19,7 @@ from uuid import UUID
 from nbconductor.engine.schedules.scheduler import ScheduleInfo
 from nbconductor.storage.records import EventRecord, ExecutionRecord
 
-__all__ = ("event_view", "execution_view", "iso", "jsonable", "schedule_view")
+__all__ = ("event_view", "execution_view", "iso", "jsonable", "queue_view", "schedule_view")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -100,6 +100,18 @@ def schedule_view(info: ScheduleInfo) -> dict[str, Any]:
         "fired": info.fired,
         "skipped": info.skipped,
         "waiting": info.waiting,
+    }
+
+
+def queue_view(info: Any) -> dict[str, Any]:
+    """A queue's limits and, with an engine, how many attempts run and wait in it
+    (``None`` when read from a file no engine holds)."""
+    return {
+        "name": info.name,
+        "concurrency": info.concurrency,
+        "rate": info.rate,
+        "running": getattr(info, "running", None),
+        "waiting": getattr(info, "waiting", None),
     }
 
 

@@ -185,6 +185,24 @@ def schedules_table(items: list[dict[str, Any]]) -> Table:
     )
 
 
+def queues_table(items: list[dict[str, Any]]) -> Table:
+    """``queues list``: one row per queue (running and waiting need an engine)."""
+    return Table(
+        ["name", "concurrency", "rate", "running", "waiting"],
+        (
+            (
+                q["name"],
+                "" if q["concurrency"] is None else q["concurrency"],
+                q["rate"] or "",
+                "" if q["running"] is None else q["running"],
+                "" if q["waiting"] is None else q["waiting"],
+            )
+            for q in items
+        ),
+        empty="no queues",
+    )
+
+
 def when_text(schedule: dict[str, Any]) -> str:
     """``0 9 * * MON-FRI (Europe/Paris)`` or ``every 15m``: when a schedule fires."""
     if schedule.get("cron"):

@@ -142,6 +142,16 @@ def export_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def queue_text(queue: dict[str, Any]) -> str:
+    """``concurrency 8, rate 60/minute`` (or ``no limits``): a queue's limits."""
+    parts = []
+    if queue.get("concurrency") is not None:
+        parts.append(f"concurrency {queue['concurrency']}")
+    if queue.get("rate"):
+        parts.append(f"rate {queue['rate']}")
+    return ", ".join(parts) or "no limits"
+
+
 # --- schedules -------------------------------------------------------------------------
 
 

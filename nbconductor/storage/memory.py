@@ -24,6 +24,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    QueueRecord,
     ScheduleRecord,
     Status,
     TimerCounts,
@@ -43,6 +44,7 @@ class MemoryStore:
         self._events: dict[str, list[EventRecord]] = {}
         self._definitions: list[DefinitionRecord] = []
         self._schedules: dict[str, ScheduleRecord] = {}
+        self._queues: dict[str, QueueRecord] = {}
         self._closed = False
 
     def _check(self) -> None:
@@ -81,6 +83,10 @@ class MemoryStore:
                 self._schedules[schedule.id] = copy.copy(schedule)
             for schedule_id in batch.deleted_schedules:
                 self._schedules.pop(schedule_id, None)
+            for queue in batch.queues:
+                self._queues[queue.name] = copy.copy(queue)
+            for name in batch.deleted_queues:
+                self._queues.pop(name, None)
             if not batch.definitions:
                 return
             known = {(d.name, d.kind, d.version) for d in self._definitions}
@@ -159,6 +165,28 @@ class MemoryStore:
         with self._lock:
             self._check()
             return [copy.copy(self._schedules[k]) for k in sorted(self._schedules)]
+
+    def queues(self) -> list[QueueRecord]:
+        with self._lock:
+            self._check()
+            return [copy.copy(self._queues[k]) for k in sorted(self._queues)]
+
+    def queue_starts(self, queue: str, since: datetime) -> list[datetime]:
+        since = since if since.tzinfo else since.replace(tzinfo=_UTC)
+        ended = (EventKind.TASK_COMPLETED, EventKind.TASK_FAILED)
+        with self._lock:
+            self._check()
+            events = [e for history in self._events.values() for e in history if e.kind in ended]
+        starts = []
+        for event in events:
+            data = json.loads(event.data)
+            if data.get("queue") != queue or not data.get("started_at"):
+                continue
+            started = datetime.fromisoformat(data["started_at"])
+            started = started if started.tzinfo else started.replace(tzinfo=_UTC)
+            if started >= since:
+                starts.append(started)
+        return sorted(starts)
 
     def workflow_names(self) -> list[str]:
         with self._lock:

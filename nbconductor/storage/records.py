@@ -157,6 +157,19 @@ class ScheduleRecord:
 
 
 @dataclass(slots=True)
+class QueueRecord:
+    """One row of the ``queues`` table: a task queue's limits.
+
+    ``spec`` is codec JSON text (``{"concurrency": 8, "rate": "60/minute"}``); the store
+    keeps it as it is.
+    """
+
+    name: str
+    spec: str
+    updated_at: datetime
+
+
+@dataclass(slots=True)
 class Batch:
     """Everything one engine tick writes; a store commits it in one transaction."""
 
@@ -166,6 +179,8 @@ class Batch:
     definitions: list[DefinitionRecord] = field(default_factory=list)
     schedules: list[ScheduleRecord] = field(default_factory=list)  # inserted or replaced
     deleted_schedules: list[str] = field(default_factory=list)
+    queues: list[QueueRecord] = field(default_factory=list)  # inserted or replaced
+    deleted_queues: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -174,6 +189,8 @@ class Batch:
             or self.events
             or self.definitions
             or self.schedules
+            or self.queues
+            or self.deleted_queues
             or self.deleted_schedules
         )
 

@@ -17,6 +17,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    QueueRecord,
     ScheduleRecord,
     Status,
     TimerCounts,
@@ -67,6 +68,17 @@ class Store(Protocol):
 
     def schedules(self) -> list[ScheduleRecord]:
         """Every stored schedule, by id."""
+
+    def queues(self) -> list[QueueRecord]:
+        """Every stored task queue, by name."""
+
+    def queue_starts(self, queue: str, since: datetime) -> list[datetime]:
+        """When the ended attempts of ``queue``'s tasks started, those at or after
+        ``since``, oldest first: what a queue's rate limit counts after a restart.
+
+        An attempt is counted from its ``TaskCompleted``/``TaskFailed`` event, whose
+        data carries ``queue`` and ``started_at``.
+        """
 
     def workflow_names(self) -> list[str]:
         """The names of the workflows that have executions, sorted."""

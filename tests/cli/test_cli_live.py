@@ -247,3 +247,33 @@ def test_show_follow_fails_when_the_execution_fails(cli, db, live):
     result = cli("--db", db, "show", "a-2", "--follow")
     assert result.code == 1
     assert "terminated" in result.err
+
+
+def test_queues_through_the_engine_then_from_the_file(cli, db, live):
+    created = cli(
+        "--db", db, "queues", "create", "llm", "--concurrency", "8", "--rate", "60/minute"
+    )
+    assert created.code == 0, created.err
+    assert created.out.strip() == "created queue llm: concurrency 8, rate 60/minute"
+    listed = cli("--db", db, "queues", "list", "--json").json
+    assert listed == [
+        {"name": "llm", "concurrency": 8, "rate": "60/minute", "running": 0, "waiting": 0}
+    ]
+    updated = cli("--db", db, "queues", "update", "llm", "--no-rate", "--json")
+    assert updated.json["rate"] is None and updated.json["concurrency"] == 8
+    assert cli("--db", db, "queues", "update", "llm").code == 2  # nothing to change
+    bad = cli("--db", db, "queues", "create", "x", "--rate", "lots")
+    assert bad.code == 1 and "rate='lots'" in bad.err
+    cli("--db", db, "queues", "create", "gone")
+    assert cli("--db", db, "queues", "delete", "gone").out.strip() == "deleted queue gone"
+    missing = cli("--db", db, "queues", "delete", "gone")
+    assert missing.code == 1 and "no queue named 'gone'" in missing.err
+    live.stop()
+    # With no engine, the stored queues are still listed (without counts).
+    offline = cli("--db", db, "queues", "list", "--json")
+    assert offline.code == 0, offline.err
+    assert offline.json == [
+        {"name": "llm", "concurrency": 8, "rate": None, "running": None, "waiting": None}
+    ]
+    refused = cli("--db", db, "queues", "create", "later")
+    assert refused.code != 0 and "needs a running engine" in refused.err

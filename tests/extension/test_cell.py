@@ -77,7 +77,8 @@ def test_header_with_every_task_option() -> None:
     header = parse_header(
         "charge(x) --retry max_attempts=3,initial=2s,backoff=2,max_interval=1m,"
         "non_retryable=ValueError|KeyError --timeout 30s --schedule-to-start 1m "
-        "--schedule-to-close '5 minutes' --heartbeat 10s --name payments.charge",
+        "--schedule-to-close '5 minutes' --heartbeat 10s --runner process --queue llm "
+        "--priority 2 --name payments.charge",
         kind="task",
     )
     assert header.options == {
@@ -92,6 +93,9 @@ def test_header_with_every_task_option() -> None:
         "schedule_to_start": "1m",
         "schedule_to_close": "5 minutes",
         "heartbeat": "10s",
+        "runner": "process",
+        "queue": "llm",
+        "priority": 2,
         "name": "payments.charge",
     }
     assert header.lint  # --no-lint is a workflow option only

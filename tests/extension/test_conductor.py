@@ -255,3 +255,26 @@ def test_the_schedules_view_shows_a_resume_made_just_before_the_engine_stops(loa
     result, out = run(loaded_shell, capsys, "schedules.resume('office')\n%unload_ext nbconductor")
     assert result.success, out
     assert "Active" in view._cards["office"].panel.html
+
+
+def test_queues_and_runners_from_the_magic(loaded_shell, capsys):
+    name = unique("llm")
+    _, out = run(
+        loaded_shell, capsys, f"%conductor queues create {name} --concurrency 8 --rate 60/minute"
+    )
+    assert out.strip() == f"created queue {name}: concurrency 8, rate 60/minute"
+    _, out = run(loaded_shell, capsys, f"%conductor queues update {name} --rate none")
+    assert out.strip() == f"updated queue {name}: concurrency 8"
+    result, out = run(loaded_shell, capsys, "%conductor queues")
+    assert isinstance(result.result, Table), out
+    assert (name, 8, "", 0, 0) in list(result.result)
+    result, out = run(loaded_shell, capsys, "%conductor queues create bad --rate lots")
+    assert isinstance(result.error_in_exec, UsageError) and "rate='lots'" in out
+    _, out = run(loaded_shell, capsys, f"%conductor queues delete {name}")
+    assert out.strip() == f"deleted queue {name}"
+
+    runner = unique("procs")
+    _, out = run(loaded_shell, capsys, f"%conductor runner add {runner} process")
+    assert out.startswith(f"runner {runner}: ProcessRunner(")
+    _, out = run(loaded_shell, capsys, "%conductor runner list")
+    assert runner in out and "thread" in out and "process" in out

@@ -4,6 +4,8 @@ announces about the executions it affects or resumes."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from IPython.core.error import UsageError
 from shelltools import define_pair, run, unique
@@ -47,7 +49,7 @@ def test_a_syntax_error_points_at_the_cell_line(loaded_shell, capsys):
 @pytest.mark.parametrize(
     ("cell", "message"),
     [
-        ("%%workflow w(x) --queue gpu\nreturn x\n", "--queue is not supported yet"),
+        ("%%workflow w(x) --queue gpu\nreturn x\n", "--queue is not supported for workflows"),
         (
             "%%workflow w(x) --retry max_attempts=2\nreturn x\n",
             "--retry is not supported for workflows",
@@ -84,6 +86,35 @@ def test_a_single_async_def_cell_and_task_options(loaded_shell, capsys):
     assert loaded_shell.user_ns[flow_name].source.startswith("%%workflow --timeout 1h\n")
     run(loaded_shell, capsys, f"r = {flow_name}.start(21).result(timeout=10)")
     assert loaded_shell.user_ns["r"] == 42
+
+
+@pytest.mark.slow
+def test_a_cell_defined_task_runs_in_a_child_process_through_a_queue(loaded_shell, capsys):
+    task_name, flow_name, queue = unique("pid_of"), unique("in_child"), unique("q")
+    create = f"import nbconductor\nnbconductor.engine().queues.create({queue!r}, concurrency=1)"
+    result, out = run(loaded_shell, capsys, create)
+    assert result.success, out
+    result, out = run(
+        loaded_shell,
+        capsys,
+        # A class and a global defined in the cell travel with the task (by value).
+        "class Box:\n    def __init__(self, v):\n        self.v = v\nOFFSET = 1\n",
+    )
+    assert result.success, out
+    result, out = run(
+        loaded_shell,
+        capsys,
+        f"%%task {task_name}(x) --runner process --queue {queue} --priority 2\n"
+        "import os\nreturn os.getpid(), Box(x + OFFSET).v\n",
+    )
+    assert result.success, out
+    options = loaded_shell.user_ns[task_name].options
+    assert (options.runner, options.queue, options.priority) == ("process", queue, 2)
+    run(loaded_shell, capsys, f"%%workflow {flow_name}(x)\nreturn await {task_name}(x)\n")
+    result, out = run(loaded_shell, capsys, f"pid, v = {flow_name}.start(41).result(timeout=60)")
+    assert result.success, out
+    assert loaded_shell.user_ns["v"] == 42
+    assert loaded_shell.user_ns["pid"] != os.getpid()
 
 
 def test_redefinition_shows_the_new_version_and_the_open_executions_it_affects(

@@ -67,7 +67,14 @@ def test_a_new_file_gets_the_schema_and_meta(store):
         "schema_version": str(len(schema.MIGRATIONS)),
     }
     _, tables = store.sql("SELECT table_name FROM duckdb_tables() ORDER BY 1")
-    assert [t for (t,) in tables] == ["definitions", "events", "executions", "meta", "schedules"]
+    assert [t for (t,) in tables] == [
+        "definitions",
+        "events",
+        "executions",
+        "meta",
+        "queues",
+        "schedules",
+    ]
 
 
 def test_payload_columns_answer_json_queries(store):
@@ -104,11 +111,24 @@ def test_a_version_1_file_gains_the_schedules_table(path, monkeypatch):
         store.commit(Batch(new_executions=[execution("e")]))
         assert store.sql("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [("1",)]
     monkeypatch.undo()
-    with pytest.raises(StoreError, match="needs an upgrade to version 2"):
+    latest = len(schema.MIGRATIONS)
+    with pytest.raises(StoreError, match=f"needs an upgrade to version {latest}"):
         DuckDBStore(path, read_only=True)  # a reader cannot upgrade the file
     with DuckDBStore(path) as store:
-        assert store.sql("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [("2",)]
+        version = store.sql("SELECT value FROM meta WHERE key = 'schema_version'")[1]
+        assert version == [(str(latest),)]
         assert store.schedules() == []
+        assert store.get_execution("e") is not None
+
+
+def test_a_version_2_file_gains_the_queues_table(path, monkeypatch):
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+    with DuckDBStore(path) as store:
+        store.commit(Batch(new_executions=[execution("e")]))
+    monkeypatch.undo()
+    with DuckDBStore(path) as store:
+        assert store.sql("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [("3",)]
+        assert store.queues() == []
         assert store.get_execution("e") is not None
 
 

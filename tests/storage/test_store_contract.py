@@ -3,6 +3,7 @@ implementation (the ``store`` fixture); the queries are in test_store_queries.py
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta, timezone
 
@@ -17,6 +18,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionRecord,
     ExecutionUpdate,
+    QueueRecord,
     ScheduleRecord,
     Status,
 )
@@ -302,6 +304,56 @@ def test_a_failed_batch_leaves_schedules_alone(store):
     assert store.schedules() == [schedule("a")]
 
 
+def queue(name: str, spec: str = '{"concurrency":8}', minutes: int = 0) -> QueueRecord:
+    return QueueRecord(name, spec, T0 + timedelta(minutes=minutes))
+
+
+def test_queues_are_inserted_replaced_and_deleted(store):
+    assert store.queues() == []
+    store.commit(Batch(queues=[queue("llm"), queue("api")]))
+    assert store.queues() == [queue("api"), queue("llm")]
+    wider = queue("llm", '{"concurrency":16,"rate":"60/minute"}', minutes=5)
+    store.commit(Batch(queues=[queue("llm", "{}"), wider], deleted_queues=["api", "unknown"]))
+    assert store.queues() == [wider]
+    assert store.queues()[0].updated_at.utcoffset() == timedelta(0)
+
+
+def test_a_failed_batch_leaves_queues_alone(store):
+    store.commit(Batch(new_executions=[execution("e")], queues=[queue("llm")]))
+    with pytest.raises(StoreError):
+        store.commit(
+            Batch(new_executions=[execution("e")], queues=[queue("x")], deleted_queues=["llm"])
+        )
+    assert store.queues() == [queue("llm")]
+
+
+def ended_attempt(seq: int, queue: str | None, started_min: int, kind=EventKind.TASK_COMPLETED):
+    data = {"started_at": (T0 + timedelta(minutes=started_min)).isoformat(), "result": 1}
+    if queue is not None:
+        data["queue"] = queue
+    at = T0 + timedelta(minutes=started_min, seconds=1)
+    return replace(event("e", seq, kind), at=at, data=json.dumps(data), command=seq, attempt=1)
+
+
+def test_queue_starts_are_the_start_times_of_ended_attempts_of_that_queue(store):
+    store.commit(
+        Batch(
+            new_executions=[execution("e")],
+            events=[
+                ended_attempt(1, "llm", 0),
+                ended_attempt(2, "llm", 5, EventKind.TASK_FAILED),
+                ended_attempt(3, "other", 6),
+                ended_attempt(4, None, 7),
+                ended_attempt(5, "llm", 8),
+            ],
+        )
+    )
+    starts = store.queue_starts("llm", T0 + timedelta(minutes=1))
+    assert starts == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=8)]
+    assert all(s.utcoffset() == timedelta(0) for s in starts)
+    assert store.queue_starts("nothing", T0) == []
+
+
 # --- closing ---------------------------------------------------------------------------
 
 CALLS = {
@@ -316,6 +368,8 @@ CALLS = {
     "counts_by_status": lambda s: s.counts_by_status(),
     "definitions": lambda s: s.definitions(),
     "schedules": lambda s: s.schedules(),
+    "queues": lambda s: s.queues(),
+    "queue_starts": lambda s: s.queue_starts("q", T0),
     "workflow_names": lambda s: s.workflow_names(),
     "created_span": lambda s: s.created_span(),
     "counts_over_time": lambda s: s.counts_over_time(60),

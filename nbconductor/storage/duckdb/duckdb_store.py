@@ -9,6 +9,7 @@ Tables (see :mod:`nbconductor.storage.duckdb.schema`):
 - ``events``: every execution's append-only history (the engine keeps seq unique).
 - ``definitions``: versions of workflow and task sources.
 - ``schedules``: schedule specs and their firing state (schema version 2).
+- ``queues``: task queues and their limits (schema version 3).
 
 Performance (2-core machine; ``python -m benchmarks.bench_store``): parsing and
 planning a DuckDB statement costs 0.3-0.5 ms and a commit about 0.4 ms more, while
@@ -42,6 +43,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    QueueRecord,
     ScheduleRecord,
     Status,
     TimerCounts,
@@ -178,6 +180,11 @@ class DuckDBStore:
                 for sql, params in duckdb_sql.schedule_statements(
                     batch.schedules, batch.deleted_schedules
                 )
+            )
+        if batch.queues or batch.deleted_queues:
+            steps.extend(
+                ("sql", sql, params, None)
+                for sql, params in duckdb_sql.queue_statements(batch.queues, batch.deleted_queues)
             )
         with self._write_lock, history_file.owner_only_files():  # the WAL may be created
             self._check_open()
@@ -393,6 +400,23 @@ class DuckDBStore:
             start = datetime.fromtimestamp(bucket * width, _UTC)
             out.setdefault(start, {})[duckdb_sql.STATUSES[status]] = n
         return out
+
+    def queues(self) -> list[QueueRecord]:
+        """Every stored task queue, by name."""
+        rows = self._query(f"SELECT {duckdb_sql.QUEUE_COLUMNS} FROM queues ORDER BY name")
+        return [duckdb_sql.queue_row(row) for row in rows]
+
+    def queue_starts(self, queue: str, since: datetime) -> list[datetime]:
+        """When the ended attempts of ``queue``'s tasks started, at or after ``since``."""
+        since = since if since.tzinfo else since.replace(tzinfo=_UTC)
+        rows = self._query(duckdb_sql.QUEUE_STARTS, [duckdb_sql.db_time(since), queue])
+        starts = []
+        for (text,) in rows:
+            started = datetime.fromisoformat(text)
+            started = started if started.tzinfo else started.replace(tzinfo=_UTC)
+            if started >= since:
+                starts.append(started)
+        return sorted(starts)
 
     def pending_timers(self, now: datetime | None = None) -> TimerCounts:
         """Timers of running executions that have neither fired nor been cancelled, and how

@@ -27,6 +27,7 @@ EXPORTED_TABLES: dict[str, str] = {
     "events": "SELECT * FROM events ORDER BY execution_id, seq",
     "definitions": "SELECT * FROM definitions ORDER BY registered_at, name, kind, version",
     "schedules": "SELECT * FROM schedules ORDER BY id",
+    "queues": "SELECT * FROM queues ORDER BY name",
 }
 
 

@@ -89,9 +89,17 @@ def _add_schedules(con: Any) -> None:
     )
 
 
+def _add_queues(con: Any) -> None:
+    """Version 3: task queues and their limits (codec JSON text)."""
+    con.execute(
+        "CREATE TABLE queues (name VARCHAR PRIMARY KEY, spec VARCHAR NOT NULL, "
+        "updated_at TIMESTAMP NOT NULL)"
+    )
+
+
 #: Forward migrations: ``MIGRATIONS[n - 1]`` turns schema version n - 1 into version n.
 #: Each runs in its own transaction with the update of ``meta.schema_version``.
-MIGRATIONS: list[Callable[[Any], None]] = [_create_v1, _add_schedules]
+MIGRATIONS: list[Callable[[Any], None]] = [_create_v1, _add_schedules, _add_queues]
 
 
 def prepare(con: Any, path: str, *, read_only: bool) -> None:

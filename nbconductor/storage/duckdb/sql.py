@@ -26,6 +26,7 @@ from nbconductor.storage.records import (
     ExecutionFilter,
     ExecutionRecord,
     ExecutionUpdate,
+    QueueRecord,
     ScheduleRecord,
     Status,
 )
@@ -236,6 +237,40 @@ def schedule_statements(
     if deleted:
         out.append((_DELETE_SCHEDULES, [list(deleted)]))
     return out
+
+
+QUEUE_COLUMNS = "name, spec, updated_at"
+_UPSERT_QUEUES = (
+    "INSERT OR REPLACE INTO queues SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), "
+    "unnest($3::TIMESTAMP[])"
+)
+_DELETE_QUEUES = "DELETE FROM queues WHERE name IN (SELECT unnest($1::VARCHAR[]))"
+# Ended attempts of a queue's tasks whose event is no older than the window: an
+# attempt's event comes after its start, so this holds every start in the window.
+QUEUE_STARTS = (
+    "SELECT data->>'$.started_at' FROM events "
+    "WHERE kind IN ('TaskCompleted', 'TaskFailed') AND \"at\" >= ? "
+    "AND data->>'$.queue' = ? AND data->>'$.started_at' IS NOT NULL"
+)
+
+
+def queue_statements(records: list[QueueRecord], deleted: list[str]) -> list[tuple[str, list[Any]]]:
+    """Insert or replace queues, then delete some, as (sql, parameters) pairs."""
+    out: list[tuple[str, list[Any]]] = []
+    if records:
+        qs = list({r.name: r for r in records}.values())  # the last record of a name wins
+        out.append((_UPSERT_QUEUES, [
+            [r.name for r in qs], [r.spec for r in qs], [db_time(r.updated_at) for r in qs],
+        ]))  # fmt: skip
+    if deleted:
+        out.append((_DELETE_QUEUES, [list(deleted)]))
+    return out
+
+
+def queue_row(row: tuple) -> QueueRecord:
+    """A QueueRecord from a row of QUEUE_COLUMNS."""
+    name, spec, updated_at = row
+    return QueueRecord(name, spec, updated_at.replace(tzinfo=_UTC))
 
 
 def schedule_row(row: tuple) -> ScheduleRecord:

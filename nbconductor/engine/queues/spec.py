@@ -1,0 +1,113 @@
+"""What a task queue allows: pure values, parsed and checked here."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from nbconductor.engine.duration import parse_duration
+from nbconductor.errors import QueueError
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,99}$")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(.+?)\s*$")
+_PERIODS = {
+    "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+}  # fmt: skip
+
+
+def check_queue_name(name: object) -> str:
+    """``name`` if it can name a queue; otherwise a clear error."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise QueueError(
+            f"{name!r} is not a queue name: use letters, digits and '_.:-', starting with a "
+            "letter or '_' (at most 100 characters)"
+        )
+    return name
+
+
+def parse_rate(rate: str) -> tuple[int, float]:
+    """``"60/minute"`` → (60, 60.0): at most that many starts per that many seconds.
+
+    The period is a unit (second, minute, hour, day) or a duration (``"10/30s"``).
+
+    Raises:
+        QueueError: the rate cannot be read.
+    """
+    match = _RATE.match(rate) if isinstance(rate, str) else None
+    if match is None:
+        raise QueueError(
+            f"rate={rate!r}: write starts per period, such as '60/minute', '20/second', "
+            "'1000/hour' or '10/30s'"
+        )
+    limit, period_text = int(match.group(1)), match.group(2).lower()
+    period = _PERIODS.get(period_text)
+    if period is None:
+        try:
+            period = parse_duration(period_text, what=f"the period of rate={rate!r}")
+        except Exception as exc:
+            raise QueueError(str(exc)) from None
+    if limit < 1 or period <= 0:
+        raise QueueError(f"rate={rate!r}: the count and the period must both be above zero")
+    return limit, period
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue's limits. ``None`` means no limit of that kind.
+
+    Attributes:
+        name: how tasks name it (``@task(queue="llm")``).
+        concurrency: attempts of its tasks running at once, at most.
+        rate: attempts started per period, at most (``"60/minute"``).
+    """
+
+    name: str
+    concurrency: int | None = None
+    rate: str | None = None
+
+    @classmethod
+    def create(cls, name: str, *, concurrency: int | None = None, rate: str | None = None):
+        """A checked spec.
+
+        Raises:
+            QueueError: a bad name, a concurrency below 1, an unreadable rate.
+        """
+        check_queue_name(name)
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise QueueError(
+                f"queue {name!r}: concurrency={concurrency!r} must be a whole number of 1 "
+                "or more (or None for no limit)"
+            )
+        if rate is not None:
+            parse_rate(rate)
+        return cls(name, concurrency, rate)
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """(starts, period seconds), or None without a rate limit."""
+        return parse_rate(self.rate) if self.rate is not None else None
+
+    def to_json(self) -> str:
+        """The stored form (the ``spec`` column of the ``queues`` table)."""
+        return json.dumps({"concurrency": self.concurrency, "rate": self.rate})
+
+    @classmethod
+    def from_json(cls, name: str, text: str) -> QueueSpec:
+        """A spec back from its stored form."""
+        data = json.loads(text)
+        return cls(name, data.get("concurrency"), data.get("rate"))
+
+    def describe(self) -> str:
+        """``"concurrency 8, rate 60/minute"`` (or ``"no limits"``)."""
+        parts = []
+        if self.concurrency is not None:
+            parts.append(f"concurrency {self.concurrency}")
+        if self.rate is not None:
+            parts.append(f"rate {self.rate}")
+        return ", ".join(parts) or "no limits"
