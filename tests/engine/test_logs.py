@@ -16,19 +16,19 @@ from nbconductor.testing import wait_for
 
 
 @nc.task(retry=nc.Retry(initial="10ms", max_attempts=3))
-def declines_card(order: str) -> None:
+def logged_decline(order: str) -> None:
     raise ValueError(f"card declined for {order}")
 
 
 @nc.workflow
 async def pays_by_card(order: str) -> None:
-    await declines_card(order)
+    await logged_decline(order)
 
 
 @nc.workflow
 async def refunds_declined(order: str) -> str:
     try:
-        await declines_card(order)
+        await logged_decline(order)
     except nc.TaskFailed:
         return "refunded"
     return "paid"
@@ -51,7 +51,7 @@ def test_a_failing_task_is_one_error_record_with_its_traceback(skipping_engine, 
     errors = _records(caplog, logging.ERROR)
     assert len(errors) == 1, [r.getMessage() for r in errors]
     message = errors[0].getMessage()
-    assert "task declines_card attempt 3" in message and handle.id in message
+    assert "task logged_decline attempt 3" in message and handle.id in message
     assert "ValueError: card declined for A-1" in message
     assert "Traceback (most recent call last)" in message  # where it failed
     assert errors[0].nbconductor["event"] == "task_failed"
@@ -127,5 +127,5 @@ def test_the_json_formatter_puts_the_fields_at_the_top_level(skipping_engine, ca
     (error,) = _records(caplog, logging.ERROR)
     line = json.loads(JsonFormatter().format(error))
     assert line["level"] == "ERROR" and line["logger"] == "nbconductor.engine"
-    assert line["execution_id"] == handle.id and line["task"] == "declines_card"
+    assert line["execution_id"] == handle.id and line["task"] == "logged_decline"
     assert line["event"] == "task_failed" and line["time"].endswith("Z")
