@@ -101,7 +101,7 @@ def test_patched_answers_the_same_within_one_execution_across_a_restart(db_path)
 
 
 @nc.workflow
-async def waits_for_go() -> str:
+async def contract_waits_for_go() -> str:
     return await nc.signal("go")
 
 
@@ -111,20 +111,20 @@ async def other_waiter() -> str:
 
 
 def test_start_refuses_an_id_held_by_another_workflow(engine):
-    h = engine.start(waits_for_go, id="shared")
+    h = engine.start(contract_waits_for_go, id="shared")
     # accepted but perhaps not taken in yet, then open: refused either way
     with pytest.raises(nc.ExecutionAlreadyExists) as info:
         engine.start(other_waiter, id="shared")
-    assert "'waits_for_go'" in str(info.value) and "'other_waiter'" in str(info.value)
+    assert "'contract_waits_for_go'" in str(info.value) and "'other_waiter'" in str(info.value)
     engine.ping()
     with pytest.raises(nc.ExecutionAlreadyExists):
         engine.start(other_waiter, id="shared")
-    assert engine.start(waits_for_go, id="shared") == h  # same workflow: idempotent
+    assert engine.start(contract_waits_for_go, id="shared") == h  # same workflow: idempotent
     h.signal("go", "done")
     assert h.result(timeout=10) == "done"
     with pytest.raises(nc.ExecutionAlreadyExists):  # closed: still its workflow's id
         engine.start(other_waiter, id="shared")
-    assert engine.start(waits_for_go, id="shared").result(timeout=5) == "done"
+    assert engine.start(contract_waits_for_go, id="shared").result(timeout=5) == "done"
 
 
 @nc.workflow
@@ -137,10 +137,10 @@ async def reuses_a_child_id() -> str:
 
 
 def test_a_taken_child_id_names_the_workflows(engine):
-    engine.start(waits_for_go, id="shared-child")
+    engine.start(contract_waits_for_go, id="shared-child")
     message = engine.start(reuses_a_child_id).result(timeout=10)
     assert "None" not in message
-    assert "'child_echo'" in message and "'waits_for_go'" in message
+    assert "'child_echo'" in message and "'contract_waits_for_go'" in message
 
 
 # --- a handle works from the moment start() returns ------------------------------------

@@ -148,17 +148,17 @@ def test_a_worker_without_the_task_module_is_reported_not_retried(
     (tmp_path / "only_in_kernel.py").unlink()
 
     @nc.task(runner="cluster", retry=nc.Retry(initial=0.01, max_attempts=5))
-    def needs_module(x: int) -> int:
+    def dask_needs_module(x: int) -> int:
         return only_in_kernel.twice(x)
 
     @nc.workflow
-    async def uses_module() -> str:
+    async def dask_uses_module() -> str:
         try:
-            return str(await needs_module(2))
+            return str(await dask_needs_module(2))
         except TaskFailed as exc:
             return f"{exc.error_type} after {exc.attempts}: {exc.error_message}"
 
-    out = eng.start(uses_module).result(timeout=60)
+    out = eng.start(dask_uses_module).result(timeout=60)
     assert out.startswith("TaskNotLoadable after 1: ")
     assert "module 'only_in_kernel' is missing" in out
 

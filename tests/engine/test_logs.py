@@ -97,12 +97,12 @@ def test_recovery_and_a_missing_definition_across_a_restart(tmp_path, caplog, re
     caplog.set_level(logging.INFO, logger="nbconductor")
 
     @nc.workflow
-    async def waits() -> str:
+    async def logged_waits() -> str:
         return await nc.signal("go")
 
     db = tmp_path / "h.duckdb"
     first = Engine(db, make_default=False)
-    first.start(waits, id="w-1")
+    first.start(logged_waits, id="w-1")
     wait_for(lambda: "go" in first.waiting_signals("w-1"), 10, "w-1 to wait")
     first.stop()
     caplog.clear()
@@ -112,7 +112,7 @@ def test_recovery_and_a_missing_definition_across_a_restart(tmp_path, caplog, re
         wait_for(lambda: second.describe("w-1").condition, 10, "w-1 to be parked")
         messages = [(r.levelno, r.getMessage()) for r in _records(caplog)]
         assert (logging.INFO, "recovering 1 open execution") in messages
-        parked = "execution w-1 (waits) parked: waiting for the definition of workflow 'waits'"
+        parked = "execution w-1 (logged_waits) parked: waiting for the definition of workflow 'logged_waits'"
         assert (logging.INFO, parked) in messages
         assert _records(caplog, logging.WARNING) == []
     finally:

@@ -63,7 +63,7 @@ def work(i: int) -> int:
 
 
 @nc.workflow
-async def fan_out(n: int) -> int:
+async def queued_fan_out(n: int) -> int:
     return sum(await nc.gather(*[work(i) for i in range(n)]))
 
 
@@ -71,7 +71,7 @@ def test_concurrency_is_never_exceeded_and_is_reached(tmp_path):
     eng = Engine(tmp_path / "h.duckdb", make_default=False)
     try:
         eng.queues.create("three", concurrency=3)
-        h = eng.start(fan_out, 12)
+        h = eng.start(queued_fan_out, 12)
         assert h.result(timeout=30) == sum(range(12))
         assert most_at_once(attempts(h.history())) == 3
         assert [(q.name, q.running, q.waiting) for q in eng.queues.list()] == [("three", 0, 0)]
@@ -206,14 +206,14 @@ def test_schedule_to_start_covers_the_time_waiting_in_the_queue():
 
 
 @nc.task(queue="missing")
-def lost() -> int:
+def queued_lost() -> int:
     return 1
 
 
 @nc.workflow
 async def uses_missing() -> str:
     try:
-        return str(await lost())
+        return str(await queued_lost())
     except TaskFailed as exc:
         return f"{exc.error_type}: {exc.error_message}"
 
@@ -223,7 +223,7 @@ def test_an_unknown_queue_fails_the_task_naming_the_known_ones():
     try:
         eng.queues.create("llm", concurrency=2)
         out = eng.start(uses_missing).result(timeout=30)
-        assert out.startswith("QueueError: task 'lost' names queue 'missing'")
+        assert out.startswith("QueueError: task 'queued_lost' names queue 'missing'")
         assert "(queues: llm)" in out
     finally:
         eng.stop(grace=0)
