@@ -4,7 +4,9 @@ The ``registry`` fixture gives a test the process's definition registry, restore
 teardown to what it held before (definitions the test registered or forgot are undone).
 
 With NBCONDUCTOR_REQUIRE_BROWSER=1 (set by .ci/run) a skipped browser test fails the
-session: CI must never go green because the browser tests did not run.
+session: CI must never go green because the browser tests did not run. With
+NBCONDUCTOR_NO_SKIPS=1 (set by .ci/run for the whole suite) any skipped test does: the
+cluster, disk-full and other-user tests must run too.
 """
 
 from __future__ import annotations
@@ -15,24 +17,33 @@ import pytest
 
 from nbconductor.engine.definition import REGISTRY, Registry
 
-_skipped_browser: list[str] = []
+_skipped: list[tuple[str, bool]] = []  # (node id, is a browser test)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and "browser" in report.keywords:
-        _skipped_browser.append(report.nodeid)
+    if report.skipped:
+        _skipped.append((report.nodeid, "browser" in report.keywords))
+
+
+def _forbidden_skips() -> list[tuple[str, str]]:
+    if os.environ.get("NBCONDUCTOR_NO_SKIPS") == "1":
+        return [(nodeid, "NBCONDUCTOR_NO_SKIPS=1") for nodeid, _ in _skipped]
+    if os.environ.get("NBCONDUCTOR_REQUIRE_BROWSER") == "1":
+        return [(nodeid, "NBCONDUCTOR_REQUIRE_BROWSER=1") for nodeid, b in _skipped if b]
+    return []
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.environ.get("NBCONDUCTOR_REQUIRE_BROWSER") == "1" and _skipped_browser:
+    if _forbidden_skips():
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    if os.environ.get("NBCONDUCTOR_REQUIRE_BROWSER") == "1" and _skipped_browser:
-        terminalreporter.section("browser tests skipped", red=True)
-        for nodeid in _skipped_browser:
-            terminalreporter.line(f"{nodeid} was skipped, but NBCONDUCTOR_REQUIRE_BROWSER=1")
+    forbidden = _forbidden_skips()
+    if forbidden:
+        terminalreporter.section("tests skipped where none may be", red=True)
+        for nodeid, setting in forbidden:
+            terminalreporter.line(f"{nodeid} was skipped, but {setting}")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
