@@ -25,7 +25,7 @@ from nbconductor.engine.queues.admission import Admission
 from nbconductor.engine.roster import Roster
 from nbconductor.engine.runners import RunnerSet
 from nbconductor.engine.task_runner import Attempt, Outcome, run_async
-from nbconductor.errors import QueueError, UnknownRunner
+from nbconductor.errors import PayloadError, QueueError, UnknownRunner
 from nbconductor.storage.records import EventKind, Status
 
 # How long a timed-out async attempt gets to run its cleanup (``finally``, ``except
@@ -222,6 +222,17 @@ class TaskDispatch:
         """A heartbeat from where ``attempt`` runs (another process, another machine)."""
         attempt.last_heartbeat = self._clock.now().timestamp()
         attempt.heartbeat_details = details
+        # Stored as on the thread runner, so that a retry resumes from this checkpoint.
+        try:
+            attempt.heartbeat_text = (
+                None
+                if details is None
+                else attempt.payloads.encode_value(
+                    details, what=f"the heartbeat details of task {attempt.definition.name}"
+                )
+            )
+        except PayloadError:  # arrived as a repr from the worker: shown, not resumed from
+            attempt.heartbeat_text = None
         if progress is not None:
             attempt.progress = float(progress)
 

@@ -251,3 +251,34 @@ def test_a_rerun_by_dask_is_detected_and_fails_the_attempt(db_path, tmp_path):
     finally:
         client.close()
         cluster.close()
+
+
+@nc.task(runner="cluster", retry=nc.Retry(initial=0.01, max_attempts=2))
+def checkpoints_on_a_worker(rows: int) -> dict:
+    info = nc.task_info()
+    if info.attempt == 1:
+        nc.heartbeat(details={"done": 3})
+        time.sleep(0.6)  # the task's own work: lets the throttled heartbeat reach the engine
+        raise ConnectionError("dropped after row 3")
+    return {
+        "execution_id": info.execution_id,
+        "workflow": info.workflow,
+        "attempt": info.attempt,
+        "resumed_from": info.heartbeat_details,
+    }
+
+
+@nc.workflow
+async def resumes_on_a_worker() -> dict:
+    return await checkpoints_on_a_worker(10)
+
+
+def test_task_info_on_a_worker_says_who_the_attempt_is(eng):
+    h = eng.start(resumes_on_a_worker)
+    info = h.result(timeout=60)
+    assert info == {
+        "execution_id": h.id,
+        "workflow": "resumes_on_a_worker",
+        "attempt": 2,
+        "resumed_from": {"done": 3},
+    }

@@ -334,3 +334,39 @@ def test_schedule_to_close_is_kept_by_the_engine_and_stops_the_child(eng, tmp_pa
     assert (failed["error"]["timeout"], failed["final"]) == ("schedule_to_close", True)
     wait_for(lambda: marker.exists() and marker.read_text(), timeout=20, what="the marker")
     assert marker.read_text() == "cancelled"
+
+
+@nc.task(runner="proc", retry=nc.Retry(initial=0.01, max_attempts=2))
+def checkpoints_in_a_child(rows: int) -> dict:
+    info = nc.task_info()
+    if info.attempt == 1:
+        nc.heartbeat(details={"done": 3})
+        time.sleep(0.3)  # the task's own work: lets the throttled heartbeat reach the engine
+        raise ConnectionError("dropped after row 3")
+    return {
+        "execution_id": info.execution_id,
+        "workflow": info.workflow,
+        "task": info.task,
+        "attempt": info.attempt,
+        "resumed_from": info.heartbeat_details,
+        "scheduled": info.scheduled_at is not None,
+        "started": info.started_at is not None,
+        "pid": os.getpid(),
+    }
+
+
+@nc.workflow
+async def resumes_in_a_child() -> dict:
+    return await checkpoints_in_a_child(10)
+
+
+def test_task_info_in_a_child_process_says_who_the_attempt_is(eng):
+    # The child knows its execution, workflow and attempt, and the retry gets the
+    # previous attempt's last checkpoint, as on the thread runner.
+    h = eng.start(resumes_in_a_child)
+    info = h.result(timeout=60)
+    assert info["pid"] != os.getpid()
+    assert info["execution_id"] == h.id and info["workflow"] == "resumes_in_a_child"
+    assert info["task"] == "checkpoints_in_a_child" and info["attempt"] == 2
+    assert info["resumed_from"] == {"done": 3}
+    assert info["scheduled"] and info["started"]

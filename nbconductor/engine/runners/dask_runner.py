@@ -20,11 +20,11 @@ import threading
 import time
 import uuid
 import warnings
-from datetime import datetime, timezone
 from typing import Any
 
 from nbconductor.engine import shipping
 from nbconductor.engine.failure import Failure
+from nbconductor.engine.runners import remote_attempt
 from nbconductor.engine.runners.process import encode_result
 from nbconductor.engine.runners.runner import AttemptEvents
 from nbconductor.engine.task_runner import Attempt, Outcome, attempt_context
@@ -39,12 +39,9 @@ scheduler and on to the client)."""
 CANCEL_POLL = 0.1  # how often a running attempt looks whether it was cancelled
 
 
-class _Named:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-def run_on_worker(topic: str, key: str, name: str, fn_data: bytes, input_data: bytes) -> tuple:
+def run_on_worker(
+    topic: str, key: str, name: str, fn_data: bytes, input_data: bytes, identity: bytes
+) -> tuple:
     """What a Dask worker runs for one attempt (imported by name on the worker)."""
     from distributed import get_worker
     from distributed.worker import thread_state
@@ -76,9 +73,7 @@ def run_on_worker(topic: str, key: str, name: str, fn_data: bytes, input_data: b
             details = shipping.dumps(repr(attempt.heartbeat_details))
         worker.log_event(topic, ["heartbeat", key, details, attempt.progress])
 
-    attempt = Attempt(
-        "", 0, 0, _Named(name), "", 0.0, lambda: datetime.now(timezone.utc), relay=relay
-    )
+    attempt = remote_attempt.rebuild(identity, name, relay)
     done = threading.Event()
 
     def watch_for_cancel() -> None:
@@ -182,6 +177,7 @@ class DaskRunner:
                 name,
                 fn_data,
                 input_data,
+                remote_attempt.identity(attempt),
                 key=f"nbconductor-{name}-{key}",
                 pure=False,
                 retries=0,

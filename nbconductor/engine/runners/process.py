@@ -27,6 +27,7 @@ from pathlib import Path
 
 from nbconductor.engine import shipping
 from nbconductor.engine.failure import Failure
+from nbconductor.engine.runners import remote_attempt
 from nbconductor.engine.runners.runner import AttemptEvents
 from nbconductor.engine.task_runner import Attempt, Outcome
 from nbconductor.errors import WorkerLost
@@ -111,7 +112,7 @@ class _ChildProcess:
         key = next(_keys)
         self.running = (key, attempt)
         try:
-            self.send(("run", key, name, fn_data, input_data))
+            self.send(("run", key, name, fn_data, input_data, remote_attempt.identity(attempt)))
             while True:
                 message = self.conn.recv()
                 kind = message[0]

@@ -17,28 +17,17 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from multiprocessing.connection import Connection
 
 from nbconductor.engine import shipping
 from nbconductor.engine.failure import Failure
+from nbconductor.engine.runners import remote_attempt
 from nbconductor.engine.task_runner import Attempt, attempt_context
 from nbconductor.errors import TaskNotLoadable
 
 HEARTBEAT_INTERVAL = 0.1
 """At most this many seconds between two heartbeats sent to the parent: a task may
 heartbeat in a tight loop, the socket and the engine need not see each one."""
-
-
-class _Named:
-    """What task-side helpers read of a definition: its name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class _Child:
@@ -86,7 +75,7 @@ class _Child:
             self.send(message)
 
     def run(self, message: tuple) -> None:
-        _, key, name, fn_data, input_data = message
+        _, key, name, fn_data, input_data, identity = message
         self.send(("started", key, os.getpid()))
         try:
             fn = shipping.loads(fn_data)
@@ -100,7 +89,7 @@ class _Child:
             )
             self.send(("failed", key, Failure.from_exception(error, non_retryable=True)))
             return
-        attempt = Attempt("", 0, 0, _Named(name), "", 0.0, _now, relay=self.relay)
+        attempt = remote_attempt.rebuild(identity, name, self.relay)
         self.current = (key, attempt)
         try:
             with attempt_context(attempt):

@@ -1,0 +1,61 @@
+"""An attempt as another process sees it.
+
+The process and Dask runners ship who an attempt is (execution, workflow, attempt
+number, when it was scheduled, the previous attempt's last heartbeat details) with its
+code, so that ``nc.task_info()``, ``nc.heartbeat()`` and ``nc.cancelled()`` answer the
+same wherever the task runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from nbconductor.engine import shipping
+from nbconductor.engine.task_runner import Attempt
+
+
+class _Named:
+    """What task-side helpers read of a definition: its name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def identity(attempt: Attempt) -> bytes:
+    """Who ``attempt`` is, as bytes for :func:`rebuild` in another process."""
+    fields = {
+        "execution_id": attempt.execution_id,
+        "command": attempt.command,
+        "number": attempt.number,
+        "workflow": attempt.workflow,
+        "scheduled_at": attempt.scheduled_at,
+    }
+    try:
+        return shipping.dumps({**fields, "previous_details": attempt.previous_details})
+    except Exception:  # details that cannot travel arrive as their repr, not as an error
+        return shipping.dumps({**fields, "previous_details": repr(attempt.previous_details)})
+
+
+def rebuild(data: bytes, name: str, relay: Callable[[Attempt], None]) -> Attempt:
+    """The attempt :func:`identity` described, started now, heartbeats sent by ``relay``."""
+    fields = shipping.loads(data)
+    attempt = Attempt(
+        fields["execution_id"],
+        fields["command"],
+        fields["number"],
+        _Named(name),
+        "",
+        0.0,
+        _now,
+        workflow=fields["workflow"],
+        scheduled_at=fields["scheduled_at"],
+        previous_details=fields["previous_details"],
+        relay=relay,
+    )
+    attempt.started_at = _now()
+    return attempt
