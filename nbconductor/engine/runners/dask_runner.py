@@ -50,15 +50,14 @@ def run_on_worker(
     dask_key = getattr(thread_state, "key", None)
     worker.log_event(topic, ["started", key, worker.address])
     try:
-        fn = shipping.loads(fn_data)
-        args, kwargs = shipping.loads(input_data)
-    except Exception as exc:
-        missing = getattr(exc, "name", None)
-        where = f"module {missing!r} is missing" if missing else f"{type(exc).__name__}: {exc}"
-        error = TaskNotLoadable(
-            f"task {name!r} cannot be loaded on Dask worker {worker.address}: {where}. "
-            "Install it on the workers (a retry would fail the same way)"
+        fn, args, kwargs = remote_attempt.load_call(
+            name,
+            fn_data,
+            input_data,
+            place=f"on Dask worker {worker.address}",
+            remedy="Install it on the workers",
         )
+    except TaskNotLoadable as error:
         return ("failed", Failure.from_exception(error, non_retryable=True), worker.address)
     last_sent = [0.0]
 

@@ -78,15 +78,14 @@ class _Child:
         _, key, name, fn_data, input_data, identity = message
         self.send(("started", key, os.getpid()))
         try:
-            fn = shipping.loads(fn_data)
-            args, kwargs = shipping.loads(input_data)
-        except Exception as exc:
-            missing = getattr(exc, "name", None)
-            where = f"module {missing!r} is missing" if missing else f"{type(exc).__name__}: {exc}"
-            error = TaskNotLoadable(
-                f"task {name!r} cannot be loaded in process {os.getpid()}: {where}. Install "
-                "it where the task runs (a retry would fail the same way)"
+            fn, args, kwargs = remote_attempt.load_call(
+                name,
+                fn_data,
+                input_data,
+                place=f"in process {os.getpid()}",
+                remedy="Install it where the task runs",
             )
+        except TaskNotLoadable as error:
             self.send(("failed", key, Failure.from_exception(error, non_retryable=True)))
             return
         attempt = remote_attempt.rebuild(identity, name, self.relay)

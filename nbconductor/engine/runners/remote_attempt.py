@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from nbconductor.engine import shipping
 from nbconductor.engine.task_runner import Attempt
+from nbconductor.errors import TaskNotLoadable
 
 
 class _Named:
@@ -24,6 +26,27 @@ class _Named:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def load_call(
+    name: str, fn_data: bytes, input_data: bytes, *, place: str, remedy: str
+) -> tuple[Callable[..., Any], tuple, dict]:
+    """The task function and its arguments, unpickled where the attempt runs.
+
+    Raises:
+        TaskNotLoadable: naming the missing module; a retry would fail the same way.
+    """
+    try:
+        fn = shipping.loads(fn_data)
+        args, kwargs = shipping.loads(input_data)
+    except Exception as exc:
+        missing = getattr(exc, "name", None)
+        where = f"module {missing!r} is missing" if missing else f"{type(exc).__name__}: {exc}"
+        raise TaskNotLoadable(
+            f"task {name!r} cannot be loaded {place}: {where}. {remedy} "
+            "(a retry would fail the same way)"
+        ) from None
+    return fn, args, kwargs
 
 
 def identity(attempt: Attempt) -> bytes:
