@@ -10,6 +10,9 @@ Tables (see :mod:`nbconductor.storage.duckdb.schema`):
 - ``definitions``: versions of workflow and task sources.
 - ``schedules``: schedule specs and their firing state (schema version 2).
 - ``queues``: task queues and their limits (schema version 3).
+- ``payloads``, ``payload_<hash>`` and the view ``payload_refs``: large values stored
+  once by content hash (schema version 4; see
+  :mod:`nbconductor.storage.duckdb.payload_tables`).
 
 Performance (2-core machine; ``python -m benchmarks.bench_store``): parsing and
 planning a DuckDB statement costs 0.3-0.5 ms and a commit about 0.4 ms more, while
@@ -34,7 +37,7 @@ from typing import Any
 import duckdb
 
 from nbconductor.errors import NotAHistoryFile, StoreError
-from nbconductor.storage.duckdb import history_file, parquet_export, schema
+from nbconductor.storage.duckdb import history_file, parquet_export, payload_tables, schema
 from nbconductor.storage.duckdb import sql as duckdb_sql
 from nbconductor.storage.duckdb.user_query import check_user_query
 from nbconductor.storage.records import (
@@ -48,11 +51,15 @@ from nbconductor.storage.records import (
     Status,
     TimerCounts,
 )
+from nbconductor.storage.values import StoredValue
 
 __all__ = ("DuckDBStore",)
 
 _UTC = timezone.utc
 _READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+# A concurrent store of the same value: a catalog write-write conflict on its table, or
+# the second insert of its key.
+_PAYLOAD_CONFLICT = (duckdb.TransactionException, duckdb.ConstraintException)
 _NO_AUTOLOAD = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
@@ -88,6 +95,9 @@ class DuckDBStore:
         self._idle: list[Any] = []
         self._busy: set[Any] = set()
         self._appenders: dict[str, Any] = {}  # table -> duckdb Appender on the writer
+        # Striped by hash: two threads storing the same value take turns (the second
+        # finds it stored) instead of meeting in a DuckDB write-write conflict.
+        self._payload_locks = [threading.Lock() for _ in range(32)]
         history_file.claim(str(resolved), read_only)
         # A store dropped without close() (say, a notebook cell run twice) must not keep
         # its path claimed for the rest of the process.
@@ -245,6 +255,58 @@ class DuckDBStore:
             (changed,) = self._con.fetchone()
             if changed != expected:
                 raise StoreError(f"{expected - changed} of the updated executions do not exist")
+
+    # -- stored values ------------------------------------------------------------------
+
+    def put_payload(self, stored: StoredValue) -> bool:
+        """Store a large value once, in its own transaction on the calling thread (see
+        :mod:`~nbconductor.storage.duckdb.payload_tables`); True when this call wrote it.
+
+        Safe to call from any thread, concurrently with :meth:`commit`; storing a value
+        that is there already (or being stored by another thread) is a cheap success.
+
+        Raises:
+            StoreError: the file is read-only or closed, or DuckDB refused the write.
+        """
+        if self.read_only:
+            raise StoreError(f"{self.path} is open read-only; values are stored by the engine")
+        lock = self._payload_locks[int(stored.hash[:4], 16) % len(self._payload_locks)]
+        with lock, self._cursor() as cursor:
+            try:
+                wrote = payload_tables.put(cursor, stored, _PAYLOAD_CONFLICT)
+            except duckdb.Error as exc:
+                if history_file.is_disk_full(exc):
+                    raise StoreError(history_file.disk_full_message(self.path)) from exc
+                raise StoreError(f"storing a value in {self.path} failed: {exc}") from exc
+        self._secure_wal()
+        return wrote
+
+    def get_payload(self, digest: str) -> StoredValue:
+        """The stored value ``digest``, its data as an Arrow table or a blob.
+
+        Raises:
+            PayloadError: nothing is stored under ``digest``.
+        """
+        with self._cursor() as cursor:
+            return payload_tables.read(cursor, digest)
+
+    def payload_preview(self, digest: str, rows: int = 5) -> tuple[list[str], list[tuple]] | None:
+        """Column names and the first ``rows`` rows of a value stored as a table, read in
+        SQL without loading the value (None when it is not stored as a table)."""
+        with self._cursor() as cursor:
+            return payload_tables.preview(cursor, digest, rows)
+
+    def delete_unreferenced_payloads(self, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete the stored values no event, execution or schedule references any more
+        (after a prune); see :func:`payload_tables.delete_unreferenced`.
+
+        Returns:
+            ``{"payloads": n, "bytes": b}`` deleted (or that would be, with ``dry_run``).
+        """
+        if self.read_only and not dry_run:
+            raise StoreError(f"{self.path} is open read-only; open it read-write to prune")
+        with self._write_lock, self._cursor() as cursor:
+            return payload_tables.delete_unreferenced(cursor, dry_run=dry_run)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -471,6 +533,7 @@ class DuckDBStore:
                     f"only queries that read are allowed here, not {kind.name}; history "
                     "is written by the engine alone"
                 )
+            query = payload_tables.expand_user_functions(cursor, query)
             check_user_query(cursor, query)
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             try:
