@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Any
 
-from nbconductor.errors import PayloadError
+from nbconductor.errors import PayloadError, PayloadNotStored, StoreError
 from nbconductor.storage import codec
 from nbconductor.storage.lazy_value import LazyValue
 from nbconductor.storage.values import DEFAULT_INLINE_LIMIT, capture, restore
@@ -45,17 +45,23 @@ def check_inline_limit(limit: Any) -> None:
 class _Capture:
     """The codec's LargeValues for one engine: capture, store, return the reference."""
 
-    __slots__ = ("limit", "store")
+    __slots__ = ("failure", "limit", "store")
 
     def __init__(self, store: Any, limit: int) -> None:
         self.store = store
         self.limit = limit
+        self.failure: PayloadNotStored | None = None
 
     def capture(self, value: Any) -> dict[str, Any] | None:
         stored = capture(value, self.limit)
         if stored is None:
             return None
-        self.store.put_payload(stored)
+        try:
+            self.store.put_payload(stored)
+        except StoreError as exc:
+            # The engine stops on it (Activations.run_code, TaskDispatch._on_outcome).
+            self.failure = PayloadNotStored(str(exc))
+            raise self.failure from exc
         return stored.ref()
 
 
@@ -116,6 +122,11 @@ class Payloads:
         if module is None:  # the library is not imported yet: it will be to use the value
             module = __import__(where[0])
         return LazyValue(ref, getattr(module, where[1]), lambda: self.load(ref))
+
+    @property
+    def store_failure(self) -> PayloadNotStored | None:
+        """The error of a failed store of a large value (a full disk), if one failed."""
+        return None if self._large is None else self._large.failure
 
     def _loader(self, lazy: bool) -> Any:
         return self._lazy if lazy else self.load
@@ -190,6 +201,44 @@ decode_input = PLAIN.decode_input
 encode_value = PLAIN.encode_value
 decode_value = PLAIN.decode_value
 payload_field = PLAIN.payload_field
+
+
+def preview(value: Any, store: Any, rows: int = 5) -> str | None:
+    """A stored value's preview: what it is (kind, rows, size, schema) and, for a value
+    stored as a table, its first ``rows`` rows, read by SQL without loading it.
+
+    ``value`` is a reference (from event data), an
+    :class:`~nbconductor.storage.codec.UnloadedValue` or a
+    :class:`~nbconductor.storage.lazy_value.LazyValue`; anything else gives None.
+    """
+    if isinstance(value, codec.UnloadedValue):
+        ref = value.ref
+    elif type(value) is LazyValue:
+        ref = value._nbc_ref
+    elif isinstance(value, dict) and value.get(codec.TAG) == "ref":
+        ref = value
+    else:
+        return None
+    text = repr(codec.UnloadedValue(ref))
+    try:
+        head = store.payload_preview(ref["hash"], rows) if store is not None else None
+    except Exception:  # pruned, or a store that cannot say: what it is is enough
+        head = None
+    if not head:
+        return text
+    columns, values = head
+    cells = [[str(c) for c in columns]] + [[_cell(v) for v in row] for row in values]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in cells]
+    more = (ref.get("rows") or 0) - len(values)
+    if more > 0:
+        lines.append(f"... {more:,} more rows")
+    return "\n".join([text, *(line.rstrip() for line in lines)])
+
+
+def _cell(value: Any, width: int = 24) -> str:
+    text = repr(value) if isinstance(value, (str, bytes)) else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _parameter_names(signature, count: int) -> list[str]:

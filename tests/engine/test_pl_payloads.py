@@ -204,3 +204,23 @@ def test_pl_inline_limit_is_configurable_and_checked(tmp_path):
         assert engine.payloads.encode_value("x" * 10, what="a value") == '"xxxxxxxxxx"'
     with pytest.raises(ValueError, match="inline_limit is a number of bytes"):
         Engine(None, make_default=False, inline_limit=-1)
+
+
+@pytest.mark.duckdb
+def test_pl_views_and_history_show_a_preview_not_the_value(engine):
+    from nbconductor.widgets.execution_snapshot import ExecutionReader
+
+    @nc.workflow(name="pl_returns_frame")
+    async def returns_frame(rows: int):
+        return await wf.make(rows)
+
+    handle = engine.start(returns_frame, 50_000, id="pl-preview")
+    handle.result(timeout=30)
+    snapshot = ExecutionReader(engine, "pl-preview").read()
+    lines = snapshot.result.splitlines()
+    assert lines[0].startswith("<stored pandas DataFrame, 50,000 rows")
+    assert "a: int64" in lines[0]
+    assert lines[1].split() == ["a", "x", "s"] and lines[2].split() == ["0", "0.0", "'k0'"]
+    assert lines[-1] == "... 49,995 more rows"
+    completed = [e for e in handle.history() if e.kind is EventKind.TASK_COMPLETED]
+    assert len(completed[0].data) < 400 and '"rows":50000' in completed[0].data
