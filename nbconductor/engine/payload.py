@@ -45,17 +45,19 @@ def check_inline_limit(limit: Any) -> None:
 class _Capture:
     """The codec's LargeValues for one engine: capture, store, return the reference."""
 
-    __slots__ = ("failure", "limit", "store")
+    __slots__ = ("count", "failure", "limit", "store")
 
     def __init__(self, store: Any, limit: int) -> None:
         self.store = store
         self.limit = limit
         self.failure: PayloadNotStored | None = None
+        self.count = 0
 
     def capture(self, value: Any) -> dict[str, Any] | None:
         stored = capture(value, self.limit)
         if stored is None:
             return None
+        self.count += 1  # racy across threads, and only read by tests when all is quiet
         try:
             self.store.put_payload(stored)
         except StoreError as exc:
@@ -81,6 +83,7 @@ class Payloads:
     Attributes:
         loads: how many stored values this engine has loaded (a test's window on
             laziness); ``on_load``, when set, is called with each loaded reference.
+            :attr:`captures` counts the large values hashed.
     """
 
     __slots__ = ("_large", "_lock", "allow_pickle", "loads", "on_load", "store")
@@ -122,6 +125,11 @@ class Payloads:
         if module is None:  # the library is not imported yet: it will be to use the value
             module = __import__(where[0])
         return LazyValue(ref, getattr(module, where[1]), lambda: self.load(ref))
+
+    @property
+    def captures(self) -> int:
+        """How many large values this engine has hashed and stored (or found stored)."""
+        return 0 if self._large is None else self._large.count
 
     @property
     def store_failure(self) -> PayloadNotStored | None:

@@ -112,6 +112,7 @@ def test_pl_replay_loads_a_value_only_when_workflow_code_uses_it(db_path):
         second.signal("pl-passes", "go")
         assert second.get("pl-passes").result(timeout=30) == sum(range(100))
         assert second.payloads.loads == 1  # by summarize, on its task thread
+        assert second.payloads.captures == 0  # passed on as its reference: never re-hashed
         second.signal("pl-uses", "go")
         assert second.get("pl-uses").result(timeout=30) == 100
         assert second.payloads.loads == 2  # len(frame) in workflow code
