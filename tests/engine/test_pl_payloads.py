@@ -87,6 +87,10 @@ def test_pl_a_stored_result_is_queryable_by_sql_while_the_engine_runs(engine):
         engine.store.sql("SELECT * FROM payload_0123")
     handle.signal("go")
     assert handle.result(timeout=30) == sum(range(5000))
+    ((digest,),) = engine.store.sql("SELECT hash FROM payloads")[1]
+    assert engine.store.sql(f"SELECT count(*) FROM payload('{digest}')")[1] == [(5000,)]
+    with pytest.raises(StoreError, match="not a stored table"):
+        engine.store.sql("SELECT * FROM result('pl-sql')")  # its result is an int
 
 
 @nc.workflow(name="pl_touches_it")
@@ -223,5 +227,6 @@ def test_pl_views_and_history_show_a_preview_not_the_value(engine):
     assert "a: int64" in lines[0]
     assert lines[1].split() == ["a", "x", "s"] and lines[2].split() == ["0", "0.0", "'k0'"]
     assert lines[-1] == "... 49,995 more rows"
+    assert engine.store.sql("SELECT count(*) FROM result('pl-preview')")[1] == [(50_000,)]
     completed = [e for e in handle.history() if e.kind is EventKind.TASK_COMPLETED]
     assert len(completed[0].data) < 400 and '"rows":50000' in completed[0].data
