@@ -7,8 +7,9 @@ arrays, bytes, text, and tables whose types DuckDB cannot hold exactly). Events 
 hold only :meth:`StoredValue.ref`, a small tagged object; :func:`restore` turns the
 stored data back into a value of the original type.
 
-Hashing reads Arrow buffers as they are: a table is hashed by writing its Arrow IPC
-stream into the hash (no copy of the whole table is made, no base64, no JSON), after
+Hashing reads Arrow buffers as they are: a table is hashed by streaming its Arrow IPC
+form into sha256 (buffer by buffer; the whole table is never copied, nothing goes
+through base64 or JSON), after
 ``combine_chunks`` so that the same rows hash the same however they are chunked (a no-op
 for single-chunk columns). The IPC form leaves out slices' unused bytes and validity
 bitmaps of columns without nulls, so equal data gives equal hashes.
