@@ -28,8 +28,8 @@ from nbconductor.engine.task_runner import Attempt, Outcome, run_async
 from nbconductor.errors import PayloadError, QueueError, UnknownRunner
 from nbconductor.storage.records import EventKind, Status
 
-# How long a timed-out async attempt gets to run its cleanup (``finally``, ``except
-# CancelledError``) before the workflow sees the timeout anyway.
+#: Seconds a timed-out async attempt gets to run its cleanup (``finally``, ``except
+#: CancelledError``) before the workflow sees the timeout anyway (docs/concepts.md).
 CLEANUP_GRACE = 5.0
 
 
@@ -373,20 +373,26 @@ class TaskDispatch:
         self.abandon(attempt)
         if state is None or state.current is not attempt:
             return
+        cleaning = attempt.handle is not None and not attempt.stopped
         recorded = False
 
         def record() -> None:
             nonlocal recorded
-            if recorded or live.tasks.get(attempt.command) is not state:
-                return  # recorded already, or the task was cancelled or its execution closed
+            if recorded:
+                return  # the cleanup ended and the grace ran out: whichever came first
             recorded = True
-            if state.current is attempt:
+            if cleaning:
+                self.in_flight -= 1
+            if live.tasks.get(attempt.command) is state and state.current is attempt:
                 self._record_timeout(live, state, attempt, which, limit, final)
+            # else the task was cancelled or its execution closed meanwhile
 
-        if attempt.handle is not None and not attempt.stopped:
+        if cleaning:
             # An async attempt is being cancelled: its finally blocks run before the
             # workflow sees the timeout (Temporal waits for a cancelled activity too),
-            # for at most CLEANUP_GRACE seconds.
+            # for at most CLEANUP_GRACE seconds. Its cleanup counts as running code, so a
+            # time-skipping clock does not jump past the grace before the cleanup ran.
+            self.in_flight += 1
             attempt.on_stopped = record
             self._ledger.push(self._ledger.now.timestamp() + CLEANUP_GRACE, record)
         else:
