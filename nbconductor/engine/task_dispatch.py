@@ -217,10 +217,14 @@ class TaskDispatch:
 
     async def _run_async(self, attempt: Attempt, scope: anyio.CancelScope) -> None:
         if not attempt.abandoned:  # else abandoned before it started: none of its code runs
+            outcome = None
             with scope:
                 outcome = await run_async(attempt, self._clock.now)
-            if not scope.cancel_called:  # else abandoned: the engine accounted for it
+            if not scope.cancel_called:
                 self._ledger.post(lambda: self._on_outcome(outcome))
+            elif outcome is not None and outcome.error is None:
+                # Abandoned (the engine accounted for it), yet it returned a value.
+                self._ledger.post(lambda: self._result_ignored(outcome))
         attempt.stopped = True
         if attempt.on_stopped is not None:  # a timeout waits for the cleanup to end
             self._ledger.post(attempt.on_stopped)
@@ -399,6 +403,9 @@ class TaskDispatch:
             return
         output = attempt.take_output()
         text = attempt.heartbeat_text
+        # Checked now: the next check is an interval away, so a task that heartbeats
+        # the same details in a loop costs one look per interval, not a wake-up each.
+        attempt.recorded_at = self._ledger.now.timestamp()
         if not output and text == attempt.recorded_text:
             return  # the same checkpoint again: nothing new to keep
         fields: dict = {}
@@ -414,7 +421,6 @@ class TaskDispatch:
             attempt=attempt.number,
             data=event_data(fields, details=text),
         )
-        attempt.recorded_at = self._ledger.now.timestamp()
         attempt.recorded_text = text
 
     # ------------------------------------------------------------ due heap items

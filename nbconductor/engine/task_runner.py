@@ -85,8 +85,8 @@ class Attempt:
         lines = []
         while self.output:
             lines.append(self.output.popleft())
-        if final:
-            lines.extend(self.partial_output.values())
+        if final:  # a timed-out sync attempt may still be writing: copy, then clear
+            lines.extend(list(self.partial_output.values()))
             self.partial_output.clear()
         return lines
 

@@ -4,6 +4,7 @@ and the results of abandoned attempts that came anyway (``TaskResultIgnored``)."
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -235,5 +236,33 @@ def test_a_late_result_from_a_timed_out_thread_attempt_is_recorded_as_ignored(en
         "outcome": "completed",
         "runner": "thread",
     }
+    h.signal("finish")
+    assert h.result(timeout=10) == "TaskTimeout"
+
+
+@nc.task(timeout="200ms", retry=nc.Retry(max_attempts=1))
+async def ignored_async_stubborn() -> str:
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        return "late anyway"  # swallows its cancellation and returns a value
+    return "on time"
+
+
+@nc.workflow
+async def ignored_async_keeps_open() -> str:
+    try:
+        await ignored_async_stubborn()
+    except nc.TaskFailed as exc:
+        await nc.signal("finish")
+        return exc.error_type
+    return "on time"
+
+
+def test_a_value_from_a_cancelled_async_attempt_is_recorded_as_ignored(engine):
+    h = engine.start(ignored_async_keeps_open)
+    wait_for(lambda: h.waiting_for == ["finish"], what="the timeout")
+    (ignored,) = of_kind(h.history(), EventKind.TASK_RESULT_IGNORED)
+    assert json.loads(ignored.data)["outcome"] == "completed"
     h.signal("finish")
     assert h.result(timeout=10) == "TaskTimeout"
