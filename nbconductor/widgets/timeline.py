@@ -170,7 +170,7 @@ class Timeline:
                 step.end = event.at
                 step.state = data.get("status", "closed")
                 if data.get("error"):
-                    step.detail = summary(data["error"])
+                    step.detail = _error_text(data["error"])
 
     def _task_outcome(self, event: EventRecord) -> None:
         step = self.steps.get(f"task:{event.command}")
@@ -181,7 +181,7 @@ class Timeline:
         ok = event.kind is EventKind.TASK_COMPLETED
         previous = step.attempts[-1].end if step.attempts else step.start
         started = _parse(data.get("started_at")) or previous
-        error = "" if ok else summary(data.get("error") or {})
+        error = "" if ok else _error_text(data.get("error") or {})
         retry_at = None if ok or data.get("final") else _parse(data.get("retry_at"))
         number = event.attempt or len(step.attempts) + 1
         step.attempts.append(AttemptSpan(number, started, event.at, ok, error, retry_at))
@@ -234,6 +234,14 @@ def _parse(value: object) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _error_text(error: dict) -> str:
+    """``'ApplicationError: declined {"code": 51}'``: the summary, with any details."""
+    text = summary(error)
+    if error.get("details") is not None:
+        text += " " + _preview(error["details"], 200)
+    return text
 
 
 def _value_text(value: object, limit: int = 200) -> str:

@@ -550,3 +550,24 @@ def test_a_cleanup_that_overruns_the_grace_period_is_cut_off_at_the_limit(skippi
     assert abs((failed.at - started).total_seconds() - (0.2 + CLEANUP_GRACE)) < 1e-3
     assert '"timeout":"start_to_close"' in failed.data
     wait_for(lambda: OVERRUN["log"][-1:] == ["cleanup finished"], what="the late cleanup")
+
+
+# --- details behind an uncaught TaskFailed reach the caller and the views ----------------
+
+
+@nc.workflow
+async def lets_task_details_through() -> None:
+    await declines_card("D-4")  # not caught: the execution fails with the TaskFailed
+
+
+def test_details_of_an_uncaught_task_failure_reach_the_caller_and_the_view(engine):
+    h = engine.start(lets_task_details_through)
+    with pytest.raises(nc.ExecutionFailed) as info:
+        h.result(timeout=10)
+    assert info.value.details == {"order": "D-4", "codes": (51, 5)}
+    shown = EngineOperations(engine).call("show", id=h.id)
+    assert shown["error"]["type"] == "TaskFailed"
+    assert shown["error"]["details"]["order"] == "D-4"
+    view = render(ExecutionReader(engine, h.id).read(), live=False)
+    step = view[view.index("declines_card") :]
+    assert "ApplicationError: card declined" in step and "D-4" in step[:400]
