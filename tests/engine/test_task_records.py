@@ -23,7 +23,7 @@ from nbconductor.engine.engine import Engine
 from nbconductor.engine.runners import ProcessRunner
 from nbconductor.engine.task_dispatch import HEARTBEAT_RECORD_INTERVAL, record_interval
 from nbconductor.storage.records import EventKind
-from nbconductor.testing import wait_for
+from nbconductor.testing import replay, wait_for
 from nbconductor.widgets.execution_html import render
 from nbconductor.widgets.execution_snapshot import ExecutionReader
 
@@ -144,7 +144,7 @@ def test_a_running_attempts_checkpoint_and_output_survive_a_crash(tmp_path):
         assert [e.attempt for e in records] == [1] * len(records)
     with Engine(db, make_default=False) as eng:  # the history replays with its records
         assert eng.get("hb-1").result(timeout=5) == [1, 3]
-        nc.testing.replay(eng.history("hb-1"), hbw.hb_record_resumes)
+        replay(eng.history("hb-1"), hbw.hb_record_resumes)
 
 
 # --- late results of abandoned attempts are recorded as ignored ---------------------------
@@ -200,7 +200,7 @@ def test_a_late_result_from_a_timed_out_process_attempt_is_recorded_as_ignored(
         assert "attempt 1: its completed result came after it exceeded its" in html
         h.signal("finish")
         assert h.result(timeout=10) == "second"  # the retry's result, not the late one
-        nc.testing.replay(h.history(), ignored_keeps_open)
+        replay(h.history(), ignored_keeps_open)
 
 
 SYNC_GATE = threading.Event()
