@@ -266,3 +266,40 @@ def test_a_value_from_a_cancelled_async_attempt_is_recorded_as_ignored(engine):
     assert json.loads(ignored.data)["outcome"] == "completed"
     h.signal("finish")
     assert h.result(timeout=10) == "TaskTimeout"
+
+
+@nc.task(runner="proc", heartbeat="500ms")
+def hb_record_in_a_child(gate: str) -> int:
+    import os as os_
+    import threading as threading_
+
+    beats = 0
+    while not os_.path.exists(gate):  # in the child process: checkpoint until told
+        beats += 1
+        nc.heartbeat(details={"beats": beats})
+        threading_.Event().wait(0.01)
+    return beats
+
+
+@nc.workflow
+async def hb_record_child_flow(gate: str) -> int:
+    return await hb_record_in_a_child(gate)
+
+
+@pytest.mark.slow
+def test_heartbeats_from_a_child_process_are_recorded(slow_stopping_procs, tmp_path):
+    gate = tmp_path / "gate"
+    with Engine(tmp_path / "h.duckdb", runners={"proc": slow_stopping_procs}) as eng:
+        h = eng.start(hb_record_child_flow, str(gate))
+        try:
+            wait_for(
+                lambda: of_kind(h.history(), EventKind.TASK_HEARTBEAT),
+                timeout=60,
+                what="a heartbeat record from the child",
+            )
+        finally:
+            gate.touch()
+        beats = h.result(timeout=30)
+        records = of_kind(h.history(), EventKind.TASK_HEARTBEAT)
+        recorded = [json.loads(e.data)["details"]["beats"] for e in records]
+        assert 0 < recorded[-1] <= beats
