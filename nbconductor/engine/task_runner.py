@@ -53,10 +53,9 @@ class Attempt:
     # What is not recorded yet of a running attempt (TaskHeartbeat, throttled): its
     # complete output lines (appended on the task's thread, taken on the engine's), the
     # unfinished line of each stream, and whether a record is already on its way.
-    output: collections.deque = field(
-        default_factory=lambda: collections.deque(maxlen=MAX_OUTPUT_LINES), repr=False
-    )
-    partial_output: dict = field(default_factory=dict, repr=False)
+    # (None until the attempt first writes: most never do, and attempts are many.)
+    output: collections.deque | None = field(default=None, repr=False)
+    partial_output: dict | None = field(default=None, repr=False)
     on_note: Callable[[Attempt], None] | None = field(default=None, repr=False)
     note_pending: bool = False
     recorded_at: float | None = None  # engine clock, epoch seconds: the last TaskHeartbeat
@@ -72,6 +71,9 @@ class Attempt:
     def note_output(self, stream: str, text: str) -> None:
         """The attempt wrote ``text`` to ``stream`` (on the task's thread): kept to be
         recorded with its next heartbeat record or its outcome."""
+        if self.output is None:
+            self.partial_output = {}
+            self.output = collections.deque(maxlen=MAX_OUTPUT_LINES)
         pending = self.partial_output.pop(stream, "") + text
         *complete, rest = pending.split("\n")
         if rest:
@@ -82,6 +84,8 @@ class Attempt:
 
     def take_output(self, *, final: bool = False) -> list[str]:
         """The output lines not recorded yet (and the unfinished ones once it ended)."""
+        if self.output is None:
+            return []
         lines = []
         while self.output:
             lines.append(self.output.popleft())
