@@ -61,6 +61,12 @@ class EventKind(str, Enum):
     EXECUTION_TERMINATED = "ExecutionTerminated"
     EXECUTION_TIMED_OUT = "ExecutionTimedOut"
     EXECUTION_CONTINUED_AS_NEW = "ExecutionContinuedAsNew"
+    # What a running attempt reported (heartbeat details, progress, output), recorded
+    # at most once per throttle interval; read after a restart, skipped by replay.
+    TASK_HEARTBEAT = "TaskHeartbeat"
+    # The result of an attempt the engine had abandoned (timed out, cancelled), which
+    # arrived anyway and was not used; skipped by replay.
+    TASK_RESULT_IGNORED = "TaskResultIgnored"
 
 
 ENDING_EVENTS = frozenset(
@@ -74,6 +80,10 @@ ENDING_EVENTS = frozenset(
     }
 )
 """Every event that ends an execution: the last event of a closed execution's history."""
+
+INFO_EVENTS = frozenset({EventKind.TASK_HEARTBEAT, EventKind.TASK_RESULT_IGNORED})
+"""Events that say what happened around the workflow's code, not to it: replay skips
+them, so recording one (or not, throttled) never changes what the code does."""
 
 
 @dataclass(slots=True)
