@@ -7,7 +7,6 @@ import pytest
 from shelltools import define_pair, run
 
 
-
 def test_sp_sql_magic_returns_a_relation_that_converts_and_displays(loaded_shell, capsys):
     _task, flow = define_pair(loaded_shell, capsys)
     result, out = run(loaded_shell, capsys, f"{flow}.start(2, id='sp-sql-1').result(timeout=10)")
@@ -54,6 +53,6 @@ def test_sp_prune_magic_reports_and_deletes_closed_executions(loaded_shell, caps
     ],
 )
 def test_sp_prune_magic_bad_input_is_a_message(loaded_shell, capsys, line, message):
-    result, out = run(loaded_shell, capsys, f"%conductor {line}")
+    _, out = run(loaded_shell, capsys, f"%conductor {line}")
     assert message in out
     assert "Traceback" not in out
