@@ -9,8 +9,8 @@ the history as committed when it runs.
 A bare relation could also write through its connection (``rel.query("t", "DELETE
 FROM executions")``, ``rel.insert_into("events")``, ``rel.create("t")``): this wrapper
 passes on every other method and refuses those. Relations derived from it
-(``rel.filter(...)``, ``rel.limit(5)``) are wrapped the same way. This module does not
-import duckdb: the store hands it the relation.
+(``rel.filter(...)``, ``rel.limit(5)``) are wrapped the same way. The store hands
+this module the relation: only the store imports duckdb.
 """
 
 from __future__ import annotations
