@@ -279,8 +279,17 @@ class MemoryStore:
                     del executions[execution_id]
                     self._events.pop(execution_id, None)
                 self._executions = executions
+                report.payloads = self._collect_unreferenced_payloads()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _collect_unreferenced_payloads(self) -> dict[str, int]:
+        """Delete stored values no remaining event or execution refers to; what was freed.
+
+        The one call site for the payload store's collection (issue #16), as in the
+        DuckDB store: a no-op until payloads are stored apart. Runs under the lock.
+        """
+        return {}
 
     def close(self) -> None:
         with self._lock:
