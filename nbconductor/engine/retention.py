@@ -5,7 +5,7 @@ Which executions go is the store's rule (:mod:`nbconductor.storage.retention`: w
 families, never one with an open member). Pruning runs on the caller's thread, or on
 the retention thread, never on the engine thread: the store deletes in transactions
 of ``batch`` executions and releases its writer lock between them, so the engine's
-commits wait for one small transaction at most (about 0.1 s for 200 executions; see
+commits wait for one small transaction at most (0.05-0.3 s for 100 executions; see
 benchmarks/bench_prune.py).
 """
 
@@ -65,7 +65,7 @@ class RetentionPolicy:
 
     keep: Any
     every: Any = "1h"
-    batch: int = 200
+    batch: int = 100
 
     def __post_init__(self) -> None:
         parse_duration(self.keep, what="retention keep")

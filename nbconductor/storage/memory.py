@@ -257,7 +257,7 @@ class MemoryStore:
         *,
         dry_run: bool = False,
         limit: int | None = None,
-        batch: int = 200,
+        batch: int = 100,
         reclaim: bool = True,
     ) -> PruneReport:
         started = time.perf_counter()

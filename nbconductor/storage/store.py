@@ -130,7 +130,7 @@ class Store(Protocol):
         *,
         dry_run: bool = False,
         limit: int | None = None,
-        batch: int = 200,
+        batch: int = 100,
         reclaim: bool = True,
     ) -> PruneReport:
         """Delete executions closed before ``closed_before`` with their events, whole

@@ -56,7 +56,7 @@ from nbconductor.storage.retention import prunable
 __all__ = ("DuckDBStore",)
 
 #: Executions deleted per transaction by :meth:`DuckDBStore.prune`.
-PRUNE_BATCH = 200
+PRUNE_BATCH = 100
 _REPORTED_IDS = 20
 
 _UTC = timezone.utc
