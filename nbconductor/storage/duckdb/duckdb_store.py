@@ -521,7 +521,7 @@ class DuckDBStore:
 
         Deletes run in transactions of about ``batch`` executions; the writer lock is
         released between them, so an engine's commits wait for one batch at most
-        (DuckDB updates its indexes row by row: ~0.5 ms per execution of 8 events,
+        (DuckDB updates its indexes row by row: 0.5-1 ms per execution of 8 events,
         see benchmarks/bench_prune.py). A checkpoint then writes the file without the
         deleted rows: DuckDB reuses the freed blocks and truncates free ones at the
         file's end (VACUUM does not return space in DuckDB).
