@@ -36,7 +36,9 @@ def prunable(
     the cutoff are kept because of their family.
 
     Args:
-        rows: every execution of the store (a family's members must all be there).
+        rows: the executions closed before the cutoff and every execution linked to
+            one of them (parent, child, previous or next run), or simply all of them:
+            a family with a member that is open or closed later reaches it by a link.
         closed_before: an aware datetime; members must have closed strictly before it.
         limit: stop after this many executions (whole families only; at least one
             family is taken when any is due, even one larger than ``limit``).

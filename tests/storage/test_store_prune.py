@@ -86,6 +86,18 @@ def test_sp_a_family_goes_whole_once_every_member_is_old(store):
     assert ids(store) == {"late-root", "late-root/c"}
 
 
+def test_sp_an_open_grandchild_keeps_the_whole_tree(store):
+    commit(
+        store,
+        closed("g"),
+        closed("g/mid", parent_id="g"),
+        execution("g/mid/leaf", parent_id="g/mid"),
+        closed("g/other", parent_id="g"),
+    )
+    report = store.prune(CUTOFF)
+    assert (report.executions, report.kept) == (0, 3)
+
+
 def test_sp_a_continue_as_new_chain_stays_while_a_later_run_is_open(store):
     chain = [
         closed("loop", status=Status.CONTINUED_AS_NEW),

@@ -542,7 +542,7 @@ class DuckDBStore:
         # Read outside the writer lock: a due family is closed and can gain no member
         # (a closed execution starts nothing; a continue-as-new run is created in the
         # transaction that closes the previous one), so the choice stays valid.
-        rows = self._query("SELECT id, status, closed_at, parent_id, origin_id FROM executions")
+        rows = self._query(duckdb_sql.PRUNE_CANDIDATES, [duckdb_sql.db_time(cutoff)])
         family = [
             (id_, duckdb_sql.STATUSES[status], duckdb_sql.utc(closed), parent_id, origin_id)
             for id_, status, closed, parent_id, origin_id in rows
