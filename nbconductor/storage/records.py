@@ -238,3 +238,25 @@ class TimerCounts:
 
     pending: int
     due: int  # of those, the ones whose fire time has come (an engine fires them at once)
+
+
+@dataclass(slots=True)
+class PruneReport:
+    """What :meth:`Store.prune` deleted (or, with ``dry_run``, would delete).
+
+    ``kept`` counts executions closed before the cutoff that stay because a member of
+    their family (parent, child, continue-as-new run) is still open or closed later.
+    ``bytes_before``/``bytes_after`` are the history file's size (None in memory);
+    ``payloads`` is what collecting unreferenced stored values freed.
+    """
+
+    closed_before: datetime
+    dry_run: bool
+    executions: int = 0
+    events: int = 0
+    kept: int = 0
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+    payloads: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    ids: list[str] = field(default_factory=list)  # the first few pruned ids, for people
