@@ -11,6 +11,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -25,11 +26,13 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    PruneReport,
     QueueRecord,
     ScheduleRecord,
     Status,
     TimerCounts,
 )
+from nbconductor.storage.retention import prunable
 from nbconductor.storage.values import StoredValue
 
 _UTC = timezone.utc
@@ -62,6 +65,7 @@ class MemoryStore:
         self._schedules: dict[str, ScheduleRecord] = {}
         self._queues: dict[str, QueueRecord] = {}
         self._payloads: dict[str, StoredValue] = {}
+        self._stored_at: dict[str, float] = {}  # monotonic; see delete_unreferenced_payloads
         self._closed = False
 
     def _check(self) -> None:
@@ -265,6 +269,7 @@ class MemoryStore:
         with self._lock:
             self._check()
             if stored.hash in self._payloads:
+                self._stored_at[stored.hash] = time.monotonic()
                 return False
         # A copy, like a real store: the caller's frame or array (which Arrow may share
         # memory with) can change afterwards without changing what is stored.
@@ -275,6 +280,7 @@ class MemoryStore:
             kept.blob = bytes(memoryview(stored.blob).cast("B"))
         with self._lock:
             self._payloads.setdefault(stored.hash, kept)
+            self._stored_at[stored.hash] = time.monotonic()
         return True
 
     def get_payload(self, digest: str) -> StoredValue:
@@ -299,22 +305,79 @@ class MemoryStore:
         columns = stored.table.column_names
         return columns, [tuple(row[c] for c in columns) for row in head]
 
-    def delete_unreferenced_payloads(self, *, dry_run: bool = False) -> dict[str, int]:
-        """Delete the stored values nothing references any more (after a prune)."""
+    def delete_unreferenced_payloads(
+        self, *, dry_run: bool = False, older_than: float = 600.0
+    ) -> dict[str, int]:
+        """Delete the stored values nothing references any more (after a prune), stored
+        more than ``older_than`` seconds ago (a running task's result is stored before
+        its event)."""
         with self._lock:
             self._check()
-            texts = [e.data for events in self._events.values() for e in events]
-            for rec in self._executions.values():
-                texts.extend(t for t in (rec.input, rec.result, rec.error) if t)
-            for sched in self._schedules.values():
-                texts.extend((sched.spec, sched.state))
-            used = {m for text in texts if '"ref"' in text for m in _REF.findall(text)}
-            orphans = [h for h in self._payloads if h not in used]
-            freed = sum(self._payloads[h].nbytes for h in orphans)
-            if not dry_run:
-                for digest in orphans:
-                    del self._payloads[digest]
+            return self._delete_unreferenced(dry_run, older_than)
+
+    def _delete_unreferenced(self, dry_run: bool, older_than: float = 600.0) -> dict[str, int]:
+        # Under the lock.
+        texts = [e.data for events in self._events.values() for e in events]
+        for rec in self._executions.values():
+            texts.extend(t for t in (rec.input, rec.result, rec.error) if t)
+        for sched in self._schedules.values():
+            texts.extend((sched.spec, sched.state))
+        used = {m for text in texts if '"ref"' in text for m in _REF.findall(text)}
+        cutoff = time.monotonic() - older_than
+        orphans = [h for h in self._payloads if h not in used and self._stored_at[h] < cutoff]
+        freed = sum(self._payloads[h].nbytes for h in orphans)
+        if not dry_run:
+            for digest in orphans:
+                del self._payloads[digest]
+                del self._stored_at[digest]
         return {"payloads": len(orphans), "bytes": int(freed)}
+
+    def relation(self, query: str, params: list[Any] | None = None) -> Any:
+        raise StoreError(
+            "this engine keeps its history in memory, which SQL cannot query; give the "
+            "engine a history file to query it: Engine('history.duckdb') (in a notebook, "
+            "%load_ext nbconductor does)"
+        )
+
+    def prune(
+        self,
+        closed_before: datetime,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        batch: int = 100,
+        reclaim: bool = True,
+    ) -> PruneReport:
+        started = time.perf_counter()
+        cutoff = closed_before if closed_before.tzinfo else closed_before.replace(tzinfo=_UTC)
+        report = PruneReport(closed_before=cutoff, dry_run=dry_run)
+        with self._lock:
+            self._check()
+            rows = [
+                (r.id, r.status, r.closed_at, r.parent_id, r.origin_id)
+                for r in self._executions.values()
+            ]
+            doomed, report.kept = prunable(rows, cutoff, limit)
+            report.executions = len(doomed)
+            report.ids = doomed[:20]
+            report.events = sum(len(self._events.get(i, ())) for i in doomed)
+            if not dry_run and doomed:
+                executions = dict(self._executions)
+                for execution_id in doomed:
+                    del executions[execution_id]
+                    self._events.pop(execution_id, None)
+                self._executions = executions
+                report.payloads = self._collect_unreferenced_payloads()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _collect_unreferenced_payloads(self) -> dict[str, int]:
+        """Delete stored values no remaining event or execution refers to; what was freed.
+
+        The one call site for the payload store's collection (issue #16), as in the
+        DuckDB store. Runs under the lock.
+        """
+        return self._delete_unreferenced(dry_run=False)
 
     def close(self) -> None:
         with self._lock:

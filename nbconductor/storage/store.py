@@ -17,6 +17,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    PruneReport,
     QueueRecord,
     ScheduleRecord,
     Status,
@@ -115,6 +116,32 @@ class Store(Protocol):
             StoreError: this store cannot export Parquet, or writing failed.
         """
 
+    def relation(self, query: str, params: list[Any] | None = None) -> Any:
+        """One read-only SQL query as a lazy DuckDB relation (``.df()``, ``.pl()``,
+        ``.arrow()``) on a connection of its own, never the writer's.
+
+        Raises:
+            StoreError: the query would write or read anything but the history tables,
+                or this store has no SQL (the memory store: the message names the fix).
+        """
+
+    def prune(
+        self,
+        closed_before: datetime,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        batch: int = 100,
+        reclaim: bool = True,
+    ) -> PruneReport:
+        """Delete executions closed before ``closed_before`` with their events, whole
+        families at a time, never one with an open member (the rule is in
+        :mod:`nbconductor.storage.retention`); with ``dry_run`` only count them.
+
+        Deletes run in transactions of about ``batch`` executions, so a writer waits
+        for one batch at most; ``reclaim`` gives the freed space back to the file.
+        """
+
     def put_payload(self, stored: StoredValue) -> bool:
         """Store a large value once, keyed by its content hash, durably and on its own
         (not in an event batch): the caller stores it *before* recording the event that
@@ -131,8 +158,12 @@ class Store(Protocol):
     def payload_preview(self, digest: str, rows: int = 5) -> tuple[list[str], list[tuple]] | None:
         """Column names and first rows of a value stored as a table (None otherwise)."""
 
-    def delete_unreferenced_payloads(self, *, dry_run: bool = False) -> dict[str, int]:
-        """Delete the stored values that no event, execution or schedule references;
+    def delete_unreferenced_payloads(
+        self, *, dry_run: bool = False, older_than: float = 600.0
+    ) -> dict[str, int]:
+        """Delete the stored values that no event, execution or schedule references and
+        that were stored (or found stored again) more than ``older_than`` seconds ago,
+        since a running task stores its result before its event is appended;
         ``{"payloads": n, "bytes": b}`` deleted. Prune calls it after deleting events."""
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from nbconductor.errors import PayloadError, StoreError
@@ -43,6 +43,11 @@ __all__ = (
     "put",
     "read",
 )
+
+GRACE_SECONDS = 600.0
+"""A value stored (or found stored again) less than this long ago is never collected:
+the event that will reference it may not be appended yet (a task stores its result
+before its TaskCompleted commits), and pruning runs while the engine does."""
 
 # A reference as the codec writes it (key order fixed by values.StoredValue.ref).
 REF_PATTERN = r'"__nbc__":"ref","kind":"[a-z]+","hash":"([0-9a-f]{32})"'
@@ -89,6 +94,7 @@ def put(cursor: Any, stored: StoredValue, conflict: type[BaseException]) -> bool
     for again.
     """
     if exists(cursor, stored.hash):
+        _touch(cursor, stored.hash)
         return False
     name = table_name(stored.hash)
     cursor.begin()
@@ -108,7 +114,7 @@ def put(cursor: Any, stored: StoredValue, conflict: type[BaseException]) -> bool
                 stored.nbytes,
                 stored.schema,
                 json.dumps(stored.meta, separators=(",", ":")),
-                datetime.now(timezone.utc).replace(tzinfo=None),
+                _now(),
                 None if data is None else _as_bytes(data),
             ],
         )
@@ -122,6 +128,20 @@ def put(cursor: Any, stored: StoredValue, conflict: type[BaseException]) -> bool
         _rollback(cursor)
         raise
     return True
+
+
+def _touch(cursor: Any, digest: str) -> None:
+    # Found stored: about to be referenced again, so keep it out of a collection that
+    # runs meanwhile. Written at most once per half grace period per value.
+    now = _now()
+    cursor.execute(
+        "UPDATE payloads SET stored_at = ? WHERE hash = ? AND stored_at < ?",
+        [now, digest, now - timedelta(seconds=GRACE_SECONDS / 2)],
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _as_bytes(data: Any) -> Any:
@@ -177,19 +197,23 @@ SELECT DISTINCT unnest(regexp_extract_all(text, '{REF_PATTERN}', 1)) AS hash FRO
 """
 
 
-def delete_unreferenced(cursor: Any, *, dry_run: bool = False) -> dict[str, int]:
-    """Delete every stored value that no event, execution or schedule references.
+def delete_unreferenced(
+    cursor: Any, *, dry_run: bool = False, older_than: float = GRACE_SECONDS
+) -> dict[str, int]:
+    """Delete every stored value that no event, execution or schedule references and
+    that was stored (or found stored again) more than ``older_than`` seconds ago.
 
-    Run it after deleting events (prune). A value stored by a task that is running
-    right now, whose event is not appended yet, is unreferenced too: call this only
-    while no engine writes the file, or accept that such a value is stored again.
+    Run it after deleting events (prune). The grace period keeps a value whose event
+    is not appended yet (see :data:`GRACE_SECONDS`).
 
     Returns:
         ``{"payloads": n, "bytes": b}``: how many values were (or would be) deleted and
         how many bytes of data they held.
     """
     orphans = cursor.execute(
-        f"SELECT hash, bytes, data IS NULL FROM payloads WHERE hash NOT IN ({_REFERENCED})"
+        f"SELECT hash, bytes, data IS NULL FROM payloads WHERE stored_at < ? "
+        f"AND hash NOT IN ({_REFERENCED})",
+        [_now() - timedelta(seconds=older_than)],
     ).fetchall()
     if not dry_run and orphans:
         cursor.begin()
