@@ -66,6 +66,7 @@ class MemoryStore:
         self._queues: dict[str, QueueRecord] = {}
         self._payloads: dict[str, StoredValue] = {}
         self._stored_at: dict[str, float] = {}  # monotonic; see delete_unreferenced_payloads
+        self.payload_grace = 600.0  # as the DuckDB store's
         self._closed = False
 
     def _check(self) -> None:
@@ -377,7 +378,7 @@ class MemoryStore:
         The one call site for the payload store's collection (issue #16), as in the
         DuckDB store. Runs under the lock.
         """
-        return self._delete_unreferenced(dry_run=False)
+        return self._delete_unreferenced(False, self.payload_grace)
 
     def close(self) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,26 @@ def test_pl_views_and_history_show_a_preview_not_the_value(engine):
     assert engine.store.sql("SELECT count(*) FROM result('pl-preview')")[1] == [(50_000,)]
     completed = [e for e in handle.history() if e.kind is EventKind.TASK_COMPLETED]
     assert len(completed[0].data) < 400 and '"rows":50000' in completed[0].data
+
+
+@nc.workflow(name="pl_frame_then_wait")
+async def frame_then_wait(frame, wait: bool) -> int:
+    if wait:
+        await nc.signal("go")
+    return len(frame)
+
+
+@pytest.mark.duckdb
+def test_pl_prune_deletes_payloads_of_pruned_executions_never_shared_or_open_ones(engine):
+    engine.store.payload_grace = 0  # collect what was stored a moment ago
+    shared, own = wf.frame_of(300), wf.frame_of(400)
+    assert engine.start(frame_then_wait, shared, False, id="pl-closed-shared").result(30) == 300
+    assert engine.start(frame_then_wait, own, False, id="pl-closed-own").result(30) == 400
+    open_one = engine.start(frame_then_wait, shared, True, id="pl-open")
+    wait_for(lambda: open_one.waiting_for == ["go"], what="the open execution's wait")
+    assert sorted(rows for _, _, rows in payload_rows(engine)) == [300, 400]
+    report = engine.prune(closed_before=datetime.now(timezone.utc) + timedelta(seconds=5))
+    assert report.executions == 2 and report.payloads["payloads"] == 1
+    assert [rows for _, _, rows in payload_rows(engine)] == [300]  # the open one's
+    open_one.signal("go")
+    assert open_one.result(timeout=30) == 300  # its frame is still there

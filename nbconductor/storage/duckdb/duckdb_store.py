@@ -103,6 +103,9 @@ class DuckDBStore:
         self._idle: list[Any] = []
         self._busy: set[Any] = set()
         self._appenders: dict[str, Any] = {}  # table -> duckdb Appender on the writer
+        #: Seconds a stored value is spared by collection after it was stored or found
+        #: stored again (its event may not be appended yet); tests set 0.
+        self.payload_grace = payload_tables.GRACE_SECONDS
         # Striped by hash: two threads storing the same value take turns (the second
         # finds it stored) instead of meeting in a DuckDB write-write conflict.
         self._payload_locks = [threading.Lock() for _ in range(32)]
@@ -672,7 +675,7 @@ class DuckDBStore:
         prune's deletes, before its checkpoint.
         """
         with self._write_lock, self._cursor() as cursor:
-            return payload_tables.delete_unreferenced(cursor)
+            return payload_tables.delete_unreferenced(cursor, older_than=self.payload_grace)
 
     def _checkpoint(self) -> None:
         # A plain CHECKPOINT fails while another connection's transaction runs (a user's
