@@ -191,10 +191,13 @@ class ExecutionView(SnapshotView):
             self._update_controls(snapshot)
             # Published last: whoever sees this snapshot sees the widgets that match it.
             self._snapshot = snapshot
-            if snapshot.closed_status:
+            closed = bool(snapshot.closed_status)
+            due = self._save(final=closed)  # the last state always reaches the notebook
+            if closed:
                 self._stop_following()
                 return None
-            return POLL_WHILE_TASKS_RUN if snapshot.running else None
+            polls = [t for t in (POLL_WHILE_TASKS_RUN if snapshot.running else None, due) if t]
+            return min(polls) if polls else None
 
     def _update_controls(self, s: ExecutionSnapshot) -> None:
         closed = s.closed_status

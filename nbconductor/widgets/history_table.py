@@ -169,7 +169,9 @@ class HistoryTable(SnapshotView):
                 self.panel.html = html
             # Published last: whoever sees this page sees the widget showing it.
             self.query, self.chart, self.page = query, chart, page
-            return poll
+            due = self._save()
+            polls = [t for t in (poll, due) if t]
+            return min(polls) if polls else None
 
     # ---------------------------------------------------------------- display
 
