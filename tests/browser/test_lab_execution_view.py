@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from labtools import (
     DEADLINE,
     badge,
@@ -109,3 +111,46 @@ def test_view_reattaches_after_a_page_reload(lab, page):
     # Still live, not a static snapshot: its buttons reach the kernel's engine.
     view.locator("button.nbc-cancel").click()
     expect(badge(view)).to_have_text("Cancelled", timeout=DEADLINE)
+
+
+FORM = [
+    "%%workflow form_offer() -> str --signals "
+    """'approve={"ok": true, "by": ""},withdraw=none'\n"""
+    'decision = await nc.signal("approve")\n'
+    'gone = await nc.signal("withdraw")\n'
+    "return f\"{decision['by']} said {decision['ok']}, then {gone}\"",
+    'offer = form_offer.start(id="form-1")',
+    "offer",
+]
+
+
+def test_a_declared_payload_gets_a_form(lab, page):
+    open_notebook(page, lab, write_notebook(lab, "form", FORM))
+    run_all(page)
+    view = execution_view(page, "form-1")
+    status = badge(view)
+    expect(status).to_have_text("Waiting for signal", timeout=DEADLINE)
+    approve = view.locator(".nbc-signal-row").filter(has=page.locator("button", has_text="approve"))
+    by = approve.locator(".nbc-signal-field-by input")
+    expect(by).to_be_visible()
+    expect(approve.locator(".nbc-signal-field-ok input[type=checkbox]")).to_be_checked()
+    expect(approve.locator(".nbc-signal-payload")).to_have_count(0)  # no JSON box
+
+    # An empty field sends nothing and says what is expected.
+    approve.locator("button.nbc-signal").click()
+    expect(approve.locator(".nbc-signal-error")).to_contain_text(
+        "by: expects text, the field is empty; nothing was sent", timeout=DEADLINE
+    )
+    shoot(page, view, "execution-view-signal-form")
+    by.fill("ann")
+    approve.locator(".nbc-signal-field-ok input").uncheck()
+    approve.locator("button.nbc-signal").click()
+    # The signal that carries nothing is a bare button, and it sends None.
+    withdraw = view.locator(".nbc-signal-row").filter(
+        has=page.locator("button", has_text="withdraw")
+    )
+    expect(withdraw.locator("input")).to_have_count(0, timeout=DEADLINE)
+    expect(withdraw.locator("button.nbc-signal")).to_have_class(re.compile("mod-primary"))
+    withdraw.locator("button.nbc-signal").click()
+    expect(status).to_have_text("Completed", timeout=DEADLINE)
+    expect(view.locator("[data-testid=nbc-result]")).to_contain_text("ann said False, then None")
