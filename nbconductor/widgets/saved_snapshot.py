@@ -5,9 +5,9 @@ kernel, JupyterLab and Notebook 7 say "Error displaying widget: model not found"
 nbconvert draws an empty box, even when the same output also carries ``text/html``
 (the widget's MIME type always wins). So a view is displayed as two outputs: first
 this static HTML snapshot (a ``display_data`` with a display id), then the widget.
-The snapshot is updated in place (``update_display``) as the view changes, at most
-every :data:`UPDATE_EVERY` seconds and always on the final state, so the saved
-document holds the last state with the time it was taken.
+The snapshot is updated in place (``update_display``) as the view changes (not as
+its clocks tick), at most every :data:`UPDATE_EVERY` seconds and always on the final
+state, so the saved document holds the last state with the time it was taken.
 
 The snapshot carries a few CSS rules (kept by Lab for the notebooks it trusts, by
 nbconvert and in ``static/panel.css``) that decide which of the two outputs shows:
@@ -18,6 +18,7 @@ kernel, or one still loading), the widget's output with its error steps aside.
 from __future__ import annotations
 
 import html
+import re
 import threading
 import time
 import uuid
@@ -39,6 +40,15 @@ CSS = (
     # No live view follows (no kernel, or still loading): the widget's output does.
     f"{_CHILD}:has(.nbc-saved-snapshot) + {_CHILD}:not(:has(.nbc-panel)){{display:none}}"
 )
+
+
+# The text of a clock ("running for 5 s", "in 2 h", "3 min ago"): it changes while
+# nothing happens, which is no reason to rewrite the notebook.
+_CLOCK = re.compile(r'(data-nbc-(?:since|until|ago)="[^"]*"[^>]*>)[^<]*')
+
+
+def _without_clocks(page: str) -> str:
+    return _CLOCK.sub(r"\1", page)
 
 
 def wrap(page: str, taken: datetime) -> str:
@@ -98,8 +108,8 @@ class SavedSnapshot:
             return None
         text = page()
         with self._lock:
-            if text == self._shown:
-                return None
+            if _without_clocks(text) == _without_clocks(self._shown):
+                return None  # only clocks moved: the saved state is the same
             wait = self._at + self.every - time.monotonic()
             if wait > 0 and not final:
                 return wait
