@@ -154,3 +154,44 @@ def test_a_declared_payload_gets_a_form(lab, page):
     withdraw.locator("button.nbc-signal").click()
     expect(status).to_have_text("Completed", timeout=DEADLINE)
     expect(view.locator("[data-testid=nbc-result]")).to_contain_text("ann said False, then None")
+
+
+FAMILY = [
+    "%%workflow family_child(n: int) -> int\nreturn n * 10",
+    "%%workflow family_parent(n: int) -> int\n"
+    "first = await nc.child(family_child, n)\n"
+    'await nc.sleep("1s")\n'
+    "return first + 1",
+    'family = family_parent.start(4, id="family-1")',
+    "family",
+]
+
+
+def test_input_children_time_axis_and_rerun_from_the_view(lab, page):
+    open_notebook(page, lab, write_notebook(lab, "family", FAMILY))
+    run_all(page)
+    view = execution_view(page, "family-1")
+    expect(badge(view)).to_have_text("Completed", timeout=DEADLINE)
+    picture = view.locator('[data-testid=nbc-execution][data-execution-id="family-1"]')
+    expect(picture.locator("[data-testid=nbc-input]")).to_contain_text("(4)")
+    expect(picture.locator("[data-testid=nbc-result]")).to_contain_text("41")
+    expect(picture.locator("[data-testid=nbc-axis]")).to_contain_text("since the start")
+    # The child by its id, linked: a click opens its view below.
+    child = picture.locator(
+        "[data-testid=nbc-step][data-kind=child] [data-testid=nbc-execution-link]"
+    )
+    child_id = child.text_content()
+    assert child_id
+    child.click()
+    expect(
+        view.locator(f'[data-testid=nbc-execution][data-execution-id="{child_id}"]')
+    ).to_contain_text("Completed", timeout=DEADLINE)
+    # Closed: no Cancel or Terminate, but "Re-run from here" forks it and opens the fork.
+    expect(view.locator("button.nbc-cancel").first).to_be_hidden()
+    shoot(page, view, "execution-view-children")
+    view.locator("button.nbc-fork").first.click()
+    fork = view.locator("[data-testid=nbc-execution]").filter(has_text="from family-1")
+    expect(fork).to_have_count(1, timeout=DEADLINE)
+    expect(fork.locator("[data-testid=nbc-status-badge]").first).to_have_text(
+        "Completed", timeout=DEADLINE
+    )
