@@ -132,6 +132,12 @@ def handle_html(handle: Handle, shell: Any = None) -> str:
 
 _registered: dict[str, Any] = globals().get("_registered") or {}
 
+#: The handle whose live view the mimebundle formatter just produced (widget_bridge
+#: sets it; IPython runs that formatter first). Its HTML formatter then adds nothing:
+#: the view's saved snapshot is an output of its own, and a table saying "Running"
+#: beside the widget would go stale in the saved notebook.
+live_bundle: Handle | None = None
+
 
 def register(shell: Any) -> None:
     """Show handles as text and HTML in ``shell`` (idempotent)."""
@@ -143,7 +149,7 @@ def register(shell: Any) -> None:
         _registered["html"] = rich.type_printers.get(Handle)
     _registered["shell"] = shell
     plain.for_type(Handle, lambda obj, p, cycle: p.text(handle_text(obj)))
-    rich.for_type(Handle, lambda obj: handle_html(obj, shell))
+    rich.for_type(Handle, lambda obj: None if obj is live_bundle else handle_html(obj, shell))
 
 
 def unregister(shell: Any) -> None:

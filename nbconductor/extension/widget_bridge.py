@@ -58,13 +58,17 @@ def _publish_snapshot(bundle: dict, display_id: str, update: bool) -> None:
 def _handle_bundle(handle: Handle, include=None, exclude=None):
     from nbconductor import widgets
 
+    display.live_bundle = None
     if not handle.engine.running:
         return None  # the text/HTML formatters describe it from what is stored
     try:
         view = widgets.execution_view(handle.engine, handle.id)
     except Exception:  # a view is a nicety: never let it break display
         return None
-    return view._repr_mimebundle_(include=include, exclude=exclude)
+    bundle = view._repr_mimebundle_(include=include, exclude=exclude)
+    if view.saved.shown:
+        display.live_bundle = handle  # its snapshot is shown: no stale HTML beside it
+    return bundle
 
 
 def history(engine: Any, **filters: Any):
