@@ -86,8 +86,15 @@ def map_traceback(text: str, shell: Any = None) -> str:
 # --- the handle's display ----------------------------------------------------------------
 
 
-def handle_text(handle: Handle) -> str:
-    """``<Execution order 5b1c... Running>``: workflow, id and status, nothing else."""
+def handle_text(handle: Handle, *, status: bool = True) -> str:
+    """``<Execution order 5b1c... Running>``: workflow, id and status, nothing else.
+
+    Without ``status`` (a live view whose saved snapshot says how it stands), only
+    ``<Execution order 5b1c...>``: a status taken at display time would contradict the
+    snapshot where a renderer shows both (GitHub shows a widget's text).
+    """
+    if not status:
+        return f"<Execution {handle.workflow or '?'} {handle.id}>"
     try:
         status = handle.status.title
     except Exception:  # a display must not raise (stopped engine, closed store)
@@ -133,9 +140,10 @@ def handle_html(handle: Handle, shell: Any = None) -> str:
 _registered: dict[str, Any] = globals().get("_registered") or {}
 
 #: The handle whose live view the mimebundle formatter just produced (widget_bridge
-#: sets it; IPython runs that formatter first). Its HTML formatter then adds nothing:
-#: the view's saved snapshot is an output of its own, and a table saying "Running"
-#: beside the widget would go stale in the saved notebook.
+#: sets it; IPython runs that formatter first). Its HTML formatter then adds nothing
+#: and its text no status: the view's saved snapshot is an output of its own, and a
+#: table or a text saying "Running" beside the widget would go stale in the saved
+#: notebook.
 live_bundle: Handle | None = None
 
 
@@ -148,7 +156,9 @@ def register(shell: Any) -> None:
         _registered["plain"] = plain.type_printers.get(Handle)
         _registered["html"] = rich.type_printers.get(Handle)
     _registered["shell"] = shell
-    plain.for_type(Handle, lambda obj, p, cycle: p.text(handle_text(obj)))
+    plain.for_type(
+        Handle, lambda obj, p, cycle: p.text(handle_text(obj, status=obj is not live_bundle))
+    )
     rich.for_type(Handle, lambda obj: None if obj is live_bundle else handle_html(obj, shell))
 
 

@@ -36,9 +36,9 @@ _CHILD = ".jp-OutputArea-child"
 #: Which output shows (Lab, Notebook 7 and nbconvert's lab template share these classes).
 CSS = (
     # A live view follows: the snapshot steps aside.
-    f"{_CHILD}:has(.nbc-saved-snapshot):has(+ {_CHILD} .nbc-panel){{display:none}}"
+    f"{_CHILD}:has(.nbc-saved-snapshot):has(+ {_CHILD} .nbc-live-view){{display:none}}"
     # No live view follows (no kernel, or still loading): the widget's output does.
-    f"{_CHILD}:has(.nbc-saved-snapshot) + {_CHILD}:not(:has(.nbc-panel)){{display:none}}"
+    f"{_CHILD}:has(.nbc-saved-snapshot) + {_CHILD}:not(:has(.nbc-live-view)){{display:none}}"
 )
 
 

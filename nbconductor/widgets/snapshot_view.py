@@ -24,6 +24,12 @@ class SnapshotView(w.VBox):
     :meth:`_save` when what they show changed.
     """
 
+    def __init__(self, children: Any = (), **kwargs: Any) -> None:
+        super().__init__(children, **kwargs)
+        # What the saved snapshot's CSS looks for: a live view rendered next to it
+        # (every view has it, also a schedules view with no schedule card yet).
+        self.add_class("nbc-live-view")
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
         bundle = super()._repr_mimebundle_(**kwargs)
         if isinstance(bundle, tuple):  # (data, metadata) in some ipywidgets versions

@@ -14,6 +14,8 @@ GREETING = [
     'greeting = saved_greeting.start("ann", id="saved-greeting")',
     # Displayed while it sleeps: the saved snapshot must follow it to the end.
     "greeting",
+    # A view with no panel inside yet (no schedule card) is live all the same.
+    "%conductor schedules",
 ]
 
 
@@ -33,14 +35,18 @@ def test_a_saved_view_shows_its_last_state_without_its_kernel(lab, page):
     run_all(page)
     view = execution_view(page, "saved-greeting")
     expect(badge(view)).to_have_text("Completed", timeout=DEADLINE)
-    saved = page.locator(".nbc-saved-snapshot")
+    saved = page.locator(".nbc-saved-snapshot").filter(
+        has=page.locator("[data-testid=nbc-execution]")
+    )
     # While the live view shows, its saved snapshot stays out of sight but follows it.
     expect(saved).to_have_count(1)
+    expect(page.locator(".nbc-schedules-view")).to_be_visible()
+    expect(page.locator(".nbc-saved-snapshot", has_text="no schedules")).to_be_hidden()
     expect(saved).to_be_hidden()
     expect(saved).to_contain_text("Completed", timeout=DEADLINE)
     page.keyboard.press("Control+s")
     expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=DEADLINE)
-    [stored] = _snapshots_in_file(lab.root / relative)
+    [stored] = [s for s in _snapshots_in_file(lab.root / relative) if "saved-greeting" in s]
     assert "Completed" in stored and "hello ann" in stored and "Saved view as of" in stored
 
     # The kernel that drew the view is gone; the page comes back with a new one.
@@ -66,4 +72,4 @@ def test_a_saved_view_shows_its_last_state_without_its_kernel(lab, page):
     # nbconvert's HTML (no kernel, no widget state) holds the last state too.
     body, _ = HTMLExporter(template_name="lab").from_filename(str(lab.root / relative))
     assert "hello ann" in body and "Completed" in body
-    assert ":not(:has(.nbc-panel)){display:none}" in body
+    assert ":not(:has(.nbc-live-view)){display:none}" in body
