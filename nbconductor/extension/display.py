@@ -159,7 +159,15 @@ def register(shell: Any) -> None:
     plain.for_type(
         Handle, lambda obj, p, cycle: p.text(handle_text(obj, status=obj is not live_bundle))
     )
-    rich.for_type(Handle, lambda obj: None if obj is live_bundle else handle_html(obj, shell))
+    rich.for_type(Handle, lambda obj: _html_unless_live(obj, shell))
+
+
+def _html_unless_live(handle: Handle, shell: Any) -> str | None:
+    global live_bundle
+    if handle is live_bundle:
+        live_bundle = None  # IPython formats text first, then HTML: this display is done
+        return None
+    return handle_html(handle, shell)
 
 
 def unregister(shell: Any) -> None:

@@ -19,6 +19,9 @@ def test_handle_displays_as_deterministic_text_and_a_small_table(loaded_shell, c
     # Beside its live view, no status: the view's saved snapshot says how it stands.
     assert data["text/plain"] == f"<Execution {flow} display-1>"
     assert display.handle_text(handle) == f"<Execution {flow} display-1 Completed>"
+    # In a list it has no view of its own: the status is back.
+    listed, _ = loaded_shell.display_formatter.format([handle])
+    assert listed["text/plain"] == f"[<Execution {flow} display-1 Completed>]"
     # The table is for a handle shown without its live view (no engine running).
     table = display.handle_html(handle, loaded_shell)
     assert "<table" in table and "display-1" in table and "Completed" in table
