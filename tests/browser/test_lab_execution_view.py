@@ -108,6 +108,8 @@ def test_view_reattaches_after_a_page_reload(lab, page):
     page.wait_for_selector(".jp-Notebook", timeout=DEADLINE)
     view = execution_view(page, "nap-reload")
     expect(badge(view)).to_have_text("Sleeping", timeout=DEADLINE)
+    # The kernel still serves it: the live view shows, its saved snapshot steps aside.
+    expect(page.locator(".nbc-saved-snapshot")).to_be_hidden()
     # Still live, not a static snapshot: its buttons reach the kernel's engine.
     view.locator("button.nbc-cancel").click()
     expect(badge(view)).to_have_text("Cancelled", timeout=DEADLINE)
