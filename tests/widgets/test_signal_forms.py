@@ -33,7 +33,9 @@ async def sf_offer() -> object:
 
 def _view(engine, coalescer, handle) -> ExecutionView:
     view = ExecutionView(engine, handle.id, coalescer=coalescer)
+    # Declared signals have rows at once; wait for the workflow to reach its wait too.
     wait_for(lambda: "approve" in view._rows, what="the signal rows")
+    wait_for(lambda: engine.waiting_signals(handle.id) == ["approve"], what="the wait")
     return view
 
 
