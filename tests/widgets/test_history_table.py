@@ -320,6 +320,10 @@ def test_ticked_rows_are_cancelled_together_after_a_confirmation(engine, coalesc
     assert engine.get(handles[2].id).status is Status.RUNNING
     wait_for(lambda: "cancelled 2 of 2" in table.panel.html, what="the notice")
     assert table.checked == frozenset()
+    wait_for(
+        lambda: sum(r.status is Status.CANCELLED for r in table.page.rows) == 2,
+        what="the page to show them cancelled",
+    )
     table.panel.send_action("check-page", "all")  # the one left open
     assert table.checked == {"ht-bulk-2"}
     table.close()
