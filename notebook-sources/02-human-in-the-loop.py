@@ -72,12 +72,13 @@ return f"offer to {offer['customer']} withdrawn: {reason}"
 # timeout is a durable timer: its due time is in the history, so a restart does
 # not reset the clock.
 #
-# `--signals approve` declares the signal the workflow expects, so that the
-# execution's view can offer a button for it. `nc.state` is a small dictionary
-# the workflow shares with whoever watches it.
+# `--signals 'approve={"ok": true, "by": ""}'` declares the signal the workflow
+# expects and what it carries (an example of its payload), so that the
+# execution's view can offer a form for it: a checkbox `ok` and a field `by`.
+# `nc.state` is a small dictionary the workflow shares with whoever watches it.
 
 # %%
-# %%workflow discount_approval(customer: str, discount: float, patience: str = "2 days") -> str --signals approve
+# %%workflow discount_approval(customer: str, discount: float, patience: str = "2 days") -> str --signals 'approve={"ok": true, "by": ""}'
 offer = await draft_offer(customer, discount)
 nc.state["offer"] = offer
 nc.state["stage"] = "waiting for a manager"
@@ -122,9 +123,10 @@ acme.waiting_for, acme.state
 # ## Send the signal
 #
 # **In a live notebook**, the execution's view shows a button for each signal
-# the workflow declares or waits for, with a field for the payload as JSON.
-# Clicking `approve` with `{"ok": true, "by": "you"}` does what the next cell
-# does. (The kernel handles a click between cells, or while a cell *awaits*: wait
+# the workflow declares or waits for, with the form its declaration asks for
+# (or a field for the payload as JSON when it says nothing). Ticking `ok`,
+# typing `ann` in `by` and clicking `approve` does what the next cell does; an
+# empty `by` sends nothing and says so. (The kernel handles a click between cells, or while a cell *awaits*: wait
 # with `await acme`, not with the blocking `acme.result()`, while someone may
 # click.)
 #

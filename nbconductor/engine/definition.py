@@ -17,6 +17,7 @@ from nbconductor.engine.duration import optional_duration
 from nbconductor.engine.queues.spec import check_queue_name
 from nbconductor.engine.retry import DEFAULT_RETRY, Retry
 from nbconductor.engine.shipping import ship_function
+from nbconductor.engine.signal_payload import declared_signals
 from nbconductor.errors import DefinitionError, WorkflowNotRegistered
 
 
@@ -102,7 +103,7 @@ class WorkflowDefinition:
         *,
         name: str,
         timeout: float | None = None,
-        signals: tuple[str, ...] = (),
+        signals: Any = (),
         source: str | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
@@ -113,7 +114,8 @@ class WorkflowDefinition:
         self.fn = fn
         self.name = name
         self.timeout = timeout
-        self.signals = signals
+        # Names, and what those declared with a payload carry (for the view's forms).
+        self.signals, self.signal_payloads = declared_signals(signals)
         self.queries: dict[str, Handler] = {}
         self.updates: dict[str, Handler] = {}
         _describe(self, fn, name, source)
@@ -342,10 +344,17 @@ def workflow(
 ):
     """Declare a workflow: an ``async def`` whose every step is recorded and replayable.
 
+    ``signals`` names the signals it waits for (``"approve,cancel"``), or says what
+    each carries, so that its view shows a form for it: ``None`` (nothing: a bare
+    button), ``str``/``int``/``float``/``bool`` or an example value, a dict example
+    or a dataclass (a form with one field per key; the payload is a dict).
+
     Example:
         >>> @workflow(timeout="1 day")
         ... async def pipeline(n: int) -> int:
         ...     return sum(await gather(*[fetch(i) for i in range(n)]))
+        >>> @workflow(signals={"approve": {"ok": True, "by": "ann"}, "withdraw": None})
+        ... async def offer() -> str: ...
     """
 
     def wrap(f: Callable) -> WorkflowDefinition:
@@ -353,7 +362,7 @@ def workflow(
             f,
             name=name or getattr(f, "__name__", "workflow"),
             timeout=optional_duration(timeout, what="workflow timeout"),
-            signals=tuple(signals.split(",") if isinstance(signals, str) else signals),
+            signals=signals,
             source=source,
         )
         return REGISTRY.register(defn)  # type: ignore[return-value]

@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 from IPython.core.error import UsageError
 
+from nbconductor.engine.signal_payload import parse_kind
+from nbconductor.errors import DefinitionError
+
 Kind = Literal["workflow", "task"]
 
 __all__ = ("RETRY_KEYS", "CellHeader", "Kind", "parse_header", "usage")
@@ -48,7 +51,7 @@ class CellHeader:
             ``queue``, ``retry``, ``name``; task keys: ``retry``, ``timeout``
             (start-to-close), ``schedule_to_start``, ``schedule_to_close``,
             ``heartbeat``, ``runner``, ``queue``, ``priority``, ``name``. Durations stay strings, ``signals`` is a list of
-            names and ``retry`` a dict of ``Retry(...)`` keyword arguments (see
+            names (or a dict: name -> what it carries) and ``retry`` a dict of ``Retry(...)`` keyword arguments (see
             :data:`RETRY_KEYS`; ``non_retryable`` a list of type names).
         lint: ``False`` when ``--no-lint`` was given (workflows only).
         line: the magic line as written (after ``%%workflow``).
@@ -85,6 +88,30 @@ def _name_list(text: str) -> list[str]:
     if not all(names):
         raise argparse.ArgumentTypeError(f"{text!r}: write names separated by commas, e.g. a,b")
     return names
+
+
+def _signal_list(text: str) -> list[str] | dict[str, Any]:
+    """``approve,cancel`` (names), or ``approve={"ok":true},cancel=none`` (names and
+    what each carries: signal_payload.parse_kind)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):  # commas inside a JSON example do not split
+        depth += {"{": 1, "[": 1, "}": -1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    if not any("=" in part for part in parts):
+        return _name_list(text)
+    declared: dict[str, Any] = {}
+    for part in parts:
+        name, _, kind = part.partition("=")
+        if not name.strip():
+            raise argparse.ArgumentTypeError(f"{text!r}: a signal has no name before '='")
+        try:
+            declared[name.strip()] = parse_kind(kind) if kind.strip() else None
+        except DefinitionError as exc:
+            raise argparse.ArgumentTypeError(f"signal {name.strip()!r}: {exc}") from None
+    return declared
 
 
 def _non_empty(text: str) -> str:
@@ -150,7 +177,13 @@ def _build_parser(kind: Kind) -> _Parser:
     add = parser.add_argument
     if kind == "workflow":
         add("--timeout", type=_duration, metavar="T", help="execution timeout, e.g. 1h")
-        add("--signals", type=_name_list, metavar="A,B", help="signal names it accepts")
+        add(
+            "--signals",
+            type=_signal_list,
+            metavar="A,B",
+            help='signals it accepts; NAME=none|str|int|float|bool|{"json":"example"}'
+            " says what one carries",
+        )
         add("--queue", type=_non_empty, metavar="Q", help="queue (worker) that runs it")
         add("--retry", type=_retry, metavar="SPEC", help="retry policy, see below")
         add("--name", type=_non_empty, metavar="N", help="registered name (default: NAME)")

@@ -100,7 +100,7 @@ def define_cell(
                 function,
                 name=name,
                 timeout=options.get("timeout"),
-                signals=tuple(options.get("signals", ())),
+                signals=options.get("signals", ()),
                 source=source,
             )
         else:

@@ -86,8 +86,15 @@ def map_traceback(text: str, shell: Any = None) -> str:
 # --- the handle's display ----------------------------------------------------------------
 
 
-def handle_text(handle: Handle) -> str:
-    """``<Execution order 5b1c... Running>``: workflow, id and status, nothing else."""
+def handle_text(handle: Handle, *, status: bool = True) -> str:
+    """``<Execution order 5b1c... Running>``: workflow, id and status, nothing else.
+
+    Without ``status`` (a live view whose saved snapshot says how it stands), only
+    ``<Execution order 5b1c...>``: a status taken at display time would contradict the
+    snapshot where a renderer shows both (GitHub shows a widget's text).
+    """
+    if not status:
+        return f"<Execution {handle.workflow or '?'} {handle.id}>"
     try:
         status = handle.status.title
     except Exception:  # a display must not raise (stopped engine, closed store)
@@ -132,6 +139,13 @@ def handle_html(handle: Handle, shell: Any = None) -> str:
 
 _registered: dict[str, Any] = globals().get("_registered") or {}
 
+#: The handle whose live view the mimebundle formatter just produced (widget_bridge
+#: sets it; IPython runs that formatter first). Its HTML formatter then adds nothing
+#: and its text no status: the view's saved snapshot is an output of its own, and a
+#: table or a text saying "Running" beside the widget would go stale in the saved
+#: notebook.
+live_bundle: Handle | None = None
+
 
 def register(shell: Any) -> None:
     """Show handles as text and HTML in ``shell`` (idempotent)."""
@@ -142,8 +156,18 @@ def register(shell: Any) -> None:
         _registered["plain"] = plain.type_printers.get(Handle)
         _registered["html"] = rich.type_printers.get(Handle)
     _registered["shell"] = shell
-    plain.for_type(Handle, lambda obj, p, cycle: p.text(handle_text(obj)))
-    rich.for_type(Handle, lambda obj: handle_html(obj, shell))
+    plain.for_type(
+        Handle, lambda obj, p, cycle: p.text(handle_text(obj, status=obj is not live_bundle))
+    )
+    rich.for_type(Handle, lambda obj: _html_unless_live(obj, shell))
+
+
+def _html_unless_live(handle: Handle, shell: Any) -> str | None:
+    global live_bundle
+    if handle is live_bundle:
+        live_bundle = None  # IPython formats text first, then HTML: this display is done
+        return None
+    return handle_html(handle, shell)
 
 
 def unregister(shell: Any) -> None:

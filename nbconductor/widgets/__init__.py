@@ -16,6 +16,9 @@ Hooks the extension sets (module attributes, read at each use):
   collapsible log); by default there is none.
 - ``traceback_mapper(text) -> str``: rewrites a traceback's file names to cells
   (``Cell In[7], line 4``); by default the text is left as it is.
+- ``snapshot_publisher(bundle, display_id, update)``: displays (or updates) the
+  output that keeps a view's last state in the notebook (``saved_snapshot``); by
+  default None, and a view's own bundle carries its ``text/html``.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ __all__ = (
     "schedules_snapshot_html",
     "schedules_snapshot_text",
     "schedules_view",
+    "snapshot_publisher",
     "traceback_mapper",
 )
 
@@ -71,6 +75,8 @@ __all__ = (
 log_source: Callable[[str], list[str]] = hooks.no_log
 #: ``traceback text -> text`` naming cells instead of compiled file names.
 traceback_mapper: Callable[[str], str] = hooks.unchanged
+#: ``(bundle, display_id, update) -> None``: display or update a view's saved snapshot.
+snapshot_publisher: Callable[[dict[str, Any], str, bool], None] | None = None
 # The views read the hooks from this package at each use, through hooks.holder: they
 # cannot import the package that imports them.
 hooks.holder = sys.modules[__name__]

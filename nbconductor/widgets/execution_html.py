@@ -207,7 +207,11 @@ def _running_by_command(s: ExecutionSnapshot) -> dict[str, dict]:
 
 def _step_label(step: Step, running: dict | None, s: ExecutionSnapshot, live: bool) -> str:
     icon = _KIND_ICON.get(step.kind, "•")
-    name = _link(step.link, step.name) if step.kind == "child" and step.link else esc(step.name)
+    name = esc(step.name)
+    if step.kind == "child" and step.link:
+        # The child by its workflow and its id, linked: a click opens its view below.
+        name = f'{name} <code style="{MONO}">{_link(step.link)}</code>'
+
     if step.kind == "timer" and step.waits_for:
         return _signal_timeout_label(step, icon, s, live)
     bits = [f'<span style="{MUTED}">{icon}</span> {name}']

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from nbconductor.engine.signal_payload import UNDECLARED, SignalPayload
 from nbconductor.widgets.coalescer import Coalescer, shared
 from nbconductor.widgets.execution_html import render, snapshot_text
 from nbconductor.widgets.execution_snapshot import ExecutionReader, ExecutionSnapshot
@@ -46,26 +47,119 @@ def _error_html(text: str) -> str:
 
 
 class _SignalRow:
-    """One signal's button, its JSON payload field and its error line."""
+    """One signal's button, what it carries (a form, a JSON field or nothing) and its
+    error line."""
 
-    def __init__(self, view: ExecutionView, name: str) -> None:
+    def __init__(self, view: ExecutionView, name: str, carries: SignalPayload) -> None:
         self.name = name
-        self.button = w.Button(description=name, tooltip=f"send signal {name!r}")
-        self.button.add_class("nbc-signal")
-        self.payload = w.Text(
-            placeholder='payload as JSON, e.g. {"by": "ann"}, or null for none',
-            layout=w.Layout(width="22em"),
+        self.carries = carries
+        self.button = w.Button(
+            description=name, tooltip=f"send signal {name!r}; it carries {carries.describe()}"
         )
-        self.payload.add_class("nbc-signal-payload")
+        self.button.add_class("nbc-signal")
+        #: Form fields by name (None: the one value of a single-valued signal).
+        self.fields: dict[str | None, w.Widget] = {}
+        self.payload: w.Text | None = None  # the JSON field of an undeclared payload
+        if not carries.declared:
+            self.payload = w.Text(
+                placeholder='payload as JSON, e.g. {"by": "ann"}, or null for none',
+                layout=w.Layout(width="22em"),
+            )
+            self.payload.add_class("nbc-signal-payload")
+        elif carries.fields:
+            for field in carries.fields:
+                self.fields[field.name] = _field_input(field.kind, field.default, field.name)
+        elif carries.expects:
+            self.fields[None] = _field_input(carries.kind, carries.default, None)
         self.error = w.HTML("")
         self.error.add_class("nbc-signal-error")
-        self.box = w.HBox([self.button, self.payload, self.error])
+        inputs = [self.payload] if self.payload is not None else list(self.fields.values())
+        self.box = w.HBox([self.button, *inputs, self.error])
         self.box.add_class("nbc-signal-row")
         self.button.on_click(lambda _button: view._send_signal(self))
 
+    def read(self) -> tuple[bool, Any]:
+        """``(True, payload)``, or ``(False, what is wrong)`` when nothing may be sent."""
+        if self.payload is not None:
+            text = self.payload.value.strip()
+            if not text:
+                # An empty field is no decision: None may mean "no" to the workflow (an
+                # offer withdrawn), so the user says null if they mean it.
+                return False, (
+                    'type the payload as JSON (e.g. {"by": "ann"}, true, or null for none); '
+                    "nothing was sent"
+                )
+            try:
+                return True, json.loads(text)
+            except ValueError as exc:
+                return False, f"not valid JSON ({exc}); nothing was sent"
+        if not self.carries.expects:
+            return True, None
+        values: dict[str, Any] = {}
+        for key, widget in self.fields.items():
+            kind = _kind_of(self.carries, key)
+            ok, value = _field_value(kind, widget.value)
+            label = key or self.name
+            if not ok:
+                return False, f"{label}: {value}; nothing was sent"
+            if key is None:
+                return True, value
+            values[key] = value
+        return True, values
+
     def close(self) -> None:
-        for widget in (self.button, self.payload, self.error, self.box):
+        inputs = [self.payload] if self.payload is not None else list(self.fields.values())
+        for widget in (self.button, *inputs, self.error, self.box):
             widget.close()
+
+
+def _kind_of(carries: SignalPayload, key: str | None) -> str:
+    if key is None:
+        return carries.kind
+    return next(f.kind for f in carries.fields if f.name == key)
+
+
+def _field_input(kind: str, default: Any, name: str | None) -> w.Widget:
+    """An input for one value of ``kind``, prefilled with the declared example."""
+    if kind == "bool":
+        widget: w.Widget = w.Checkbox(
+            value=bool(default),
+            description=name or "yes",
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
+    else:
+        shown = "" if default is None else (json.dumps(default) if kind == "json" else str(default))
+        hint = {"str": "text", "int": "whole number", "float": "number", "json": "JSON"}[kind]
+        widget = w.Text(
+            value=shown,
+            placeholder=f"{name} ({hint})" if name else hint,
+            layout=w.Layout(width="12em"),
+        )
+    widget.add_class("nbc-signal-field")
+    if name:
+        widget.add_class(f"nbc-signal-field-{name}")
+    return widget
+
+
+def _field_value(kind: str, raw: Any) -> tuple[bool, Any]:
+    """A field's typed value, or ``(False, what is expected)``."""
+    if kind == "bool":
+        return True, bool(raw)
+    text = str(raw).strip()
+    expected = {"str": "text", "int": "a whole number", "float": "a number", "json": "JSON"}[kind]
+    if not text:
+        return False, f"expects {expected}, the field is empty"
+    try:
+        if kind == "int":
+            return True, int(text)
+        if kind == "float":
+            return True, float(text)
+        if kind == "json":
+            return True, json.loads(text)
+    except ValueError:
+        return False, f"expects {expected}, not {text!r}"
+    return True, str(raw)
 
 
 class ExecutionView(SnapshotView):
@@ -191,16 +285,22 @@ class ExecutionView(SnapshotView):
             self._update_controls(snapshot)
             # Published last: whoever sees this snapshot sees the widgets that match it.
             self._snapshot = snapshot
-            if snapshot.closed_status:
+            closed = bool(snapshot.closed_status)
+            due = self._save(final=closed)  # the last state always reaches the notebook
+            if closed:
                 self._stop_following()
                 return None
-            return POLL_WHILE_TASKS_RUN if snapshot.running else None
+            polls = [t for t in (POLL_WHILE_TASKS_RUN if snapshot.running else None, due) if t]
+            return min(polls) if polls else None
 
     def _update_controls(self, s: ExecutionSnapshot) -> None:
         closed = s.closed_status
         names = () if closed else s.signals
         if tuple(self._rows) != names:
-            rows = {name: self._rows.get(name) or _SignalRow(self, name) for name in names}
+            rows = {
+                name: self._rows.get(name) or _SignalRow(self, name, self._carries(name))
+                for name in names
+            }
             self.signal_rows.children = tuple(row.box for row in rows.values())
             for name, row in self._rows.items():
                 if name not in rows:
@@ -224,22 +324,17 @@ class ExecutionView(SnapshotView):
             if closed:
                 self.confirm_box.layout.display = "none"
 
+    def _carries(self, signal: str) -> SignalPayload:
+        """What the workflow declared ``signal`` to carry (any JSON when undeclared)."""
+        definition = self.engine.registry.find("workflow", self._reader.workflow)
+        return getattr(definition, "signal_payloads", {}).get(signal, UNDECLARED)
+
     # ------------------------------------------------------- main-thread actions
 
     def _send_signal(self, row: _SignalRow) -> None:
-        text = row.payload.value.strip()
-        if not text:
-            # An empty field is no decision: None may mean "no" to the workflow (an
-            # offer withdrawn), so the user says null if they mean it.
-            row.error.value = _error_html(
-                'type the payload as JSON (e.g. {"by": "ann"}, true, or null for none); '
-                "nothing was sent"
-            )
-            return
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            row.error.value = _error_html(f"not valid JSON ({exc}); nothing was sent")
+        ok, value = row.read()
+        if not ok:
+            row.error.value = _error_html(value)
             return
         try:
             self.engine.signal(self.id, row.name, value)

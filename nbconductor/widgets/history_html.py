@@ -7,6 +7,7 @@ The same HTML is the live widget's picture and the static ``text/html`` fallback
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from nbconductor.engine.failure import summary
 from nbconductor.storage.records import ExecutionRecord, Status
@@ -29,7 +30,7 @@ from nbconductor.widgets.markup import (
 )
 from nbconductor.widgets.status import badge_for
 
-__all__ = ("render", "summary_text")
+__all__ = ("Bulk", "render", "summary_text")
 
 _COLUMNS = (
     ("id", "Execution", True),
@@ -53,13 +54,30 @@ def summary_text(page: HistoryPage) -> str:
     return f"<History: {page.total} {noun}{' (' + what + ')' if what else ''}>"
 
 
+@dataclass(frozen=True)
+class Bulk:
+    """The live table's bulk actions: the rows ticked, the action awaiting confirmation
+    (``cancel`` or ``terminate``) and what the last one did."""
+
+    checked: frozenset[str] = frozenset()
+    confirming: str | None = None
+    notice: str = ""
+
+
 def render(
-    page: HistoryPage, chart: Chart | None = None, *, selected: str | None = None, live: bool = True
+    page: HistoryPage,
+    chart: Chart | None = None,
+    *,
+    selected: str | None = None,
+    live: bool = True,
+    bulk: Bulk | None = None,
 ) -> str:
     """The table (and with ``chart``, the chart above it) as HTML.
 
     The static fallback (``live=False``) leaves out the chart, whose buckets depend on
-    when executions ran, and shows counts by status instead when given a chart.
+    when executions ran, and shows counts by status instead when given a chart. The
+    live table (with ``bulk``) has a box on each open execution's row and, once some
+    are ticked, buttons to cancel or terminate them that ask first.
     """
     q = page.query
     parts = [f'<div class="nbc-history" data-testid="nbc-history" style="{FONT}">']
@@ -72,7 +90,18 @@ def render(
         f'<span data-testid="nbc-history-total">{page.total:,}</span> execution{plural}'
         f"{' · ' + esc(filters) if filters else ''}</div>"
     )
+    if bulk is not None:
+        parts.append(_bulk_bar(bulk))
     head = []
+    if bulk is not None:
+        openable = [r.id for r in page.rows if not r.status.closed]
+        every = bool(openable) and all(i in bulk.checked for i in openable)
+        head.append(
+            f'<th style="{_CELL}"><input type="checkbox" class="nbc-check" '
+            f'data-nbc-action="check-page" data-nbc-value="{"none" if every else "all"}" '
+            f'data-testid="nbc-check-page" title="tick every open execution on this page"'
+            f"{' checked' if every else ''}{'' if openable else ' disabled'}></th>"
+        )
     for key, label, sortable in _COLUMNS:
         if sortable:
             arrow = (" ▼" if q.descending else " ▲") if q.sort == key else ""
@@ -82,10 +111,10 @@ def render(
             )
         else:
             head.append(f'<th style="{_CELL}">{label}</th>')
-    body = [_row(page, r, selected, live) for r in page.rows]
+    body = [_row(page, r, selected, live, bulk) for r in page.rows]
     if not body:
         body.append(
-            f'<tr><td colspan="{len(_COLUMNS)}" style="{_CELL};{MUTED}">'
+            f'<tr><td colspan="{len(_COLUMNS) + (bulk is not None)}" style="{_CELL};{MUTED}">'
             "no executions match</td></tr>"
         )
     parts.append(
@@ -114,7 +143,53 @@ def _error_summary(r: ExecutionRecord) -> str:
     return summary(value) if isinstance(value, dict) else str(value)
 
 
-def _row(page: HistoryPage, r: ExecutionRecord, selected: str | None, live_view: bool) -> str:
+def _bulk_bar(bulk: Bulk) -> str:
+    """Cancel or terminate the ticked executions, after a confirmation."""
+    n = len(bulk.checked)
+    parts = [
+        '<div class="nbc-bulk" data-testid="nbc-bulk" style="display:flex;gap:8px;'
+        'align-items:center;flex-wrap:wrap;margin:4px 0">'
+    ]
+    noun = "execution" if n == 1 else "executions"
+    if bulk.confirming and n:
+        verb = bulk.confirming
+        warning = (
+            "none of their code runs after this"
+            if verb == "terminate"
+            else "each is asked to stop at its next step"
+        )
+        parts.append(
+            f'<span data-testid="nbc-bulk-question">{verb.title()} {n} {noun}? {warning}.</span>'
+            f'<button class="nbc-page-button" data-nbc-action="bulk-confirm" '
+            f'data-nbc-value="{verb}" data-testid="nbc-bulk-confirm">Yes, {verb} {n}</button>'
+            '<button class="nbc-page-button" data-nbc-action="bulk-keep" '
+            'data-testid="nbc-bulk-keep">No, keep them</button>'
+        )
+    elif n:
+        parts.append(
+            f'<span style="{MUTED}">{n} {noun} ticked</span>'
+            '<button class="nbc-page-button" data-nbc-action="bulk" data-nbc-value="cancel" '
+            f'data-testid="nbc-bulk-cancel">Cancel {n}…</button>'
+            '<button class="nbc-page-button" data-nbc-action="bulk" data-nbc-value="terminate" '
+            f'data-testid="nbc-bulk-terminate">Terminate {n}…</button>'
+            '<button class="nbc-page-button" data-nbc-action="check-page" data-nbc-value="clear" '
+            'data-testid="nbc-bulk-clear">Untick all</button>'
+        )
+    if bulk.notice:
+        parts.append(
+            f'<span data-testid="nbc-bulk-notice" style="{MUTED}">{esc(bulk.notice)}</span>'
+        )
+    parts.append("</div>")
+    return "".join(parts) if n or bulk.notice else ""
+
+
+def _row(
+    page: HistoryPage,
+    r: ExecutionRecord,
+    selected: str | None,
+    live_view: bool,
+    bulk: Bulk | None = None,
+) -> str:
     live = page.live.get(r.id)
     b = live["badge"] if live else badge_for(r.status)
     if r.closed_at is not None:
@@ -149,10 +224,22 @@ def _row(page: HistoryPage, r: ExecutionRecord, selected: str | None, live_view:
     # which the notebook tests can compare.
     started = ago(r.created_at, page.now) if live_view else time_tag(r.created_at)
     mark = ";background:var(--jp-layout-color2,#eee)" if r.id == selected else ""
+    check = ""
+    if bulk is not None:
+        box = ""
+        if not r.status.closed:  # only an open execution can be cancelled or terminated
+            ticked = r.id in bulk.checked
+            box = (
+                f'<input type="checkbox" class="nbc-check" data-nbc-action="check" '
+                f'data-nbc-value="{esc(r.id)}" data-testid="nbc-row-check" '
+                f'title="tick for Cancel / Terminate"{" checked" if ticked else ""}>'
+            )
+        check = f'<td style="{_CELL}">{box}</td>'
     return (
         f'<tr class="nbc-row" data-testid="nbc-history-row" data-nbc-action="open" '
         f'data-nbc-value="{esc(r.id)}" data-execution-id="{esc(r.id)}" '
-        f'data-status="{esc(r.status.value)}" style="cursor:pointer{mark}">'
+        f"{'data-selected ' if r.id == selected else ''}"
+        f'data-status="{esc(r.status.value)}" style="cursor:pointer{mark}">{check}'
         f'<td style="{_CELL}"><code style="{MONO}">{esc(r.id)}</code></td>'
         f'<td style="{_CELL}">{esc(r.workflow)}</td>'
         f'<td style="{_CELL}">{badge(b.label, b.tone, title=b.detail)}</td>'

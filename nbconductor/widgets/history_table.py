@@ -4,7 +4,8 @@ The filter bar, sort headers, pager and rows live in the browser (``static/panel
 and send their requests as messages; the kernel's main thread only records a request
 (:meth:`HistoryTable.apply`) and marks the table dirty. The coalescer's thread applies
 the requests, queries the store and writes the traits: one writer. A row click opens
-that execution's view below the table.
+that execution's view, which the browser places under the row; ticked rows can be
+cancelled or terminated together, after a confirmation.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import ipywidgets as w
 from nbconductor.storage.records import Status
 from nbconductor.widgets.coalescer import Coalescer, shared
 from nbconductor.widgets.execution_view import ExecutionView
-from nbconductor.widgets.history_html import render, summary_text
+from nbconductor.widgets.history_html import Bulk, render, summary_text
 from nbconductor.widgets.history_page import Chart, HistoryPage, load_chart, load_page
 from nbconductor.widgets.history_query import PAGE_SIZES, RANGES, SORTS, HistoryQuery
 from nbconductor.widgets.panel import Panel
@@ -70,6 +71,11 @@ class HistoryTable(SnapshotView):
         self._chart_at = -1e9
         self._chart_query: HistoryQuery | None = None
         self._ended = False
+        # Bulk actions (kernel's main thread writes, under _pending_lock): the ticked
+        # open executions, the action awaiting confirmation, what the last one did.
+        self._checked: set[str] = set()
+        self._confirming: str | None = None
+        self._notice = ""
         self.panel = Panel(kind="history", on_action=self._on_panel_action)
         self.detail = w.VBox([])
         self.detail.add_class("nbc-detail")
@@ -107,8 +113,60 @@ class HistoryTable(SnapshotView):
                 self.apply(page=int(value))
             elif action == "open" and isinstance(value, str):
                 self.open_execution(value)
+            elif action in ("check", "check-page", "bulk", "bulk-keep", "bulk-confirm"):
+                self._bulk_action(action, value)
         except (ValueError, TypeError):
             pass  # a stale or tampered request from the page: nothing to do
+
+    @property
+    def checked(self) -> frozenset[str]:
+        """The executions ticked for a bulk Cancel / Terminate."""
+        with self._pending_lock:
+            return frozenset(self._checked)
+
+    def _bulk_action(self, action: str, value: Any) -> None:
+        # The kernel's main thread. Ticking, asking and keeping only change what the
+        # table shows; a confirmation asks the engine, one execution at a time.
+        with self._pending_lock:
+            if action == "check" and isinstance(value, str):
+                self._checked ^= {value}
+                self._notice = ""
+            elif action == "check-page":
+                page_ids = {
+                    r.id for r in (self.page.rows if self.page else ()) if not r.status.closed
+                }
+                if value == "all":
+                    self._checked |= page_ids
+                elif value == "none":
+                    self._checked -= page_ids
+                else:
+                    self._checked.clear()
+                self._confirming = None
+            elif action == "bulk" and value in ("cancel", "terminate") and self._checked:
+                self._confirming = value
+            elif action == "bulk-keep":
+                self._confirming = None
+            elif action == "bulk-confirm" and value == self._confirming:
+                targets, self._checked, self._confirming = sorted(self._checked), set(), None
+                self._notice = self._stop_all(value, targets)
+        self._coalescer.mark(self, urgent=True)
+
+    def _stop_all(self, action: str, targets: list[str]) -> str:
+        done, refused = 0, []
+        for execution_id in targets:
+            try:
+                if action == "cancel":
+                    self.engine.cancel(execution_id)
+                else:
+                    self.engine.terminate(execution_id, "terminated from the history table")
+                done += 1
+            except Exception as exc:  # closed meanwhile, engine stopped: say which
+                refused.append(f"{execution_id} ({type(exc).__name__})")
+        verb = "cancelled" if action == "cancel" else "terminated"
+        notice = f"{verb} {done} of {len(targets)}"
+        if refused:
+            notice += "; not " + verb + ": " + ", ".join(refused)
+        return notice
 
     def _on_engine_change(self, changed: set[str]) -> None:
         self._chart_dirty = True  # engine thread: only mark
@@ -164,12 +222,18 @@ class HistoryTable(SnapshotView):
             applied = {**query.to_json(), "page": page.page}
             if applied != self.panel.query:
                 self.panel.query = applied
-            html = render(page, chart, selected=self.selected)
+            with self._pending_lock:
+                # A ticked execution that closed meanwhile has nothing left to stop.
+                self._checked -= {r.id for r in page.rows if r.status.closed}
+                bulk = Bulk(frozenset(self._checked), self._confirming, self._notice)
+            html = render(page, chart, selected=self.selected, bulk=bulk)
             if html != self.panel.html:
                 self.panel.html = html
             # Published last: whoever sees this page sees the widget showing it.
             self.query, self.chart, self.page = query, chart, page
-            return poll
+            due = self._save()
+            polls = [t for t in (poll, due) if t]
+            return min(polls) if polls else None
 
     # ---------------------------------------------------------------- display
 

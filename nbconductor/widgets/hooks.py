@@ -1,7 +1,7 @@
 """The hooks the extension sets on ``nbconductor.widgets``, found by the views.
 
-The extension sets ``nbconductor.widgets.log_source`` and ``traceback_mapper`` (package
-attributes, read at each use). The views cannot import the package, which imports
+The extension sets ``nbconductor.widgets.log_source``, ``traceback_mapper`` and
+``snapshot_publisher`` (package attributes, read at each use). The views cannot import the package, which imports
 them; so the package registers itself here as the :data:`holder` when it is imported,
 and the views read ``hooks.holder.log_source`` and ``hooks.holder.traceback_mapper``.
 """
@@ -9,7 +9,7 @@ and the views read ``hooks.holder.log_source`` and ``hooks.holder.traceback_mapp
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ("HookHolder", "holder", "no_log", "unchanged")
 
@@ -19,6 +19,8 @@ class HookHolder(Protocol):
 
     log_source: Callable[[str], Iterable[str]]
     traceback_mapper: Callable[[str], str]
+    #: ``(bundle, display_id, update)``: display or update an output (None: no kernel).
+    snapshot_publisher: Callable[[dict[str, Any], str, bool], None] | None
 
 
 def no_log(execution_id: str) -> list[str]:
@@ -36,6 +38,7 @@ def unchanged(text: str) -> str:
 class _Defaults:
     log_source = staticmethod(no_log)
     traceback_mapper = staticmethod(unchanged)
+    snapshot_publisher = None
 
 
 #: The package once it is imported; the defaults until then.

@@ -337,6 +337,7 @@ class SchedulesView(SnapshotView):
         self._cards: dict[str, _Card] = {}
         self._seen: tuple | None = None
         self._runs_changed = True
+        self._held = False  # a change waits for the saved snapshot's rate limit
         self._ended = False
         self.cards = w.VBox([])
         self.cards.add_class("nbc-schedules")
@@ -375,7 +376,7 @@ class SchedulesView(SnapshotView):
             infos = self.engine.schedules.list()
             seen = tuple(infos)
             if seen == self._seen and not runs_changed:
-                return self._poll
+                return self._next_poll(self._save() if self._held else None)
             self._seen = seen
             self.refreshes += 1
             ids = [info.id for info in infos]
@@ -408,7 +409,13 @@ class SchedulesView(SnapshotView):
             empty = "" if infos else f'<div style="{MUTED}">no schedules</div>'
             if self.empty.value != empty:
                 self.empty.value = empty
-            return self._poll
+            return self._next_poll(self._save())
+
+    def _next_poll(self, due: float | None) -> float | None:
+        # A change the saved snapshot held back is written when due.
+        self._held = due is not None
+        polls = [t for t in (self._poll, due) if t]
+        return min(polls) if polls else None
 
     # ------------------------------------------------------- main-thread actions
 

@@ -7,6 +7,7 @@ failing tests are saved under test-artifacts/.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -47,9 +48,24 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
+    yield from _server(tmp_path_factory, "lab", "jupyterlab", ["--LabApp.news_url="])
+
+
+@pytest.fixture(scope="module")
+def notebook7(tmp_path_factory):
+    """A Notebook 7 server (the ``notebook`` package, in the dev extra), for the modules
+    that test the views there; it shares nothing with the Lab server."""
+    if importlib.util.find_spec("notebook") is None:
+        raise RuntimeError(
+            "Notebook 7 is missing: pip install 'notebook>=7' (the dev extra has it)"
+        )
+    yield from _server(tmp_path_factory, "nb7", "notebook", [])
+
+
+def _server(tmp_path_factory, name: str, module: str, extra: list[str]):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    root = tmp_path_factory.mktemp("lab")
+    root = tmp_path_factory.mktemp(name)
     settings = root / ".settings"
     plugin = settings / "@jupyterlab" / "docmanager-extension"
     plugin.mkdir(parents=True)
@@ -74,15 +90,15 @@ def lab(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "jupyterlab",
+            module,
             "--no-browser",
             f"--port={port}",
             "--ServerApp.ip=127.0.0.1",
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={work}",
-            "--LabApp.news_url=",
             "--ServerApp.allow_root=True",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            *extra,
         ],
         cwd=work,
         env=env,
@@ -93,14 +109,14 @@ def lab(tmp_path_factory):
 
     def up() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited:\n{(root / 'lab.log').read_text()}")
+            raise RuntimeError(f"jupyter {name} exited:\n{(root / 'lab.log').read_text()}")
         try:
             return bool(server.api("/api/status"))
         except OSError:
             return False
 
     try:
-        wait_for(up, timeout=60, what="JupyterLab to start")
+        wait_for(up, timeout=60, what=f"the {module} server to start")
         yield server
     finally:
         process.terminate()
@@ -123,6 +139,16 @@ def browser():
 
 @pytest.fixture
 def page(browser, lab, request):
+    yield from _page(browser, lab, request)
+
+
+@pytest.fixture
+def nb7_page(browser, notebook7, request):
+    """A browser page for the Notebook 7 server."""
+    yield from _page(browser, notebook7, request)
+
+
+def _page(browser, server, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     yield page
@@ -132,7 +158,7 @@ def page(browser, lab, request):
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
     # Idle kernels of earlier tests would share the two cores with the later ones.
-    lab.shut_down_kernels()
+    server.shut_down_kernels()
 
 
 @pytest.hookimpl(wrapper=True)

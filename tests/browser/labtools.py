@@ -32,6 +32,10 @@ class LabServer:
         # (and start their kernels again) beside this one.
         return f"{self.url}/lab/tree/{relative}?reset&token={self.token}"
 
+    def notebook7_url(self, relative: str) -> str:
+        """The notebook in Notebook 7's own page (a ``notebook7`` server)."""
+        return f"{self.url}/notebooks/{relative}?token={self.token}"
+
     def api(self, path: str, method: str = "GET", timeout: float = 5):
         request = urllib.request.Request(
             f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}

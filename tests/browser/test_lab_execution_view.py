@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from labtools import (
     DEADLINE,
     badge,
@@ -106,6 +108,92 @@ def test_view_reattaches_after_a_page_reload(lab, page):
     page.wait_for_selector(".jp-Notebook", timeout=DEADLINE)
     view = execution_view(page, "nap-reload")
     expect(badge(view)).to_have_text("Sleeping", timeout=DEADLINE)
+    # The kernel still serves it: the live view shows, its saved snapshot steps aside.
+    expect(page.locator(".nbc-saved-snapshot")).to_be_hidden()
     # Still live, not a static snapshot: its buttons reach the kernel's engine.
     view.locator("button.nbc-cancel").click()
     expect(badge(view)).to_have_text("Cancelled", timeout=DEADLINE)
+
+
+FORM = [
+    "%%workflow form_offer() -> str --signals "
+    """'approve={"ok": true, "by": ""},withdraw=none'\n"""
+    'decision = await nc.signal("approve")\n'
+    'gone = await nc.signal("withdraw")\n'
+    "return f\"{decision['by']} said {decision['ok']}, then {gone}\"",
+    'offer = form_offer.start(id="form-1")',
+    "offer",
+]
+
+
+def test_a_declared_payload_gets_a_form(lab, page):
+    open_notebook(page, lab, write_notebook(lab, "form", FORM))
+    run_all(page)
+    view = execution_view(page, "form-1")
+    status = badge(view)
+    expect(status).to_have_text("Waiting for signal", timeout=DEADLINE)
+    approve = view.locator(".nbc-signal-row").filter(has=page.locator("button", has_text="approve"))
+    by = approve.locator(".nbc-signal-field-by input")
+    expect(by).to_be_visible()
+    expect(approve.locator(".nbc-signal-field-ok input[type=checkbox]")).to_be_checked()
+    expect(approve.locator(".nbc-signal-payload")).to_have_count(0)  # no JSON box
+
+    # An empty field sends nothing and says what is expected.
+    approve.locator("button.nbc-signal").click()
+    expect(approve.locator(".nbc-signal-error")).to_contain_text(
+        "by: expects text, the field is empty; nothing was sent", timeout=DEADLINE
+    )
+    shoot(page, view, "execution-view-signal-form")
+    by.fill("ann")
+    approve.locator(".nbc-signal-field-ok input").uncheck()
+    approve.locator("button.nbc-signal").click()
+    # The signal that carries nothing is a bare button, and it sends None.
+    withdraw = view.locator(".nbc-signal-row").filter(
+        has=page.locator("button", has_text="withdraw")
+    )
+    expect(withdraw.locator("input")).to_have_count(0, timeout=DEADLINE)
+    expect(withdraw.locator("button.nbc-signal")).to_have_class(re.compile("mod-primary"))
+    withdraw.locator("button.nbc-signal").click()
+    expect(status).to_have_text("Completed", timeout=DEADLINE)
+    expect(view.locator("[data-testid=nbc-result]")).to_contain_text("ann said False, then None")
+
+
+FAMILY = [
+    "%%workflow family_child(n: int) -> int\nreturn n * 10",
+    "%%workflow family_parent(n: int) -> int\n"
+    "first = await nc.child(family_child, n)\n"
+    'await nc.sleep("1s")\n'
+    "return first + 1",
+    'family = family_parent.start(4, id="family-1")',
+    "family",
+]
+
+
+def test_input_children_time_axis_and_rerun_from_the_view(lab, page):
+    open_notebook(page, lab, write_notebook(lab, "family", FAMILY))
+    run_all(page)
+    view = execution_view(page, "family-1")
+    expect(badge(view)).to_have_text("Completed", timeout=DEADLINE)
+    picture = view.locator('[data-testid=nbc-execution][data-execution-id="family-1"]')
+    expect(picture.locator("[data-testid=nbc-input]")).to_contain_text("(4)")
+    expect(picture.locator("[data-testid=nbc-result]")).to_contain_text("41")
+    expect(picture.locator("[data-testid=nbc-axis]")).to_contain_text("since the start")
+    # The child by its id, linked: a click opens its view below.
+    child = picture.locator(
+        "[data-testid=nbc-step][data-kind=child] [data-testid=nbc-execution-link]"
+    )
+    child_id = child.text_content()
+    assert child_id
+    child.click()
+    expect(
+        view.locator(f'[data-testid=nbc-execution][data-execution-id="{child_id}"]')
+    ).to_contain_text("Completed", timeout=DEADLINE)
+    # Closed: no Cancel or Terminate, but "Re-run from here" forks it and opens the fork.
+    expect(view.locator("button.nbc-cancel").first).to_be_hidden()
+    shoot(page, view, "execution-view-children")
+    view.locator("button.nbc-fork").first.click()
+    fork = view.locator("[data-testid=nbc-execution]").filter(has_text="from family-1")
+    expect(fork).to_have_count(1, timeout=DEADLINE)
+    expect(fork.locator("[data-testid=nbc-status-badge]").first).to_have_text(
+        "Completed", timeout=DEADLINE
+    )

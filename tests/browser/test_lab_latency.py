@@ -32,7 +32,9 @@ TARGET_MS = 250
 # Resolves window.__nbcSeen with the page's clock once `count` task steps show as
 # completed; returns whether they already did (they must not: the gate is closed).
 ARM = """({ id, count, limit }) => {
-  const body = document.querySelector(`[data-execution-id="${id}"]`).closest(".nbc-body");
+  const body = document
+    .querySelector(`.nbc-live-view [data-execution-id="${id}"]`)
+    .closest(".nbc-body");
   const done = () =>
     body.querySelectorAll("[data-testid=nbc-step][data-kind=task][data-state=completed]")
       .length >= count;

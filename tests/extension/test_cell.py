@@ -50,6 +50,18 @@ def task_magic(shell):
 # --- parse_header ----------------------------------------------------------------------
 
 
+def test_header_says_what_each_signal_carries() -> None:
+    line = """offer() --signals 'approve={"ok": true, "by": "ann"},withdraw=none,n=int'"""
+    header = parse_header(line, kind="workflow")
+    assert header.options["signals"] == {
+        "approve": {"ok": True, "by": "ann"},
+        "withdraw": None,
+        "n": int,
+    }
+    with pytest.raises(UsageError, match="signal 'n': 'integer': write none, str"):
+        parse_header("offer() --signals n=integer", kind="workflow")
+
+
 def test_header_with_every_workflow_option() -> None:
     line = (
         "order(order_id: str, amount: float = 1.0) --timeout 1h --signals approve,reject "

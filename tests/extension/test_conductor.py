@@ -31,7 +31,7 @@ def test_status_list_show_history_and_sql(loaded_shell, capsys):
     live = result.result
     assert live is not None, out  # the live history table, with a text snapshot for nbval
     assert "1 execution" in live._repr_mimebundle_()["text/plain"]
-    assert "listed-1" in live._repr_mimebundle_()["text/html"]
+    assert "listed-1" in live.snapshot_html()  # shown as an output of its own
     result, _ = run(
         loaded_shell, capsys, f"%conductor list --text --status completed --name {flow} --since 1h"
     )

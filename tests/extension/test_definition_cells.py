@@ -225,6 +225,12 @@ def test_exceptions_show_the_defining_cells_line(loaded_shell, capsys):
     _, out = run(loaded_shell, capsys, "%conductor show {run.id}")
     assert "status:    Failed" in out and "ValueError: bad order" in out
     assert f"Cell In[{defined.execution_count}], line 4" in out
-    data, _ = loaded_shell.display_formatter.format(handle)
-    assert "ValueError: bad order" in data["text/html"]
-    assert f"Cell In[{defined.execution_count}], line 4" in data["text/html"]
+    published = []
+    loaded_shell.display_pub.publish = lambda data, **kw: published.append(data)
+    try:
+        loaded_shell.display_formatter.format(handle)  # the view's saved snapshot is shown
+    finally:
+        del loaded_shell.display_pub.publish
+    [snapshot] = published
+    assert "ValueError: bad order" in snapshot["text/html"]
+    assert f"Cell In[{defined.execution_count}], line 4" in snapshot["text/html"]

@@ -7,26 +7,45 @@ from __future__ import annotations
 from shelltools import define_pair, run
 
 import nbconductor
-from nbconductor.extension import output
+from nbconductor.extension import display, output
 from nbconductor.extension.output import execution_log
 
 
 def test_handle_displays_as_deterministic_text_and_a_small_table(loaded_shell, capsys):
     _task, flow = define_pair(loaded_shell, capsys)
     run(loaded_shell, capsys, f"run = {flow}.start(2, id='display-1')\nrun.result(timeout=10)")
-    data, _ = loaded_shell.display_formatter.format(loaded_shell.user_ns["run"])
-    assert data["text/plain"] == f"<Execution {flow} display-1 Completed>"
-    assert "<table" in data["text/html"] and "display-1" in data["text/html"]
-    assert "Completed" in data["text/html"]
+    handle = loaded_shell.user_ns["run"]
+    data, _ = loaded_shell.display_formatter.format(handle)
+    # Beside its live view, no status: the view's saved snapshot says how it stands.
+    assert data["text/plain"] == f"<Execution {flow} display-1>"
+    assert display.handle_text(handle) == f"<Execution {flow} display-1 Completed>"
+    # In a list it has no view of its own: the status is back.
+    listed, _ = loaded_shell.display_formatter.format([handle])
+    assert listed["text/plain"] == f"[<Execution {flow} display-1 Completed>]"
+    # The table is for a handle shown without its live view (no engine running).
+    table = display.handle_html(handle, loaded_shell)
+    assert "<table" in table and "display-1" in table and "Completed" in table
 
 
-def test_handles_display_as_the_live_view_with_a_text_snapshot(loaded_shell, capsys):
+def test_handles_display_as_the_live_view_after_its_saved_snapshot(
+    loaded_shell, capsys, monkeypatch
+):
     _task, flow = define_pair(loaded_shell, capsys)
     run(loaded_shell, capsys, f"run = {flow}.start(2, id='shown-1')\nrun.result(timeout=10)")
+    published = []
+    monkeypatch.setattr(
+        loaded_shell.display_pub, "publish", lambda data, **kw: published.append((data, kw))
+    )
     data, _ = loaded_shell.display_formatter.format(loaded_shell.user_ns["run"])
     assert "application/vnd.jupyter.widget-view+json" in data
     assert data["text/plain"].startswith(f"<Execution {flow}")
-    assert "shown-1" in data["text/html"]
+    # The snapshot is an output of its own, with a display id to keep it current; the
+    # widget's output has no HTML of its own (the plain formatter's table would stay
+    # "Running" in a saved notebook).
+    assert "text/html" not in data
+    [(snapshot, options)] = published
+    assert "shown-1" in snapshot["text/html"] and "Completed" in snapshot["text/html"]
+    assert options["transient"]["display_id"].startswith("nbc-")
 
     table = nbconductor.history(status="completed")
     assert "1 execution" in table._repr_mimebundle_()["text/plain"]

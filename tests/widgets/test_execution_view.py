@@ -315,6 +315,7 @@ def test_a_child_link_opens_the_child_view_below(engine, coalescer):
     wait_for(lambda: any(s.kind == "child" for s in view.snapshot.steps), what="the child")
     child_id = next(s.link for s in view.snapshot.steps if s.kind == "child")
     assert f'data-nbc-value="{child_id}"' in view.panel.html
+    assert f">{child_id}</a>" in view.panel.html  # the child by its id, linked
     view.panel.send_action("open", child_id)  # the browser's click on the link
     (child_view,) = view.detail.children
     assert isinstance(child_view, ExecutionView) and child_view.id == child_id

@@ -296,3 +296,34 @@ def test_rows_say_why_they_wait_how_they_failed_and_how_long_ago(engine, coalesc
     static = table.snapshot_html()
     assert "min ago" not in static and "ValueError: bad row 7" in static  # exact times saved
     table.close()
+
+
+def test_ticked_rows_are_cancelled_together_after_a_confirmation(engine, coalescer):
+    @nc.workflow(name="ht_bulk_nap")
+    async def nap() -> None:
+        await nc.sleep("1h")
+
+    handles = [engine.start(nap, id=f"ht-bulk-{n}") for n in range(3)]
+    table = table_of(engine, coalescer)
+    wait_for(lambda: table.page.total == 3, what="the rows")
+    for h in handles[:2]:
+        table.panel.send_action("check", h.id)
+    assert table.checked == {"ht-bulk-0", "ht-bulk-1"}
+    wait_for(lambda: "Cancel 2…" in table.panel.html, what="the bulk buttons")
+    table.panel.send_action("bulk-confirm", "cancel")  # not asked yet: nothing happens
+    table.panel.send_action("bulk", "cancel")
+    wait_for(lambda: "Cancel 2 executions?" in table.panel.html, what="the question")
+    assert all(engine.get(h.id).status is Status.RUNNING for h in handles)
+    table.panel.send_action("bulk-confirm", "cancel")
+    for h in handles[:2]:
+        wait_for(lambda h=h: engine.get(h.id).status is Status.CANCELLED, what="cancelled")
+    assert engine.get(handles[2].id).status is Status.RUNNING
+    wait_for(lambda: "cancelled 2 of 2" in table.panel.html, what="the notice")
+    assert table.checked == frozenset()
+    wait_for(
+        lambda: sum(r.status is Status.CANCELLED for r in table.page.rows) == 2,
+        what="the page to show them cancelled",
+    )
+    table.panel.send_action("check-page", "all")  # the one left open
+    assert table.checked == {"ht-bulk-2"}
+    table.close()

@@ -226,6 +226,32 @@ function watchKernel(model, el, onChange) {
   };
 }
 
+function detailPlacer(el, body) {
+  // The history table's opened execution view (the `.nbc-detail` box beside this
+  // panel) is moved into a row just under the selected row, so that it opens where
+  // the reader clicked rather than below the pager; with no selected row on the page
+  // it goes back to its place under the table.
+  let detail = null;
+  let home = null;
+  return () => {
+    const view = el.closest(".nbc-history-view");
+    if (!view) return;
+    if (detail === null) {
+      detail = view.querySelector(":scope > .nbc-detail");
+      if (detail === null) return;
+      home = detail.parentNode;
+    }
+    const row = body.querySelector("tr.nbc-row[data-selected]");
+    if (row) {
+      const cell = element("td", { colspan: String(row.children.length), class: "nbc-detail-cell" });
+      row.after(element("tr", { class: "nbc-detail-row", "data-testid": "nbc-detail-row" }, [cell]));
+      cell.append(detail);
+    } else if (detail.parentNode !== home) {
+      home.append(detail);
+    }
+  };
+}
+
 function render({ model, el }) {
   el.classList.add("nbc-panel", `nbc-panel-${model.get("kind")}`);
   const body = element("div", { class: "nbc-body" });
@@ -244,7 +270,12 @@ function render({ model, el }) {
     } else stopClock();
   };
   const stopClock = () => { if (clock !== null) { clearInterval(clock); clock = null; } };
-  const update = () => { paint(body, model.get("html")); if (!kernel.disconnected) startClock(); };
+  const placeDetail = model.get("kind") === "history" ? detailPlacer(el, body) : () => {};
+  const update = () => {
+    paint(body, model.get("html"));
+    placeDetail();
+    if (!kernel.disconnected) startClock();
+  };
   // A view whose kernel is gone stops its clocks: "running for 43 s" would be a lie.
   const kernel = watchKernel(model, el, (gone) => { if (gone) stopClock(); else startClock(); });
 
