@@ -9,7 +9,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ("bench_engine", "bench_store", "bench_widgets", "bench_runners", "bench_prune")
+MODULES = (
+    "bench_engine",
+    "bench_store",
+    "bench_widgets",
+    "bench_runners",
+    "bench_prune",
+    "bench_payloads",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -160,6 +160,11 @@ class StoreError(NbconductorError, RuntimeError):
     """The history store cannot be used."""
 
 
+class PayloadNotStored(StoreError):
+    """A large value (a DataFrame, an array) could not be written to the history store,
+    e.g. on a full disk; the engine stops, as on a failed commit."""
+
+
 class StoreLocked(StoreError):
     """Another process (or engine) holds this history file."""
 

@@ -101,14 +101,24 @@ def load_history(source: str | os.PathLike | list) -> list[EventRecord]:
     return events
 
 
-def replay(history, workflow: WorkflowDefinition) -> None:
+def replay(history, workflow: WorkflowDefinition, *, store=None) -> None:
     """Check that ``workflow``'s current code reproduces a recorded history.
+
+    Args:
+        history: the recorded events (or their export).
+        workflow: the definition to check.
+        store: the history store holding the stored values (DataFrames, arrays) the
+            history references, for workflow code that uses them; without it such
+            values are :class:`~nbconductor.storage.codec.UnloadedValue` previews.
 
     Raises:
         NonDeterminismError: the code now issues other commands than were recorded,
             with the expected and actual command and both versions in the message.
     """
-    _replay(workflow, load_history(history))
+    from nbconductor.engine.payload import PLAIN, Payloads
+
+    payloads = PLAIN if store is None else Payloads(store=store)
+    _replay(workflow, load_history(history), payloads=payloads)
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition"):

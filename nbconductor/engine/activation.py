@@ -289,10 +289,19 @@ class Activations:
             step()
             commands = runtime.take_commands()
         except Exception as exc:
+            self._raise_store_failure()
             self.park(live, exc, "running workflow code")
             return
+        self._raise_store_failure()
         self.carry_out_guarded(live, commands)
         self.snapshot(live)
+
+    def _raise_store_failure(self) -> None:
+        # Storing a large value failed (a full disk): the history cannot go on, so the
+        # engine stops on it as on a failed commit, whatever the workflow code did.
+        failure = self._payloads.store_failure
+        if failure is not None:
+            raise failure
 
     def carry_out_guarded(self, live: LiveExecution, commands: list[Command]) -> None:
         """:meth:`carry_out`, parking the execution if one of its commands cannot be

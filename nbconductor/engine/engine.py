@@ -35,7 +35,7 @@ from nbconductor.engine.fork import fork
 from nbconductor.engine.handle import Handle
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.lineage import Lineage
-from nbconductor.engine.payload import Payloads
+from nbconductor.engine.payload import Payloads, check_inline_limit
 from nbconductor.engine.queues.admission import Admission
 from nbconductor.engine.queues.queue_api import Queues
 from nbconductor.engine.recovery import Recovery
@@ -61,6 +61,7 @@ from nbconductor.storage.records import (
     Status,
 )
 from nbconductor.storage.store import Store
+from nbconductor.storage.values import DEFAULT_INLINE_LIMIT
 
 _running_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -107,6 +108,9 @@ class Engine:
             ``timedelta``, or a :class:`RetentionPolicy` saying how often and in what
             batches) are deleted by a background thread, never the engine thread (see
             :meth:`prune` and docs/operations.md).
+        inline_limit: bytes and strings longer than this many bytes (characters) are
+            stored apart from the events, once per content, like DataFrames, Arrow
+            tables and numpy arrays always are (64 KiB by default).
 
     Example:
         >>> eng = Engine("history.duckdb")
@@ -126,13 +130,21 @@ class Engine:
         allow_pickle: bool = False,
         runners: dict[str, Runner] | None = None,
         retention: str | float | timedelta | RetentionPolicy | None = None,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
     ) -> None:
         policy = RetentionPolicy.of(retention)  # bad input fails before the file opens
+        check_inline_limit(inline_limit)
         self.store: Store = _open_store(store)
         self.clock = clock or SystemClock()
         self.registry = registry
         self.time_skipping = time_skipping and getattr(self.clock, "virtual", False)
-        self.payloads = Payloads(allow_pickle=allow_pickle)
+        # Stores that cannot keep values apart (a user's own Store) get them inline.
+        keeps_values = callable(getattr(self.store, "put_payload", None))
+        self.payloads = Payloads(
+            allow_pickle=allow_pickle,
+            store=self.store if keeps_values else None,
+            inline_limit=inline_limit,
+        )
         self.error: BaseException | None = None
         # The executions that were open when this engine started (what it recovered).
         self.recovered: list[ExecutionRecord] = []

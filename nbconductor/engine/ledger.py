@@ -25,6 +25,7 @@ import anyio
 
 from nbconductor import logs
 from nbconductor.engine.live import LiveExecution
+from nbconductor.errors import PayloadNotStored
 from nbconductor.storage.records import (
     Batch,
     DefinitionRecord,
@@ -92,6 +93,8 @@ class Ledger:
         # heap item goes to on_fault (which parks the execution it concerns, if any).
         try:
             fn(*args)
+        except PayloadNotStored:
+            raise  # the store cannot take values: the engine stops, as on a failed commit
         except Exception as exc:
             self.faults.append(f"{type(exc).__name__}: {exc}")
             del self.faults[:-20]

@@ -101,7 +101,7 @@ class WorkflowRuntime(WorkflowContext):
 
     def start(self) -> None:
         """The first activation: run the workflow function until it waits."""
-        args, kwargs = self.payloads.decode_input(self.input_text)
+        args, kwargs = self.payloads.decode_input(self.input_text, lazy=True)
         self.main = self.loop.create_task(self.definition.fn(*args, **kwargs))
         self.main.add_done_callback(self._on_main_done)
         self._run()
@@ -143,7 +143,7 @@ class WorkflowRuntime(WorkflowContext):
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
                 data = payload.read_data(event.data)
-                future.set_result(self.payloads.payload_field(data, "result"))
+                future.set_result(self.payloads.payload_field(data, "result", lazy=True))
         elif kind is EventKind.TASK_FAILED:
             data = payload.read_data(event.data)
             if not data.get("final"):
@@ -159,7 +159,9 @@ class WorkflowRuntime(WorkflowContext):
                 self.loop.fire(timer)
         elif kind is EventKind.SIGNAL_RECEIVED:
             data = payload.read_data(event.data)
-            self._deliver_signal(event.name or "", self.payloads.payload_field(data, "payload"))
+            self._deliver_signal(
+                event.name or "", self.payloads.payload_field(data, "payload", lazy=True)
+            )
         elif kind is EventKind.CANCEL_REQUESTED:
             if self.main is not None and not self.main.done():
                 self.main.cancel()
@@ -170,14 +172,16 @@ class WorkflowRuntime(WorkflowContext):
                 if future.cancel_requested:
                     future.child_closed()
                 elif data.get("status") == "completed":
-                    future.set_result(self.payloads.payload_field(data, "result"))
+                    future.set_result(self.payloads.payload_field(data, "result", lazy=True))
                 else:
                     details = self.payloads.payload_field(data.get("error") or {}, "details")
                     future.set_exception(child_failed(event, data, future.workflow, details))
         elif kind is EventKind.UPDATE_ACCEPTED:
             data = payload.read_data(event.data)
             self._start_update(
-                event.name or "", data["update_id"], self.payloads.payload_field(data, "payload")
+                event.name or "",
+                data["update_id"],
+                self.payloads.payload_field(data, "payload", lazy=True),
             )
         self._run()
 
@@ -225,10 +229,20 @@ class WorkflowRuntime(WorkflowContext):
         self._next_id += 1
         return ident
 
+    def _encode_call(self, signature, args: tuple, kwargs: dict, what: str) -> str | None:
+        """The arguments of the next command as stored text, or None while replaying a
+        command the history holds: its recorded event has them, and matching compares
+        kind, id and name only, so large arguments are neither encoded nor hashed."""
+        if self.replaying and self._next_id <= self.max_recorded_command:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{what}(): {exc}") from None
+            return None
+        return self.payloads.encode_call(signature, args, kwargs, what=what)
+
     def schedule_task(self, definition: TaskDefinition, args: tuple, kwargs: dict) -> TaskFuture:
-        text = self.payloads.encode_call(
-            definition.signature, args, kwargs, what=f"task {definition.name}"
-        )
+        text = self._encode_call(definition.signature, args, kwargs, f"task {definition.name}")
         command = self.next_id()
         future = TaskFuture(loop=self.loop)
         future.runtime = self
@@ -257,7 +271,7 @@ class WorkflowRuntime(WorkflowContext):
         recorded = self.markers.get(command)
         if recorded is not None:
             value_text = payload.read_data(recorded.data).get("value")
-            value = self.payloads.payload_field({"value": value_text}, "value")
+            value = self.payloads.payload_field({"value": value_text}, "value", lazy=True)
             text = None
         else:
             value = fn()
@@ -303,8 +317,8 @@ class WorkflowRuntime(WorkflowContext):
         child_id: str | None,
         parent_close: str,
     ) -> ChildFuture:
-        text = self.payloads.encode_call(
-            definition.signature, args, kwargs, what=f"child workflow {definition.name}"
+        text = self._encode_call(
+            definition.signature, args, kwargs, f"child workflow {definition.name}"
         )
         command = self.next_id()
         future = ChildFuture(loop=self.loop)
@@ -325,7 +339,9 @@ class WorkflowRuntime(WorkflowContext):
             )
 
     def signal_child(self, child_id: str, name: str, value: Any) -> None:
-        text = self.payloads.encode_value(value, what=f"signal {name!r} to {child_id}")
+        text = None
+        if not (self.replaying and self._next_id <= self.max_recorded_command):
+            text = self.payloads.encode_value(value, what=f"signal {name!r} to {child_id}")
         data = {"child_id": child_id}
         self.pending.append(Command(SIGNAL_CHILD, self.next_id(), name, text, data))
 

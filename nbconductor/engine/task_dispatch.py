@@ -275,6 +275,8 @@ class TaskDispatch:
                 attempt.handle.cancel()
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        if outcome.store_error is not None:
+            raise outcome.store_error  # ends the engine, as a failed commit does
         attempt = outcome.attempt
         if attempt.abandoned:
             # Timed out, cancelled or closed meanwhile: its result no longer counts.

@@ -18,7 +18,7 @@ from typing import Any
 from nbconductor.engine.definition import TaskDefinition
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.payload import PLAIN, Payloads
-from nbconductor.errors import NotInTask, TaskCancelled
+from nbconductor.errors import NotInTask, StoreError, TaskCancelled
 
 
 @dataclass(eq=False)
@@ -137,6 +137,10 @@ class Outcome:
     result: str | None = None
     error: Failure | None = None
     started_at: datetime | None = None
+    # The history store failed while storing the result (a full disk): not the task's
+    # fault, so the engine stops on it as on a failed commit instead of recording a
+    # failure.
+    store_error: BaseException | None = None
 
 
 _current: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
@@ -242,6 +246,8 @@ def _finish(attempt: Attempt, value: Any) -> Outcome:
         text = attempt.payloads.encode_value(
             value, what=f"the result of task {attempt.definition.name}"
         )
+    except StoreError as exc:  # storing a large result failed: the store's trouble
+        return Outcome(attempt, started_at=attempt.started_at, store_error=exc)
     except Exception as exc:  # PayloadError, or a value whose own code breaks encoding
         # The attempt must report whatever happens (its pool thread or its task in the
         # engine's task group must not die), and the same code would produce the same

@@ -14,6 +14,16 @@ The output is ASCII-only JSON (non-ASCII characters escaped), so it is valid UTF
 whatever the strings hold, and DuckDB's JSON functions can read it:
 ``SELECT data->>'$.v' FROM events``.
 
+Large values leave the JSON when the caller passes ``large`` (an engine does; see
+:mod:`nbconductor.storage.values`): DataFrames, Arrow tables and batches, numpy arrays
+and bytes or strings over ``large.limit`` are handed to ``large.capture``, which stores
+them once by content hash and returns the small reference the JSON holds instead,
+``{"__nbc__": "ref", "kind": ..., "hash": ..., "rows": ..., "bytes": ..., "schema": ...}``.
+``decode`` hands a reference to its ``load`` callable; without one it decodes to an
+:class:`UnloadedValue` that shows what is stored without reading it. Without ``large``,
+frames are written as base64 Arrow IPC inside the JSON, as versions before 0.2 did for
+every frame; ``decode`` reads both forms.
+
 Example:
     >>> text = encode({"when": datetime(2024, 5, 1, tzinfo=timezone.utc), "n": 3})
     >>> decode(text)["when"].year
@@ -33,12 +43,15 @@ import math
 import pickle
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from nbconductor.errors import PayloadError
+from nbconductor.storage.lazy_value import LazyValue, unwrap
+from nbconductor.storage.values import REF_TAG, describe_ref
 
-__all__ = ("TAG", "allow_types", "decode", "encode")
+__all__ = ("TAG", "LargeValues", "UnloadedValue", "allow_types", "decode", "encode")
 
 TAG = "__nbc__"
 
@@ -48,6 +61,10 @@ _HINT = (
     "convert it to a JSON-friendly value, a dataclass, or opt in to pickle with allow_pickle=True"
 )
 _SCALARS = (str, int, bool, type(None))
+_LONG = (str, bytes, bytearray)
+# Modules whose values may be large values (frames, tables, arrays): only their objects
+# are offered to LargeValues.capture, so ordinary values cost no extra check.
+_LARGE_MODULES = frozenset({"pandas", "polars", "pyarrow", "numpy"})
 _MISSING = object()
 
 # Enum and dataclass types decode may rebuild, by their stored path: the ones this
@@ -88,10 +105,49 @@ def allow_types(*items: type | str) -> None:
             )
 
 
+class LargeValues(Protocol):
+    """Where :func:`encode` puts large values (an engine's payload store)."""
+
+    limit: int
+    """Bytes and strings longer than this are captured; shorter ones stay inline."""
+
+    def capture(self, value: Any) -> dict[str, Any] | None:
+        """Store ``value`` if it is a large value and return its reference, else None."""
+
+
+class UnloadedValue:
+    """A stored value read without loading it: what it is, not its data.
+
+    Readers without an engine (displays, the CLI) decode references to this; its
+    ``repr`` is a preview such as ``<stored pandas DataFrame, 1,000,000 rows, 22.9 MB
+    (id: int64, ...)>``.
+    """
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: dict[str, Any]) -> None:
+        self.ref = ref
+
+    def __repr__(self) -> str:
+        return f"<stored {describe_ref(self.ref)}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnloadedValue) and other.ref == self.ref
+
+    def __hash__(self) -> int:
+        return hash(self.ref.get("hash"))
+
+
 # --- encoding --------------------------------------------------------------------------
 
 
-def encode(value: Any, *, what: str = "value", allow_pickle: bool = False) -> str:
+def encode(
+    value: Any,
+    *,
+    what: str = "value",
+    allow_pickle: bool = False,
+    large: LargeValues | None = None,
+) -> str:
     """Encode a value as JSON text for history.
 
     Args:
@@ -99,6 +155,8 @@ def encode(value: Any, *, what: str = "value", allow_pickle: bool = False) -> st
         what: Names the value in error messages, e.g. ``"argument 'conn' of task fetch"``.
         allow_pickle: Pickle objects the codec does not know instead of refusing them.
             Only code that trusts the history file may decode such payloads.
+        large: Where large values go (stored apart, referenced from the JSON); without
+            it frames are embedded as base64 Arrow IPC and arrays are refused.
 
     Returns:
         ASCII JSON text.
@@ -108,52 +166,52 @@ def encode(value: Any, *, what: str = "value", allow_pickle: bool = False) -> st
             names ``what``, the path inside the value and the offending type.
     """
     kind = type(value)
+    limit = large.limit if large is not None else None
     # Fast path. json.dumps alone would silently turn tuples into lists, str-based
     # Enums into strings and int keys into str keys, so it only sees values that are
-    # plain JSON all the way down (exact types, no tag key, finite floats).
-    if kind in _SCALARS or (kind is float and math.isfinite(value)):
+    # plain JSON all the way down (exact types, no tag key, finite floats, no string
+    # long enough to be stored apart).
+    if (kind in _SCALARS and (limit is None or kind is not str or len(value) <= limit)) or (
+        kind is float and math.isfinite(value)
+    ):
         return _JSON.encode(value)
     try:
-        plain = _is_plain(value)
+        plain = _is_plain(value, limit)
     except RecursionError:  # a cycle or very deep nesting: let the full walk explain it
         plain = False
     if plain:
         return _JSON.encode(value)
     try:
-        return _JSON.encode(_Encoder(what, allow_pickle).walk(value, "", set()))
+        return _JSON.encode(_Encoder(what, allow_pickle, large).walk(value, "", set()))
     except RecursionError as exc:
         raise PayloadError(
             f"{what} is nested too deeply to store; flatten it or store a summary"
         ) from exc
 
 
-def _is_plain(value: Any) -> bool:
+def _is_plain(value: Any, limit: int | None) -> bool:
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
+        items = value.values()
+        for key in value:
             if type(key) is not str or key == TAG:
                 return False
-            item_kind = type(item)
-            if item_kind in _SCALARS:
-                continue
-            if item_kind is float:
-                if not math.isfinite(item):
-                    return False
-            elif not _is_plain(item):
+    elif kind is list:
+        items = value
+    else:
+        return False
+    for item in items:
+        item_kind = type(item)
+        if item_kind in _SCALARS:
+            if limit is not None and item_kind is str and len(item) > limit:
                 return False
-        return True
-    if kind is list:
-        for item in value:
-            item_kind = type(item)
-            if item_kind in _SCALARS:
-                continue
-            if item_kind is float:
-                if not math.isfinite(item):
-                    return False
-            elif not _is_plain(item):
+            continue
+        if item_kind is float:
+            if not math.isfinite(item):
                 return False
-        return True
-    return False
+        elif not _is_plain(item, limit):
+            return False
+    return True
 
 
 def _tagged(tag: str, v: Any, **extra: Any) -> dict[str, Any]:
@@ -176,9 +234,10 @@ def _type_name(cls: type) -> str:
 class _Encoder:
     """Walks a value, building its tagged JSON form; remembers where it is for errors."""
 
-    def __init__(self, what: str, allow_pickle: bool) -> None:
+    def __init__(self, what: str, allow_pickle: bool, large: LargeValues | None = None) -> None:
         self.what = what
         self.allow_pickle = allow_pickle
+        self.large = large
 
     def fail(self, path: str, problem: str, hint: str = _HINT) -> PayloadError:
         where = f" at {path}" if path else ""
@@ -186,6 +245,14 @@ class _Encoder:
 
     def walk(self, value: Any, path: str, active: set[int]) -> Any:
         kind = type(value)
+        if kind is LazyValue:
+            if self.large is not None:
+                return value._nbc_ref  # stored already: neither loaded nor hashed again
+            value = unwrap(value)
+            kind = type(value)
+        large = self.large
+        if large is not None and kind in _LONG and len(value) > large.limit:
+            return self.captured(value, path)
         if kind in _SCALARS:
             return value
         if kind is float:
@@ -236,6 +303,10 @@ class _Encoder:
             return _tagged(kind.__name__, items)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return self.walk_dataclass(value, path, active)
+        if self.large is not None and kind.__module__.partition(".")[0] in _LARGE_MODULES:
+            ref = self.captured(value, path)
+            if ref is not None:
+                return ref
         frame = _encode_frame(value)
         if frame is not None:
             return frame
@@ -250,6 +321,12 @@ class _Encoder:
                 ) from exc
             return _tagged("pickle", _b64(data), type=_type_path(kind))
         raise self.fail(path, f"is a {_type_name(kind)}, which cannot be stored in history")
+
+    def captured(self, value: Any, path: str) -> dict[str, Any] | None:
+        try:
+            return self.large.capture(value)
+        except PayloadError as exc:
+            raise self.fail(path, f"cannot be stored ({exc})", "convert it first") from exc
 
     def walk_dict(self, value: dict, path: str, active: set[int]) -> Any:
         if all(type(key) is str for key in value) and TAG not in value:
@@ -353,13 +430,20 @@ def _import_optional(name: str, purpose: str) -> Any:
 # --- decoding --------------------------------------------------------------------------
 
 
-def decode(text: str, *, allow_pickle: bool = False) -> Any:
+def decode(
+    text: str,
+    *,
+    allow_pickle: bool = False,
+    load: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
     """Decode JSON text written by :func:`encode`.
 
     Args:
         text: The stored text.
         allow_pickle: Unpickle pickle-tagged values. Unpickling runs code chosen by
             whoever wrote the file, so only allow it for history you trust.
+        load: Turns a reference to a stored value into the value (an engine's loader);
+            without it references decode to :class:`UnloadedValue`.
 
     Raises:
         PayloadError: The text is not valid JSON, holds a pickle and ``allow_pickle`` is
@@ -368,7 +452,7 @@ def decode(text: str, *, allow_pickle: bool = False) -> Any:
     try:
         if TAG not in text:
             return json.loads(text)
-        return json.loads(text, object_hook=_Decoder(allow_pickle).hook)
+        return json.loads(text, object_hook=_Decoder(allow_pickle, load).hook)
     except PayloadError:
         raise
     except ValueError as exc:
@@ -376,14 +460,17 @@ def decode(text: str, *, allow_pickle: bool = False) -> Any:
 
 
 class _Decoder:
-    def __init__(self, allow_pickle: bool) -> None:
+    def __init__(self, allow_pickle: bool, load: Callable[[dict[str, Any]], Any] | None) -> None:
         self.allow_pickle = allow_pickle
+        self.load = load
 
     def hook(self, obj: dict[str, Any]) -> Any:
         # json calls this bottom-up, so nested tagged values are already decoded.
         tag = obj.get(TAG)
         if tag is None:
             return obj
+        if tag == REF_TAG:
+            return UnloadedValue(obj) if self.load is None else self.load(obj)
         v = obj.get("v")
         decoder = _DECODERS.get(tag)
         if decoder is not None:

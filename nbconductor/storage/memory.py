@@ -9,6 +9,7 @@ import copy
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from nbconductor.errors import StoreError
+from nbconductor.errors import PayloadError, StoreError
 from nbconductor.storage.records import (
     SORT_KEYS,
     Batch,
@@ -32,8 +33,23 @@ from nbconductor.storage.records import (
     TimerCounts,
 )
 from nbconductor.storage.retention import prunable
+from nbconductor.storage.values import StoredValue
 
 _UTC = timezone.utc
+
+
+def _copied_table(table: Any) -> Any:
+    import pyarrow as pa  # only reached with a table in hand, so pyarrow is installed
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    with pa.ipc.open_stream(sink.getvalue()) as reader:
+        return reader.read_all()
+
+
+# A reference as the codec writes it (the DuckDB store's payload_refs finds the same).
+_REF = re.compile(r'"__nbc__":"ref","kind":"[a-z]+","hash":"([0-9a-f]{32})"')
 
 
 class MemoryStore:
@@ -48,6 +64,9 @@ class MemoryStore:
         self._definitions: list[DefinitionRecord] = []
         self._schedules: dict[str, ScheduleRecord] = {}
         self._queues: dict[str, QueueRecord] = {}
+        self._payloads: dict[str, StoredValue] = {}
+        self._stored_at: dict[str, float] = {}  # monotonic; see delete_unreferenced_payloads
+        self.payload_grace = 600.0  # as the DuckDB store's
         self._closed = False
 
     def _check(self) -> None:
@@ -244,6 +263,76 @@ class MemoryStore:
     def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
         raise StoreError("MemoryStore cannot export Parquet; only a DuckDB history file can")
 
+    # -- stored values ------------------------------------------------------------------
+
+    def put_payload(self, stored: StoredValue) -> bool:
+        """Keep a large value once by its hash; True when this call added it."""
+        with self._lock:
+            self._check()
+            if stored.hash in self._payloads:
+                self._stored_at[stored.hash] = time.monotonic()
+                return False
+        # A copy, like a real store: the caller's frame or array (which Arrow may share
+        # memory with) can change afterwards without changing what is stored.
+        kept = copy.copy(stored)
+        if stored.table is not None:
+            kept.table = _copied_table(stored.table)
+        else:
+            kept.blob = bytes(memoryview(stored.blob).cast("B"))
+        with self._lock:
+            self._payloads.setdefault(stored.hash, kept)
+            self._stored_at[stored.hash] = time.monotonic()
+        return True
+
+    def get_payload(self, digest: str) -> StoredValue:
+        """The stored value ``digest``.
+
+        Raises:
+            PayloadError: nothing is stored under ``digest``.
+        """
+        with self._lock:
+            self._check()
+            stored = self._payloads.get(digest)
+        if stored is None:
+            raise PayloadError(f"the stored value {digest} is not in this store (was it pruned?)")
+        return stored
+
+    def payload_preview(self, digest: str, rows: int = 5) -> tuple[list[str], list[tuple]] | None:
+        """Column names and the first ``rows`` rows of a value stored as a table."""
+        stored = self.get_payload(digest)
+        if stored.table is None:
+            return None
+        head = stored.table.slice(0, rows).to_pylist()
+        columns = stored.table.column_names
+        return columns, [tuple(row[c] for c in columns) for row in head]
+
+    def delete_unreferenced_payloads(
+        self, *, dry_run: bool = False, older_than: float = 600.0
+    ) -> dict[str, int]:
+        """Delete the stored values nothing references any more (after a prune), stored
+        more than ``older_than`` seconds ago (a running task's result is stored before
+        its event)."""
+        with self._lock:
+            self._check()
+            return self._delete_unreferenced(dry_run, older_than)
+
+    def _delete_unreferenced(self, dry_run: bool, older_than: float = 600.0) -> dict[str, int]:
+        # Under the lock.
+        texts = [e.data for events in self._events.values() for e in events]
+        for rec in self._executions.values():
+            texts.extend(t for t in (rec.input, rec.result, rec.error) if t)
+        for sched in self._schedules.values():
+            texts.extend((sched.spec, sched.state))
+        used = {m for text in texts if '"ref"' in text for m in _REF.findall(text)}
+        cutoff = time.monotonic() - older_than
+        orphans = [h for h in self._payloads if h not in used and self._stored_at[h] < cutoff]
+        freed = sum(self._payloads[h].nbytes for h in orphans)
+        if not dry_run:
+            for digest in orphans:
+                del self._payloads[digest]
+                del self._stored_at[digest]
+        return {"payloads": len(orphans), "bytes": int(freed)}
+
     def relation(self, query: str, params: list[Any] | None = None) -> Any:
         raise StoreError(
             "this engine keeps its history in memory, which SQL cannot query; give the "
@@ -287,9 +376,9 @@ class MemoryStore:
         """Delete stored values no remaining event or execution refers to; what was freed.
 
         The one call site for the payload store's collection (issue #16), as in the
-        DuckDB store: a no-op until payloads are stored apart. Runs under the lock.
+        DuckDB store. Runs under the lock.
         """
-        return {}
+        return self._delete_unreferenced(False, self.payload_grace)
 
     def close(self) -> None:
         with self._lock:

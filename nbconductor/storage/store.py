@@ -23,6 +23,7 @@ from nbconductor.storage.records import (
     Status,
     TimerCounts,
 )
+from nbconductor.storage.values import StoredValue
 
 
 @runtime_checkable
@@ -140,6 +141,30 @@ class Store(Protocol):
         Deletes run in transactions of about ``batch`` executions, so a writer waits
         for one batch at most; ``reclaim`` gives the freed space back to the file.
         """
+
+    def put_payload(self, stored: StoredValue) -> bool:
+        """Store a large value once, keyed by its content hash, durably and on its own
+        (not in an event batch): the caller stores it *before* recording the event that
+        references it. Callable from any thread; storing a value that is there (or being
+        stored concurrently) succeeds. True when this call wrote it."""
+
+    def get_payload(self, digest: str) -> StoredValue:
+        """The value stored under ``digest``, with its data.
+
+        Raises:
+            PayloadError: nothing is stored under ``digest``.
+        """
+
+    def payload_preview(self, digest: str, rows: int = 5) -> tuple[list[str], list[tuple]] | None:
+        """Column names and first rows of a value stored as a table (None otherwise)."""
+
+    def delete_unreferenced_payloads(
+        self, *, dry_run: bool = False, older_than: float = 600.0
+    ) -> dict[str, int]:
+        """Delete the stored values that no event, execution or schedule references and
+        that were stored (or found stored again) more than ``older_than`` seconds ago,
+        since a running task stores its result before its event is appended;
+        ``{"payloads": n, "bytes": b}`` deleted. Prune calls it after deleting events."""
 
     def close(self) -> None:
         """Flush and release the file; later calls fail."""

@@ -84,6 +84,7 @@ class ExecutionReader:
     """
 
     def __init__(self, engine: Engine, execution_id: str, workflow: str | None = None) -> None:
+        self._result_preview: tuple[str | None, str | None] | None = None
         self.engine = engine
         self.id = execution_id
         self.workflow = workflow or "?"
@@ -137,7 +138,7 @@ class ExecutionReader:
             hidden=hidden,
             waiting=tuple(waiting),
             signals=tuple(dict.fromkeys([*self._declared(record), *waiting])),
-            result=_result_text(record),
+            result=self._result_text(record),
             input=_input_text(record),
             error=error,
             # This kernel's capture, else (after a restart) what tasks printed, recorded.
@@ -147,6 +148,16 @@ class ExecutionReader:
             next_id=_next_id(record),
             tags=tuple(record.tags),
         )
+
+    def _result_text(self, record: ExecutionRecord) -> str | None:
+        if record.status is not Status.COMPLETED:
+            return None
+        cached = self._result_preview
+        if cached is not None and cached[0] == record.result:
+            return cached[1]
+        text = _result_text(record, self.engine.store)
+        self._result_preview = (record.result, text)  # a closed result never changes
+        return text
 
     def _declared(self, record: ExecutionRecord) -> tuple[str, ...]:
         if record.status.closed:
@@ -208,13 +219,16 @@ def _visible_steps(timeline: Timeline) -> tuple[tuple[Step, ...], dict[str, int]
     return tuple(replace(s, attempts=list(s.attempts)) for s in steps if s.key in keep), hidden
 
 
-def _result_text(record: ExecutionRecord) -> str | None:
+def _result_text(record: ExecutionRecord, store=None) -> str | None:
     if record.status is not Status.COMPLETED:
         return None
     try:
         value = payload.decode_value(record.result)
     except Exception:  # an opted-in pickle or a type this process cannot import
         return record.result
+    stored = payload.preview(value, store)  # a stored frame: its shape and first rows
+    if stored is not None:
+        return stored
     text = _REPR.repr(value)
     return text if len(text) <= _MAX_RESULT else text[: _MAX_RESULT - 1] + "…"
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from nbconductor.engine import payload
 from nbconductor.engine.failure import summary
 from nbconductor.storage.records import ENDING_EVENTS, EventKind, EventRecord
+from nbconductor.storage.values import describe_ref
 
 __all__ = ("MAX_OUTPUT_LINES", "AttemptSpan", "Step", "Timeline")
 
@@ -258,6 +259,9 @@ def _preview(value: object, limit: int = 60) -> str:
     if value is None:
         return ""
     import json
+
+    if isinstance(value, dict) and value.get("__nbc__") == "ref":  # a stored value
+        return f"<{describe_ref(value)}>"[:limit]
 
     text = json.dumps(value, separators=(",", ":"), default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"

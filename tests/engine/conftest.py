@@ -16,6 +16,7 @@ import pytest
 from nbconductor.engine.clock import VirtualClock
 from nbconductor.engine.definition import REGISTRY
 from nbconductor.engine.engine import Engine
+from nbconductor.engine.payload import Payloads
 from nbconductor.engine.runtime import replay
 from nbconductor.storage.records import ExecutionFilter
 
@@ -62,7 +63,7 @@ def assert_histories_replay(store) -> None:
         definition = REGISTRY.find("workflow", record.workflow)
         if definition is None or definition.version != record.version:
             continue  # the test redefined this workflow on purpose
-        replay(definition, store.load_history(record.id))
+        replay(definition, store.load_history(record.id), payloads=Payloads(store=store))
 
 
 @pytest.fixture

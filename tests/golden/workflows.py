@@ -112,6 +112,24 @@ def total_due(invoices: list, frame) -> dict:
     }
 
 
+@nc.task(name="golden_make_frame")
+def make_frame(rows: int):
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "n": list(range(rows)),
+            "name": [f"row-{i}" for i in range(rows)],
+            "when": pd.date_range("2024-05-01", periods=rows, freq="h", tz="Europe/Paris"),
+        }
+    )
+
+
+@nc.task(name="golden_sum_frame")
+def sum_frame(frame) -> int:
+    return int(frame["n"].sum())
+
+
 # --- workflows, one per recorded scenario ------------------------------------------------
 
 
@@ -257,6 +275,16 @@ async def golden_payloads(invoice: Invoice, frame, sent: datetime) -> dict:
     }
 
 
+@nc.workflow
+async def golden_frame_file(rows: int) -> dict:
+    """A task's frame result, kept in a DuckDB file (tests/golden/files/), then a signal
+    and a task that reads the frame: the file holds the execution open at the signal."""
+    frame = await make_frame(rows)
+    factor = await nc.signal("factor")
+    total = await sum_frame(frame)
+    return {"total": total * factor, "rows": len(frame), "last": frame["name"].iloc[-1]}
+
+
 WORKFLOWS = {
     definition.name: definition
     for definition in (
@@ -272,3 +300,5 @@ WORKFLOWS = {
         golden_payloads,
     )
 }
+"""The workflows of the JSON golden histories; ``golden_frame_file`` is recorded as a
+DuckDB file instead (tests/golden/record_file.py, tests/test_golden_files.py)."""

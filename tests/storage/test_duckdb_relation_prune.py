@@ -85,7 +85,7 @@ def test_sp_relation_methods_that_write_are_refused(store, write):
     with pytest.raises(StoreError, match="reads only"):
         write(rel)
     assert len(store.load_history("a")) == 1
-    assert store.sql("SELECT count(*) FROM duckdb_tables()")[1] == [(6,)]
+    assert store.sql("SELECT count(*) FROM duckdb_tables()")[1] == [(7,)]  # with payloads
 
 
 def test_sp_relations_run_on_user_threads_while_the_store_commits(store):

@@ -72,6 +72,7 @@ def test_a_new_file_gets_the_schema_and_meta(store):
         "events",
         "executions",
         "meta",
+        "payloads",
         "queues",
         "schedules",
     ]
@@ -127,8 +128,20 @@ def test_a_version_2_file_gains_the_queues_table(path, monkeypatch):
         store.commit(Batch(new_executions=[execution("e")]))
     monkeypatch.undo()
     with DuckDBStore(path) as store:
-        assert store.sql("SELECT value FROM meta WHERE key = 'schema_version'")[1] == [("3",)]
+        version = store.sql("SELECT value FROM meta WHERE key = 'schema_version'")[1]
+        assert version == [(str(len(schema.MIGRATIONS)),)]
         assert store.queues() == []
+        assert store.get_execution("e") is not None
+
+
+def test_pl_a_version_3_file_gains_the_payload_tables(path, monkeypatch):
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:3])
+    with DuckDBStore(path) as store:
+        store.commit(Batch(new_executions=[execution("e")]))
+    monkeypatch.undo()
+    with DuckDBStore(path) as store:
+        assert store.sql("SELECT count(*) FROM payloads")[1] == [(0,)]
+        assert store.sql("SELECT count(*) FROM payload_refs")[1] == [(0,)]
         assert store.get_execution("e") is not None
 
 

@@ -30,7 +30,7 @@ from nbconductor.engine.failure import Failure
 from nbconductor.engine.runners import remote_attempt
 from nbconductor.engine.runners.runner import AttemptEvents
 from nbconductor.engine.task_runner import Attempt, Outcome
-from nbconductor.errors import WorkerLost
+from nbconductor.errors import StoreError, WorkerLost
 
 _CHILD = "from nbconductor.engine.runners.process_child import main; main()"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
@@ -51,6 +51,8 @@ def encode_result(attempt: Attempt, value) -> Outcome:
         text = attempt.payloads.encode_value(
             value, what=f"the result of task {attempt.definition.name}"
         )
+    except StoreError as exc:  # storing a large result failed: the store's trouble
+        return Outcome(attempt, started_at=attempt.started_at, store_error=exc)
     except Exception as exc:
         error = Failure.from_exception(exc, non_retryable=True)
         return Outcome(attempt, error=error, started_at=attempt.started_at)

@@ -10,6 +10,9 @@ Tables (see :mod:`nbconductor.storage.duckdb.schema`):
 - ``definitions``: versions of workflow and task sources.
 - ``schedules``: schedule specs and their firing state (schema version 2).
 - ``queues``: task queues and their limits (schema version 3).
+- ``payloads``, ``payload_<hash>`` and the view ``payload_refs``: large values stored
+  once by content hash (schema version 4; see
+  :mod:`nbconductor.storage.duckdb.payload_tables`).
 
 Performance (2-core machine; ``python -m benchmarks.bench_store``): parsing and
 planning a DuckDB statement costs 0.3-0.5 ms and a commit about 0.4 ms more, while
@@ -35,7 +38,7 @@ from typing import Any
 import duckdb
 
 from nbconductor.errors import NotAHistoryFile, StoreError
-from nbconductor.storage.duckdb import history_file, parquet_export, schema
+from nbconductor.storage.duckdb import history_file, parquet_export, payload_tables, schema
 from nbconductor.storage.duckdb import sql as duckdb_sql
 from nbconductor.storage.duckdb.relation import HistoryRelation
 from nbconductor.storage.duckdb.user_query import check_user_query
@@ -52,6 +55,7 @@ from nbconductor.storage.records import (
     TimerCounts,
 )
 from nbconductor.storage.retention import prunable
+from nbconductor.storage.values import StoredValue
 
 __all__ = ("DuckDBStore",)
 
@@ -61,6 +65,9 @@ _REPORTED_IDS = 20
 
 _UTC = timezone.utc
 _READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+# A concurrent store of the same value: a catalog write-write conflict on its table, or
+# the second insert of its key.
+_PAYLOAD_CONFLICT = (duckdb.TransactionException, duckdb.ConstraintException)
 _NO_AUTOLOAD = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
@@ -96,6 +103,12 @@ class DuckDBStore:
         self._idle: list[Any] = []
         self._busy: set[Any] = set()
         self._appenders: dict[str, Any] = {}  # table -> duckdb Appender on the writer
+        #: Seconds a stored value is spared by collection after it was stored or found
+        #: stored again (its event may not be appended yet); tests set 0.
+        self.payload_grace = payload_tables.GRACE_SECONDS
+        # Striped by hash: two threads storing the same value take turns (the second
+        # finds it stored) instead of meeting in a DuckDB write-write conflict.
+        self._payload_locks = [threading.Lock() for _ in range(32)]
         history_file.claim(str(resolved), read_only)
         # A store dropped without close() (say, a notebook cell run twice) must not keep
         # its path claimed for the rest of the process.
@@ -253,6 +266,63 @@ class DuckDBStore:
             (changed,) = self._con.fetchone()
             if changed != expected:
                 raise StoreError(f"{expected - changed} of the updated executions do not exist")
+
+    # -- stored values ------------------------------------------------------------------
+
+    def put_payload(self, stored: StoredValue) -> bool:
+        """Store a large value once, in its own transaction on the calling thread (see
+        :mod:`~nbconductor.storage.duckdb.payload_tables`); True when this call wrote it.
+
+        Safe to call from any thread, concurrently with :meth:`commit`; storing a value
+        that is there already (or being stored by another thread) is a cheap success.
+
+        Raises:
+            StoreError: the file is read-only or closed, or DuckDB refused the write.
+        """
+        if self.read_only:
+            raise StoreError(f"{self.path} is open read-only; values are stored by the engine")
+        lock = self._payload_locks[int(stored.hash[:4], 16) % len(self._payload_locks)]
+        with lock, self._cursor() as cursor:
+            try:
+                wrote = payload_tables.put(cursor, stored, _PAYLOAD_CONFLICT)
+            except duckdb.Error as exc:
+                if history_file.is_disk_full(exc):
+                    raise StoreError(history_file.disk_full_message(self.path)) from exc
+                raise StoreError(f"storing a value in {self.path} failed: {exc}") from exc
+        self._secure_wal()
+        return wrote
+
+    def get_payload(self, digest: str) -> StoredValue:
+        """The stored value ``digest``, its data as an Arrow table or a blob.
+
+        Raises:
+            PayloadError: nothing is stored under ``digest``.
+        """
+        with self._cursor() as cursor:
+            return payload_tables.read(cursor, digest)
+
+    def payload_preview(self, digest: str, rows: int = 5) -> tuple[list[str], list[tuple]] | None:
+        """Column names and the first ``rows`` rows of a value stored as a table, read in
+        SQL without loading the value (None when it is not stored as a table)."""
+        with self._cursor() as cursor:
+            return payload_tables.preview(cursor, digest, rows)
+
+    def delete_unreferenced_payloads(
+        self, *, dry_run: bool = False, older_than: float = payload_tables.GRACE_SECONDS
+    ) -> dict[str, int]:
+        """Delete the stored values no event, execution or schedule references any more
+        (after a prune) and that were stored more than ``older_than`` seconds ago; see
+        :func:`payload_tables.delete_unreferenced`.
+
+        Returns:
+            ``{"payloads": n, "bytes": b}`` deleted (or that would be, with ``dry_run``).
+        """
+        if self.read_only and not dry_run:
+            raise StoreError(f"{self.path} is open read-only; open it read-write to prune")
+        with self._write_lock, self._cursor() as cursor:
+            return payload_tables.delete_unreferenced(
+                cursor, dry_run=dry_run, older_than=older_than
+            )
 
     # -- reading ------------------------------------------------------------------------
 
@@ -465,7 +535,7 @@ class DuckDBStore:
             >>> columns, rows = store.sql("SELECT status, count(*) FROM executions GROUP BY 1")
         """
         with self._cursor() as cursor:
-            _check_user_statement(cursor, query)
+            query = _check_user_statement(cursor, query)
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 cursor.execute(query, params)
@@ -495,7 +565,7 @@ class DuckDBStore:
             self._check_open()
             cursor = self._root.cursor()
         try:
-            _check_user_statement(cursor, query)
+            query = _check_user_statement(cursor, query)
             return HistoryRelation(cursor.sql(query, params=params))
         except duckdb.Error as exc:
             cursor.close()
@@ -601,10 +671,11 @@ class DuckDBStore:
     def _collect_unreferenced_payloads(self) -> dict[str, int]:
         """Delete stored values no remaining event or execution refers to; what was freed.
 
-        The one call site for the payload store's collection (issue #16): a no-op until
-        payload tables exist. Runs after a prune's deletes, before its checkpoint.
+        The one call site for the payload store's collection (issue #16). Runs after a
+        prune's deletes, before its checkpoint.
         """
-        return {}
+        with self._write_lock, self._cursor() as cursor:
+            return payload_tables.delete_unreferenced(cursor, older_than=self.payload_grace)
 
     def _checkpoint(self) -> None:
         # A plain CHECKPOINT fails while another connection's transaction runs (a user's
@@ -663,8 +734,9 @@ class DuckDBStore:
         return f"DuckDBStore({self.path!r}{mode}){state}"
 
 
-def _check_user_statement(cursor: Any, query: str) -> None:
-    """Refuse anything but one statement that reads the history tables."""
+def _check_user_statement(cursor: Any, query: str) -> str:
+    """Refuse anything but one statement that reads the history tables; the query to
+    run, with ``result(...)``/``payload(...)`` expanded to the stored tables they name."""
     try:
         statements = cursor.extract_statements(query)
     except duckdb.Error as exc:
@@ -679,4 +751,6 @@ def _check_user_statement(cursor: Any, query: str) -> None:
             f"only queries that read are allowed here, not {kind.name}; history "
             "is written by the engine alone"
         )
+    query = payload_tables.expand_user_functions(cursor, query)
     check_user_query(cursor, query)
+    return query

@@ -12,6 +12,7 @@ from typing import Any
 
 from nbconductor._version import __version__
 from nbconductor.errors import NotAHistoryFile, SchemaTooNew, StoreError
+from nbconductor.storage.duckdb import payload_tables
 
 __all__ = ("APPLICATION", "MIGRATIONS", "prepare")
 
@@ -99,7 +100,12 @@ def _add_queues(con: Any) -> None:
 
 #: Forward migrations: ``MIGRATIONS[n - 1]`` turns schema version n - 1 into version n.
 #: Each runs in its own transaction with the update of ``meta.schema_version``.
-MIGRATIONS: list[Callable[[Any], None]] = [_create_v1, _add_schedules, _add_queues]
+MIGRATIONS: list[Callable[[Any], None]] = [
+    _create_v1,
+    _add_schedules,
+    _add_queues,
+    payload_tables.MIGRATION,
+]
 
 
 def prepare(con: Any, path: str, *, read_only: bool) -> None:
