@@ -194,6 +194,7 @@ _SCHEDULE_OPTIONS = {
 _QUEUE_LIMITS = {
     "concurrency": Field(_integer(1, 1_000_000, nullable=True)),
     "rate": Field(_text(64, nullable=True)),
+    "burst": Field(_integer(1, 1_000_000, nullable=True)),
 }
 
 OPERATIONS: dict[str, dict[str, Field]] = {

@@ -110,6 +110,7 @@ def queue_view(info: Any) -> dict[str, Any]:
         "name": info.name,
         "concurrency": info.concurrency,
         "rate": info.rate,
+        "burst": getattr(info, "burst", 1),
         "running": getattr(info, "running", None),
         "waiting": getattr(info, "waiting", None),
     }
