@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import nbconductor as nc
@@ -163,6 +164,34 @@ def test_a_task_for_another_process_names_the_variable_it_cannot_pickle(registry
         def uses_lock() -> None:
             with lock:
                 pass
+
+
+def test_an_oversized_captured_global_is_named_when_defined_and_when_scheduled(eng, registry):
+    # A local function, like a notebook's, travels by value with what it captures.
+    big = np.zeros(10 * 2**20 // 8)  # 10 MB
+    with pytest.raises(DefinitionError, match=r"the variable 'big' it uses is 10,485,"):
+
+        @nc.task(runner="proc")
+        def sums_big() -> float:
+            return float(big.sum())
+
+    table = np.zeros(4)
+
+    @nc.task(runner="proc", retry=nc.Retry(initial=0.01, max_attempts=3))
+    def sums_table() -> float:
+        return float(table.sum())
+
+    @nc.workflow
+    async def oversized_when_scheduled() -> str:
+        try:
+            return str(await sums_table())
+        except TaskFailed as exc:
+            return f"{exc.error_type} after {exc.attempts}: {exc.error_message}"
+
+    table = np.zeros(10 * 2**20 // 8)  # grown after the definition: caught when scheduled
+    out = eng.start(oversized_when_scheduled).result(timeout=60)
+    assert out.startswith("DefinitionError after 1: task 'sums_table' pickles to 10,48"), out
+    assert "the variable 'table' it uses is 10,485," in out
 
 
 def test_an_unknown_runner_fails_the_task_naming_the_known_ones(eng, registry):
