@@ -365,6 +365,44 @@ def test_schedule_to_close_is_kept_by_the_engine_and_stops_the_child(eng, tmp_pa
     assert marker.read_text() == "cancelled"
 
 
+@nc.task(runner="proc", retry=nc.Retry(max_attempts=1))
+def holds_a_child(gate: str) -> str:
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the gate is what keeps the child busy
+    return "held"
+
+
+@nc.task(runner="proc", schedule_to_start=0.5, retry=nc.Retry(max_attempts=1))
+def waits_for_a_child() -> str:
+    return "ran"
+
+
+@nc.workflow
+async def no_child_free(gate: str) -> list:
+    holders = [holds_a_child(gate), holds_a_child(gate)]
+    try:
+        out = [await waits_for_a_child()]
+    except TaskFailed as exc:
+        out = [exc.error_type]
+    return out + await nc.gather(*holders)
+
+
+def test_schedule_to_start_covers_waiting_for_a_free_child(eng, tmp_path):
+    # Two children, both held: the third attempt never starts within its 0.5 s.
+    gate = tmp_path / "gate"
+    h = eng.start(no_child_free, str(gate))
+    wait_for(
+        lambda: any(e.kind is EventKind.TASK_FAILED for e in h.history()),
+        timeout=60,
+        what="the waiting attempt to time out",
+    )
+    gate.touch()
+    assert h.result(timeout=60) == ["TaskTimeout", "held", "held"]
+    (failed,) = ended(h.history(), EventKind.TASK_FAILED)
+    assert failed["error"]["timeout"] == "schedule_to_start"
+
+
 @nc.task(runner="proc", retry=nc.Retry(initial=0.01, max_attempts=2))
 def checkpoints_in_a_child(rows: int) -> dict:
     info = nc.task_info()
