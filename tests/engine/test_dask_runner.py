@@ -430,3 +430,46 @@ def test_a_killed_engine_process_is_recovered_and_its_remote_attempt_abandoned(
 
 def _worker_pids(client) -> set[int]:
     return set(client.run(os.getpid).values())
+
+
+_TRACER: list = []  # the worker's own OpenTelemetry set-up, made once per process
+
+
+@nc.task(runner="cluster")
+def dask_opens_a_span() -> tuple:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if not _TRACER:
+        _TRACER.append(TracerProvider().get_tracer("user-code"))
+    with _TRACER[0].start_as_current_span("inside the worker") as span:
+        pass
+    return format(span.context.trace_id, "032x"), format(span.parent.span_id, "016x")
+
+
+@nc.workflow
+async def dask_traced() -> tuple:
+    return await dask_opens_a_span()
+
+
+def test_a_span_a_task_opens_on_a_worker_is_a_child_of_its_attempt(eng):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from nbconductor.telemetry import instrument
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    stop = instrument(eng, tracer_provider=provider)
+    try:
+        trace_id, parent_id = eng.start(dask_traced).result(timeout=60)
+        spans = wait_for(
+            lambda: (s := exporter.get_finished_spans()) and len(s) >= 2 and s, 20, "spans"
+        )
+    finally:
+        stop()
+    (attempt,) = [s for s in spans if s.name == "task dask_opens_a_span"]
+    assert trace_id == format(attempt.context.trace_id, "032x")
+    assert parent_id == format(attempt.context.span_id, "016x")
+    assert attempt.attributes["nbconductor.worker"].startswith("tcp://")
