@@ -9,7 +9,7 @@ committed (it is dispatched from an after-commit callback).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import anyio
 from anyio.abc import TaskGroup
@@ -35,7 +35,7 @@ CLEANUP_GRACE = 5.0
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 class TaskDispatch:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.engine.duration import format_duration
@@ -116,7 +116,7 @@ def format_time(value: datetime | str | None) -> str:
         except ValueError:
             return value
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 

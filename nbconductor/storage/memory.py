@@ -12,7 +12,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.errors import StoreError
@@ -30,7 +30,7 @@ from nbconductor.storage.records import (
     TimerCounts,
 )
 
-_UTC = timezone.utc
+_UTC = UTC
 
 
 class MemoryStore:

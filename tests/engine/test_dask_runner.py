@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dask
 import pytest
@@ -400,7 +400,7 @@ def test_a_killed_engine_process_is_recovered_and_its_remote_attempt_abandoned(
     finally:
         engine_process.kill()  # SIGKILL: no atexit, no clean stop
         engine_process.wait(10)
-    killed_at = datetime.now(timezone.utc)
+    killed_at = datetime.now(UTC)
     # Its client is gone, so the scheduler releases the attempt: nc.cancelled() turns true.
     stopped = tmp_path / "attempt-1.stopped"
     wait_for(lambda: stopped.exists() and stopped.read_text(), timeout=30, what="the stop")

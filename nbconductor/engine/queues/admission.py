@@ -22,7 +22,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from nbconductor.engine.duration import format_duration
 from nbconductor.engine.ledger import Ledger
@@ -91,7 +91,7 @@ class Admission:
             return
         # Starts older than this cannot hold TAT above now - (burst - 1) * interval.
         lookback = max(spec.rate_limit[1], spec.burst * interval)
-        since = datetime.fromtimestamp(now.timestamp() - lookback, timezone.utc)
+        since = datetime.fromtimestamp(now.timestamp() - lookback, UTC)
         for start in sorted(s.timestamp() for s in self._store.queue_starts(spec.name, since)):
             queue.tat = max(queue.tat, start) + interval
 

@@ -9,7 +9,7 @@ context) with its code, so that ``nc.task_info()``, ``nc.heartbeat()``,
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.engine import shipping
@@ -25,7 +25,7 @@ class _Named:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def load_call(
