@@ -119,6 +119,21 @@ def test_a_burst_lets_that_many_start_at_once_then_paces_the_rest():
         eng.stop(grace=0)
 
 
+def test_a_faster_rate_is_not_held_to_the_old_pace():
+    eng = TimeSkippingEngine()
+    try:
+        eng.queues.create("slow", rate="1/hour")
+        began = eng.clock.now()
+        assert eng.start(many_instant, 1).result(timeout=30) == [0]  # next slot in an hour
+        eng.queues.update("slow", rate="10/second")
+        h = eng.start(many_instant, 2)
+        assert h.result(timeout=30) == [0, 1]
+        offsets = [(s - began).total_seconds() for s, _, _ in attempts(h.history())]
+        assert offsets == [0.1, 0.2]  # one interval of the new rate, not the old hour
+    finally:
+        eng.stop(grace=0)
+
+
 def test_a_rate_limit_holds_across_a_restart(tmp_path):
     path = tmp_path / "h.duckdb"
     clock = VirtualClock()

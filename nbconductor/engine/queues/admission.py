@@ -125,7 +125,10 @@ class Admission:
             queue = self._queues[spec.name] = _Queue(spec)
             self._seed_starts(queue, self._ledger.now)
         else:
-            queue.spec = spec  # the starts it paced stay paced (TAT kept)
+            queue.spec = spec  # the starts it paced stay paced (TAT kept) ...
+            interval = spec.interval
+            if interval is not None:  # ... but a faster rate is not held to the old pace
+                queue.tat = min(queue.tat, self._ledger.now.timestamp() + interval)
         self._pump(queue)
 
     def delete(self, name: str) -> None:
