@@ -77,7 +77,7 @@ class Admission:
     # ---------------------------------------------------------------- the queues
 
     def load(self) -> None:
-        """The stored queues, with the starts of their last rate period (a restart)."""
+        """The stored queues, their pacing rebuilt from the last recorded starts (a restart)."""
         now = self._ledger.now
         for record in self._store.queues():
             spec = QueueSpec.from_json(record.name, record.spec)
