@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ("bench_engine", "bench_store", "bench_widgets", "bench_runners")
+MODULES = ("bench_engine", "bench_store", "bench_widgets", "bench_runners", "bench_prune")
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ from nbconductor._version import __version__
 from nbconductor.engine.definition import task, workflow
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.handle import Handle
+from nbconductor.engine.retention import RetentionPolicy
 from nbconductor.engine.retry import Retry
 from nbconductor.engine.runners import DaskRunner, ProcessRunner
 from nbconductor.engine.task_runner import TaskInfo, cancelled, heartbeat, task_info
@@ -77,6 +78,7 @@ __all__ = (
     "NotInTask",
     "ProcessRunner",
     "QueueError",
+    "RetentionPolicy",
     "Retry",
     "Saga",
     "ScheduleError",

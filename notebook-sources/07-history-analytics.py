@@ -14,8 +14,8 @@
 #    plotting library.
 #
 # The notebook introduces the tables as it goes ([Architecture](../docs/architecture.md#4-durability-and-the-duckdb-store)
-# lists them). `%conductor sql` runs in a read-only transaction, so no query can
-# damage the history.
+# lists them). `%conductor sql` only reads: a query that would write is refused,
+# so no query can damage the history.
 
 # %% [markdown]
 # ## Set up
@@ -148,11 +148,14 @@ ORDER BY name
 
 # %% [markdown]
 # The result is also the cell's value. `_` picks it up: a table with `.columns`,
-# `.rows` and `.records()` (when pandas is installed, `%conductor sql` returns a
-# pandas DataFrame instead, and `_.to_dict("records")` does the same).
+# The result is also the cell's value, and `_` picks it up: a DuckDB relation
+# over the history. It runs its query when asked, and turns into what you need:
+# `.df()` a pandas DataFrame, `.pl()` a polars one, `.arrow()` Arrow record
+# batches, `.fetchall()` tuples and `.to_dicts()` one dict per row. The same
+# relation comes from Python with `nbconductor.engine().sql("SELECT ...")`.
 
 # %%
-by_task = _.records()
+by_task = _.to_dicts()
 by_task[0]
 
 # %% [markdown]
@@ -279,8 +282,8 @@ BarChart(
 display(durations)
 BarChart(
     "Average duration of a successful attempt",
-    [row["task"] for row in durations.records()],
-    {"ms": [row["avg_ms"] for row in durations.records()]},
+    [row["task"] for row in durations.to_dicts()],
+    {"ms": [row["avg_ms"] for row in durations.to_dicts()]},
     unit=" ms",
 )
 
@@ -302,6 +305,24 @@ import sys
 
 print(os.environ["NBCONDUCTOR_DB"])
 # !{sys.executable} -m nbconductor.cli sql "SELECT workflow, status, count(*) AS executions FROM executions GROUP BY ALL ORDER BY ALL" --csv
+
+# %% [markdown]
+# ## Keep the history small
+#
+# History grows with every execution. `%conductor prune --closed-before 30d`
+# deletes executions that closed more than 30 days ago, with their events, and
+# gives the space back to the file; `--dry-run` only counts them. An execution
+# goes with its whole family (its parent, its children, the runs of a
+# continue-as-new chain) once every member has closed, never while one is open.
+# From Python it is `engine.prune("30d")`, and `Engine(retention="30d")` prunes
+# on its own ([Operations](../docs/operations.md#retention)). Everything here
+# closed a moment ago, so nothing is due yet:
+
+# %%
+import nbconductor
+
+report = nbconductor.engine().prune("30d", dry_run=True)
+report.executions, report.kept
 
 # %% [markdown]
 # ## Where next

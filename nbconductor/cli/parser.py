@@ -117,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     fmt.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
+    sub = command(
+        "prune",
+        "Delete closed executions (with their events) older than a cutoff, and give "
+        "the space back to the file.",
+    )
+    sub.add_argument(
+        "--closed-before",
+        required=True,
+        metavar="WHEN",
+        help="an age (30d, 12h: closed longer ago than that) or a date/time; an "
+        "execution goes with its whole family (parent, children, continue-as-new runs) "
+        "once every member closed before then, never while one is open",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
+    sub.add_argument("--limit", type=int, metavar="N", help="at most about N executions")
+
     sub = command("export", "Export the history tables as files.")
     sub.add_argument(
         "--parquet", required=True, metavar="DIR", help="write <table>.parquet files into DIR"

@@ -236,6 +236,18 @@ def _sql(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _prune(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
+    # The age counts back from this machine's clock; the engine gets an instant.
+    closed_before = parse_when(args.closed_before, "--closed-before")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be 1 or more, not {args.limit}")
+    request: dict[str, Any] = {"closed_before": closed_before.isoformat(), "dry_run": args.dry_run}
+    if args.limit is not None:
+        request["limit"] = args.limit
+    _emit(out, args.json, ops.call("prune", **request), text.prune_text)
+    return EXIT_OK
+
+
 def _export(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
     # The engine may run in another working directory: send an absolute path.
     directory = str(Path(args.parquet).expanduser().resolve())
@@ -291,6 +303,7 @@ _COMMANDS: dict[str, Callable[[Operations, argparse.Namespace, TextIO], int]] = 
     "schedules": _schedules,
     "queues": _queues,
     "sql": _sql,
+    "prune": _prune,
     "export": _export,
     "status": _status,
 }

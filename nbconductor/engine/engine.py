@@ -22,7 +22,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from nbconductor.engine.payload import Payloads
 from nbconductor.engine.queues.admission import Admission
 from nbconductor.engine.queues.queue_api import Queues
 from nbconductor.engine.recovery import Recovery
+from nbconductor.engine.retention import Retention, RetentionPolicy, cutoff
 from nbconductor.engine.roster import Roster
 from nbconductor.engine.runners import Runner, RunnerSet
 from nbconductor.engine.schedules.firing import Firing
@@ -52,7 +53,13 @@ from nbconductor.errors import (
     StopTimedOut,
     StoreError,
 )
-from nbconductor.storage.records import EventRecord, ExecutionFilter, ExecutionRecord, Status
+from nbconductor.storage.records import (
+    EventRecord,
+    ExecutionFilter,
+    ExecutionRecord,
+    PruneReport,
+    Status,
+)
 from nbconductor.storage.store import Store
 
 _running_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -96,6 +103,10 @@ class Engine:
         runners: where tasks may run besides the built-in ``"thread"`` and ``"process"``
             runners, by name (``{"cluster": DaskRunner(client)}``); a task picks one with
             ``@task(runner=NAME)``.
+        retention: prune on its own: closed executions older than this (``"30d"``, a
+            ``timedelta``, or a :class:`RetentionPolicy` saying how often and in what
+            batches) are deleted by a background thread, never the engine thread (see
+            :meth:`prune` and docs/operations.md).
 
     Example:
         >>> eng = Engine("history.duckdb")
@@ -114,7 +125,9 @@ class Engine:
         make_default: bool = True,
         allow_pickle: bool = False,
         runners: dict[str, Runner] | None = None,
+        retention: str | float | timedelta | RetentionPolicy | None = None,
     ) -> None:
+        policy = RetentionPolicy.of(retention)  # bad input fails before the file opens
         self.store: Store = _open_store(store)
         self.clock = clock or SystemClock()
         self.registry = registry
@@ -134,10 +147,13 @@ class Engine:
             on_exit=self._on_exit,
         )
         self.registry.add_listener(self._on_register)
+        self._retention = Retention(policy, self.store, self.clock) if policy else None
         self._thread.start()
         _running_engines.add(self)
         if self.error is not None:
             raise self.error
+        if self._retention is not None:
+            self._retention.start()
         if make_default:
             set_default_engine(self)
 
@@ -347,6 +363,57 @@ class Engine:
         """The execution's recorded events, in order (committed ones only)."""
         return self.store.load_history(execution_id)
 
+    def sql(self, query: str, params: list[Any] | None = None):
+        """A read-only SQL query over the history, as a lazy DuckDB relation.
+
+        Turn it into what you need: ``.df()`` (pandas), ``.pl()`` (polars), ``.arrow()``
+        (an Arrow reader; ``.to_arrow_table()`` a table), ``.fetchall()``; refine it
+        with ``.filter()``, ``.aggregate()``, ``.limit()``. A notebook shows it as a
+        table. It runs on a connection of its own, when asked, and sees what was
+        committed by then. Tables: ``executions``, ``events``, ``definitions``,
+        ``schedules``, ``queues``.
+
+        Raises:
+            StoreError: the query writes, reads files, URLs or other databases, or does
+                not bind; or the history is in memory (give the engine a file).
+
+        Example:
+            >>> engine.sql("SELECT status, count(*) AS n FROM executions GROUP BY 1").df()
+        """
+        return self.store.relation(query, params)
+
+    def prune(
+        self,
+        closed_before: str | float | timedelta | datetime = "30d",
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+    ) -> PruneReport:
+        """Delete executions that closed before ``closed_before`` with their events, and
+        give the space back to the file; with ``dry_run``, only count them.
+
+        An execution goes with its whole family (parent, children, continue-as-new
+        runs) once every member has closed before the cutoff: never an open execution,
+        nor one whose parent, child or later run is still open (docs/operations.md).
+        Runs on the calling thread in small transactions, so the engine carries on.
+
+        Args:
+            closed_before: an age by the engine's clock (``"30d"``, ``"12h"``, a
+                ``timedelta``) or a ``datetime``.
+            dry_run: report what would be deleted, delete nothing.
+            limit: at most about this many executions (whole families).
+
+        Returns:
+            What was deleted: executions, events, the file's bytes before and after.
+
+        Raises:
+            InvalidDuration: ``closed_before`` is neither an age nor a datetime.
+        """
+        moment = cutoff(closed_before, self.clock.now())
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit={limit!r}: give a whole number of 1 or more, or None")
+        return self.store.prune(moment, dry_run=dry_run, limit=limit)
+
     def status(self) -> dict:
         """Health and counts: thread alive, store, executions by state, timers, tasks.
 
@@ -416,6 +483,8 @@ class Engine:
         """
         if self._thread.stopped:
             return
+        if self._retention is not None:  # before the store closes under it
+            self._retention.stop()
         closed = self._thread.stop(grace, timeout)
         self.registry.remove_listener(self._on_register)
         clear_default_engine(self)
@@ -543,6 +612,8 @@ class Engine:
     def _on_exit(self, error: BaseException | None) -> None:  # the engine thread ends
         if error is not None:
             self.error = error
+        if self._retention is not None:
+            self._retention.stop()
         self.executions.fail_waiters()
         self.runners.shutdown()
         self.store.close()

@@ -74,8 +74,11 @@ class Failure:
         details = None
         if isinstance(exc, ApplicationError):
             non_retryable = non_retryable or exc.non_retryable
-            if exc.details is not None:
-                details = _details(exc.details, encode)
+        # A TaskFailed or ChildFailed the workflow lets through carries the details of
+        # the ApplicationError behind it on to the caller (Temporal's cause chain).
+        carries = isinstance(exc, (ApplicationError, TaskFailed, ChildFailed))
+        if carries and exc.details is not None:
+            details = _details(exc.details, encode)
         if not isinstance(exc, Exception):
             # KeyboardInterrupt, SystemExit & co. are not errors a retry can fix.
             non_retryable = True

@@ -25,7 +25,7 @@ class TaskState:
     failures: int = 0  # failed attempts so far
     current: Attempt | None = None
     retry_at: float | None = None  # epoch seconds when a retry is waiting
-    heartbeat_text: str | None = None  # the last failed attempt's heartbeat details (codec)
+    heartbeat_text: str | None = None  # the last checkpoint of an earlier attempt (codec)
 
 
 @dataclass(eq=False)
@@ -79,9 +79,17 @@ def pending_work(history: list[EventRecord]) -> tuple[dict[int, TaskState], dict
             else:
                 state.failures = event.attempt or state.failures + 1
                 details = data.get("last_heartbeat_details")
-                state.heartbeat_text = None if details is None else _json(details)
+                if details is not None:  # else the checkpoint before it still holds
+                    state.heartbeat_text = _json(details)
                 retry_at = data.get("retry_at")
                 state.retry_at = datetime.fromisoformat(retry_at).timestamp() if retry_at else None
+        elif kind is EventKind.TASK_HEARTBEAT:
+            # The last durable checkpoint of an attempt that was running when the engine
+            # went away: the attempt that runs again resumes from it.
+            state = tasks.get(event.command)
+            details = payload.read_data(event.data).get("details") if state else None
+            if details is not None:
+                state.heartbeat_text = _json(details)
         elif kind in (EventKind.TASK_COMPLETED, EventKind.TASK_CANCEL_REQUESTED):
             tasks.pop(event.command, None)
         elif kind is EventKind.TIMER_STARTED:

@@ -5,6 +5,9 @@ request is appended to the execution's history as the event an engine would have
 recorded, so the next engine to open the file replays it and delivers it. Terminate
 closes the execution directly, since it runs no workflow code anyway.
 
+The id of a continue-as-new chain addresses its latest run, as it does for an engine
+(:meth:`Roster.latest <nbconductor.engine.roster.Roster.latest>`).
+
 Such an event is marked ``"offline": true``: it lands at the end of the history, after
 which the next engine records the commands its delivery caused. When several arrive
 before an engine runs, the commands of the first come after the later ones, so replay
@@ -18,6 +21,7 @@ from typing import Any
 
 from nbconductor.engine import payload
 from nbconductor.engine.failure import Failure
+from nbconductor.engine.roster import next_run
 from nbconductor.engine.steering import check_signal_name
 from nbconductor.errors import ExecutionClosed, ExecutionNotFound
 from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionUpdate, Status
@@ -28,12 +32,23 @@ OFFLINE = {"offline": True}
 
 
 def _open_record(store: Store, execution_id: str):
+    """The record of the latest run of ``execution_id``'s chain, which must be open."""
     record = store.get_execution(execution_id)
     if record is None:
         raise ExecutionNotFound(f"no execution with id {execution_id!r} in {store.path}")
+    seen = {record.id}
+    following = next_run(record)
+    while following is not None and following not in seen:
+        newer = store.get_execution(following)
+        if newer is None:  # the next run was not recorded: the chain ends here
+            break
+        record = newer
+        seen.add(record.id)
+        following = next_run(record)
     if record.status.closed:
+        run = "" if record.id == execution_id else f" (its latest run {record.id!r})"
         raise ExecutionClosed(
-            f"execution {execution_id!r} is already {record.status.title}; only open "
+            f"execution {execution_id!r}{run} is already {record.status.title}; only open "
             "executions take signals, cancels and terminations"
         )
     return record
@@ -53,7 +68,7 @@ def signal(store: Store, execution_id: str, name: str, value: Any = None) -> Non
     """Record signal ``name`` for an open execution; the next engine delivers it."""
     check_signal_name(name)
     text = payload.encode_value(value, what=f"the payload of signal {name!r}")
-    _open_record(store, execution_id)
+    execution_id = _open_record(store, execution_id).id
     _append(
         store,
         execution_id,
@@ -65,13 +80,13 @@ def signal(store: Store, execution_id: str, name: str, value: Any = None) -> Non
 
 def cancel(store: Store, execution_id: str) -> None:
     """Record a cancel request; the next engine raises CancelledError in the workflow."""
-    _open_record(store, execution_id)
+    execution_id = _open_record(store, execution_id).id
     _append(store, execution_id, EventKind.CANCEL_REQUESTED, data=payload.event_data(OFFLINE))
 
 
 def terminate(store: Store, execution_id: str, reason: str | None = None) -> None:
     """Close an open execution as Terminated right away."""
-    _open_record(store, execution_id)
+    execution_id = _open_record(store, execution_id).id
     reason = reason or "terminated"
     now = datetime.now(UTC)
     _append(

@@ -49,7 +49,7 @@ from nbconductor.errors import (
     NonDeterminismError,
     PayloadError,
 )
-from nbconductor.storage.records import EventKind, EventRecord
+from nbconductor.storage.records import INFO_EVENTS, EventKind, EventRecord
 
 
 class WorkflowRuntime(WorkflowContext):
@@ -447,6 +447,8 @@ def replay(
     runtime.replaying = True
     runtime.start()
     for event in history[1:]:
+        if event.kind in INFO_EVENTS:
+            continue  # heartbeats and ignored results: nothing the workflow's code saw
         if event.kind in COMMAND_EVENTS:
             runtime.match(event)
             if event.kind in CLOSING_EVENTS:

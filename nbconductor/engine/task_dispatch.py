@@ -29,9 +29,22 @@ from nbconductor.engine.task_runner import Attempt, Outcome, run_async
 from nbconductor.errors import PayloadError, QueueError, UnknownRunner
 from nbconductor.storage.records import EventKind, ExecutionRecord, Status
 
-# How long a timed-out async attempt gets to run its cleanup (``finally``, ``except
-# CancelledError``) before the workflow sees the timeout anyway.
+#: Seconds a timed-out async attempt gets to run its cleanup (``finally``, ``except
+#: CancelledError``) before the workflow sees the timeout anyway (docs/concepts.md).
 CLEANUP_GRACE = 5.0
+
+#: Seconds between two TaskHeartbeat records of an attempt with no heartbeat timeout
+#: (with one, 0.8 of it, as Temporal throttles). See :func:`record_interval`.
+HEARTBEAT_RECORD_INTERVAL = 10.0
+
+
+def record_interval(options) -> float:
+    """How often at most a running attempt's heartbeat details and output are recorded:
+    0.8 x its heartbeat timeout, so a checkpoint is durable before the timeout can
+    fire, else :data:`HEARTBEAT_RECORD_INTERVAL`."""
+    if options.heartbeat is not None:
+        return 0.8 * options.heartbeat
+    return HEARTBEAT_RECORD_INTERVAL
 
 
 def _iso(ts: float) -> str:
@@ -101,14 +114,14 @@ class TaskDispatch:
         state = live.tasks.pop(command.id, None)
         if state is not None and state.current is not None:
             state.current.cancel_requested = True
-            self.abandon(state.current)
+            self.abandon(state.current, "the workflow cancelled the task")
         self._ledger.record(live, EventKind.TASK_CANCEL_REQUESTED, command=command.id)
 
     def _execution_closed(self, live: LiveExecution, status: Status, result, error) -> None:
         for state in live.tasks.values():
             if state.current is not None:
                 state.current.cancel_requested = True
-                self.abandon(state.current)
+                self.abandon(state.current, "its execution closed")
         live.tasks.clear()
 
     # ------------------------------------------------------------------ attempts
@@ -152,6 +165,7 @@ class TaskDispatch:
                 else self._payloads.decode_value(state.heartbeat_text)
             ),
         )
+        attempt.on_note = self._noted
         state.current = attempt
         for hook in self.dispatch_hooks:
             try:
@@ -212,10 +226,14 @@ class TaskDispatch:
 
     async def _run_async(self, attempt: Attempt, scope: anyio.CancelScope) -> None:
         if not attempt.abandoned:  # else abandoned before it started: none of its code runs
+            outcome = None
             with scope:
                 outcome = await run_async(attempt, self._clock.now)
-            if not scope.cancel_called:  # else abandoned: the engine accounted for it
+            if not scope.cancel_called:
                 self._ledger.post(lambda: self._on_outcome(outcome))
+            elif outcome is not None and outcome.error is None:
+                # Abandoned (the engine accounted for it), yet it returned a value.
+                self._ledger.post(lambda: self._result_ignored(outcome))
         attempt.stopped = True
         if attempt.on_stopped is not None:  # a timeout waits for the cleanup to end
             self._ledger.post(attempt.on_stopped)
@@ -244,15 +262,18 @@ class TaskDispatch:
             attempt.heartbeat_text = None
         if progress is not None:
             attempt.progress = float(progress)
+        attempt.note()
 
     def outcome(self, outcome: Outcome) -> None:
         """An attempt ended; the engine thread decides what that means."""
         self._ledger.post(lambda: self._on_outcome(outcome))
 
-    def abandon(self, attempt: Attempt) -> None:
-        """Stop counting an attempt: its outcome, if it ever comes, is ignored."""
+    def abandon(self, attempt: Attempt, why: str) -> None:
+        """Stop counting an attempt: its outcome, if it ever comes, is ignored (and
+        recorded as such, with ``why``, while its execution is open)."""
         if not attempt.abandoned:
             attempt.abandoned = True
+            attempt.why_abandoned = why
             if attempt in self._queued:  # never admitted: its queue drops it
                 self._queued.discard(attempt)
                 return
@@ -265,7 +286,9 @@ class TaskDispatch:
     def _on_outcome(self, outcome: Outcome) -> None:
         attempt = outcome.attempt
         if attempt.abandoned:
-            return  # timed out, cancelled or closed meanwhile: its result no longer counts
+            # Timed out, cancelled or closed meanwhile: its result no longer counts.
+            self._result_ignored(outcome)
+            return
         attempt.abandoned = True
         self.in_flight -= 1
         queue = attempt.definition.options.queue
@@ -279,6 +302,9 @@ class TaskDispatch:
         started = {"started_at": outcome.started_at.isoformat()} if outcome.started_at else {}
         if attempt.worker is not None:
             started["worker"] = attempt.worker
+        output = attempt.take_output(final=True)
+        if output:  # what it printed since its last TaskHeartbeat
+            started["output"] = output
         if queue is not None and outcome.started_at:
             started["queue"] = queue  # counted by the queue's rate after a restart
         if outcome.error is None:
@@ -335,6 +361,77 @@ class TaskDispatch:
             state.retry_at = retry_at
             self._ledger.push(retry_at, self._retry_due, live.id, attempt.command, state)
 
+    def _result_ignored(self, outcome: Outcome) -> None:
+        """Record that an abandoned attempt's result came and was not used (only while
+        its execution is open: nothing follows a closed execution's last event)."""
+        attempt = outcome.attempt
+        live = self._roster.get(attempt.execution_id)
+        if live is None or live.record.status.closed:
+            return
+        fields = {
+            "reason": attempt.why_abandoned or "it was abandoned",
+            "outcome": "completed" if outcome.error is None else "failed",
+            "runner": attempt.definition.options.runner,
+        }
+        if attempt.worker is not None:
+            fields["worker"] = attempt.worker
+        if outcome.error is not None:
+            fields["error"] = {"type": outcome.error.type, "message": outcome.error.message}
+        self._ledger.record(
+            live,
+            EventKind.TASK_RESULT_IGNORED,
+            command=attempt.command,
+            name=attempt.definition.name,
+            attempt=attempt.number,
+            data=event_data(fields),
+        )
+
+    # ------------------------------------------------- heartbeat records (throttled)
+
+    def _noted(self, attempt: Attempt) -> None:
+        """A heartbeat or output to record (any thread; at most one per record)."""
+        self._ledger.post(lambda: self._arm_record(attempt))
+
+    def _arm_record(self, attempt: Attempt) -> None:
+        if attempt.abandoned:
+            return
+        started = attempt.started_at.timestamp() if attempt.started_at else attempt.dispatched_at
+        last = attempt.recorded_at if attempt.recorded_at is not None else started
+        due = max(self._ledger.now.timestamp(), last + record_interval(attempt.definition.options))
+        self._ledger.push(due, self._record_heartbeat, attempt)
+
+    def _record_heartbeat(self, attempt: Attempt) -> None:
+        """Append what the running attempt reported since its last record to the tick's
+        batch (committed with everything else of the tick)."""
+        attempt.note_pending = False  # before reading: a later note arms the next record
+        if attempt.abandoned:
+            return  # its outcome (or timeout) took what it had
+        live = self._roster.get(attempt.execution_id)
+        state = live.tasks.get(attempt.command) if live else None
+        if state is None or state.current is not attempt:
+            return
+        output = attempt.take_output()
+        text = attempt.heartbeat_text
+        # Checked now: the next check is an interval away, so a task that heartbeats
+        # the same details in a loop costs one look per interval, not a wake-up each.
+        attempt.recorded_at = self._ledger.now.timestamp()
+        if not output and text == attempt.recorded_text:
+            return  # the same checkpoint again: nothing new to keep
+        fields: dict = {}
+        if attempt.progress is not None:
+            fields["progress"] = attempt.progress
+        if output:
+            fields["output"] = output
+        self._ledger.record(
+            live,
+            EventKind.TASK_HEARTBEAT,
+            command=attempt.command,
+            name=state.name,
+            attempt=attempt.number,
+            data=event_data(fields, details=text),
+        )
+        attempt.recorded_text = text
+
     # ------------------------------------------------------------ due heap items
 
     def _retry_due(self, execution_id: str, command: int, state: TaskState) -> None:
@@ -379,23 +476,29 @@ class TaskDispatch:
         live = self._roster.get(attempt.execution_id)
         state = live.tasks.get(attempt.command) if live else None
         attempt.cancel_requested = True
-        self.abandon(attempt)
+        self.abandon(attempt, f"it exceeded its {which.replace('_', '-')} timeout")
         if state is None or state.current is not attempt:
             return
+        cleaning = attempt.handle is not None and not attempt.stopped
         recorded = False
 
         def record() -> None:
             nonlocal recorded
-            if recorded or live.tasks.get(attempt.command) is not state:
-                return  # recorded already, or the task was cancelled or its execution closed
+            if recorded:
+                return  # the cleanup ended and the grace ran out: whichever came first
             recorded = True
-            if state.current is attempt:
+            if cleaning:
+                self.in_flight -= 1
+            if live.tasks.get(attempt.command) is state and state.current is attempt:
                 self._record_timeout(live, state, attempt, which, limit, final)
+            # else the task was cancelled or its execution closed meanwhile
 
-        if attempt.handle is not None and not attempt.stopped:
+        if cleaning:
             # An async attempt is being cancelled: its finally blocks run before the
             # workflow sees the timeout (Temporal waits for a cancelled activity too),
-            # for at most CLEANUP_GRACE seconds.
+            # for at most CLEANUP_GRACE seconds. Its cleanup counts as running code, so a
+            # time-skipping clock does not jump past the grace before the cleanup ran.
+            self.in_flight += 1
             attempt.on_stopped = record
             self._ledger.push(self._ledger.now.timestamp() + CLEANUP_GRACE, record)
         else:
@@ -419,6 +522,9 @@ class TaskDispatch:
             final=True if final else None,
         )
         extra = {"started_at": attempt.started_at.isoformat()} if attempt.started_at else {}
+        output = attempt.take_output(final=True)
+        if output:
+            extra["output"] = output
         if attempt.started_at and attempt.definition.options.queue is not None:
             extra["queue"] = attempt.definition.options.queue  # it started: the rate counts it
         self._attempt_failed(live, state, attempt, error, extra)

@@ -7,6 +7,7 @@ what it means (completed, retried, timed out, ignored because abandoned).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
@@ -51,6 +52,56 @@ class Attempt:
     relay: Callable[[Attempt], None] | None = field(default=None, repr=False)
     # The W3C trace context of its span ({"traceparent": ...}), when instrumented.
     trace_context: dict[str, str] | None = field(default=None, repr=False)
+    why_abandoned: str = ""  # what TaskResultIgnored says of a result that came anyway
+    # What is not recorded yet of a running attempt (TaskHeartbeat, throttled): its
+    # complete output lines (appended on the task's thread, taken on the engine's), the
+    # unfinished line of each stream, and whether a record is already on its way.
+    # (None until the attempt first writes: most never do, and attempts are many.)
+    output: collections.deque | None = field(default=None, repr=False)
+    partial_output: dict | None = field(default=None, repr=False)
+    on_note: Callable[[Attempt], None] | None = field(default=None, repr=False)
+    note_pending: bool = False
+    recorded_at: float | None = None  # engine clock, epoch seconds: the last TaskHeartbeat
+    recorded_text: str | None = None  # the heartbeat details that record held
+
+    def note(self) -> None:
+        """Something to record happened (a heartbeat, output): ask for one record, at
+        most one on its way at a time (any thread)."""
+        if not self.note_pending and self.on_note is not None:
+            self.note_pending = True
+            self.on_note(self)
+
+    def note_output(self, stream: str, text: str) -> None:
+        """The attempt wrote ``text`` to ``stream`` (on the task's thread): kept to be
+        recorded with its next heartbeat record or its outcome."""
+        if self.output is None:
+            self.partial_output = {}
+            self.output = collections.deque(maxlen=MAX_OUTPUT_LINES)
+        pending = self.partial_output.pop(stream, "") + text
+        *complete, rest = pending.split("\n")
+        if rest:
+            self.partial_output[stream] = rest[:MAX_OUTPUT_LINE]
+        if complete:
+            self.output.extend(line[:MAX_OUTPUT_LINE] for line in complete)
+            self.note()
+
+    def take_output(self, *, final: bool = False) -> list[str]:
+        """The output lines not recorded yet (and the unfinished ones once it ended)."""
+        if self.output is None:
+            return []
+        lines = []
+        while self.output:
+            lines.append(self.output.popleft())
+        if final:  # a timed-out sync attempt may still be writing: copy, then clear
+            lines.extend(list(self.partial_output.values()))
+            self.partial_output.clear()
+        return lines
+
+
+#: Output lines of one attempt kept between two records (older ones are dropped).
+MAX_OUTPUT_LINES = 200
+#: Characters of one output line recorded.
+MAX_OUTPUT_LINE = 2000
 
 
 @dataclass(frozen=True)
@@ -67,6 +118,9 @@ class TaskInfo:
         heartbeat_details: the details of the previous attempt's last
             ``heartbeat(details=...)``, None on the first attempt or when it gave none:
             a retry resumes from the last checkpoint (Temporal's resumable activity).
+            When the engine's process died during this attempt, it runs again with
+            the same number and gets the details last recorded for it (a running
+            attempt's are recorded at most every 0.8 x its heartbeat timeout).
     """
 
     execution_id: str
@@ -169,6 +223,7 @@ def heartbeat(details: Any = None, progress: float | None = None) -> None:
     attempt.heartbeat_details = details
     if progress is not None:
         attempt.progress = float(progress)
+    attempt.note()
     if attempt.relay is not None:
         attempt.relay(attempt)
     if attempt.cancel_requested:

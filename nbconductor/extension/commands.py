@@ -27,7 +27,6 @@ from nbconductor.extension.output import execution_log
 from nbconductor.extension.session import kernel_engine, shown_path, socket_path, state
 from nbconductor.operations.arguments import UsageError, parse_when, schedule_changes, statuses
 from nbconductor.operations.engine_operations import EngineOperations
-from nbconductor.operations.store_query import run_sql
 from nbconductor.operations.table import (
     Table,
     executions_table,
@@ -38,6 +37,7 @@ from nbconductor.operations.table import (
 )
 from nbconductor.operations.text import (
     cancel_text,
+    prune_text,
     queue_text,
     schedule_change_text,
     schedule_text,
@@ -51,6 +51,7 @@ __all__ = (
     "fork",
     "history",
     "list_executions",
+    "prune",
     "queues",
     "resume",
     "runner",
@@ -348,13 +349,23 @@ def runner(engine: Engine, action: str, name: str | None, target: str | None) ->
 # --- SQL -------------------------------------------------------------------------------
 
 
-def sql(engine: Engine, query: str) -> Table:
-    """``%conductor sql``: a read-only query over the history, as a
-    :class:`~nbconductor.operations.table.Table` (``.to_pandas()`` when pandas is
-    installed): the same type whatever is installed, so saved outputs do not change.
+def sql(engine: Engine, query: str) -> Any:
+    """``%conductor sql``: a read-only query over the history, as the lazy DuckDB
+    relation :meth:`Engine.sql` returns (``.df()``, ``.pl()``, ``.arrow()``,
+    ``.fetchall()``); the notebook shows its first rows as a table."""
+    return engine.sql(query)
 
-    The rows keep the values the store returns (datetimes, Decimals), unlike the ``sql``
-    operation's JSON, so that ``.to_pandas()`` gets typed columns.
-    """
-    columns, rows = run_sql(engine.store, query)
-    return Table(columns, rows)
+
+# --- retention ---------------------------------------------------------------------------
+
+
+def prune(
+    engine: Engine, closed_before: str, *, dry_run: bool = False, limit: int | None = None
+) -> str:
+    """``%conductor prune --closed-before 30d [--dry-run] [--limit N]``: the ``prune``
+    operation on the kernel's engine, told in a sentence."""
+    moment = parse_when(closed_before, "--closed-before", now=engine.clock.now())
+    request: dict[str, Any] = {"closed_before": moment.isoformat(), "dry_run": dry_run}
+    if limit is not None:
+        request["limit"] = limit
+    return prune_text(_operations(engine).call("prune", **request))

@@ -49,7 +49,9 @@ _SUBCOMMANDS = {
     "runner": "where tasks run: runner add NAME ADDRESS|process, runner list",
     "fork": "re-run an execution from a step with the current code: fork ID [--at N]",
     "sql": "read-only SQL over the history (tables executions, events, definitions, "
-    "schedules): sql QUERY",
+    "schedules, queues), as a DuckDB relation (.df(), .pl(), .arrow()): sql QUERY",
+    "prune": "delete closed executions older than a cutoff: "
+    "prune --closed-before 30d [--dry-run] [--limit N]",
     "start": "start the engine",
     "stop": "stop the engine: stop [--grace S] (open executions resume at the next start)",
     "db": "show the history file, or move the engine to another: db [PATH]",
@@ -118,6 +120,16 @@ def _sub(name: str) -> _Parser:
         add("reason", nargs="?", metavar="REASON", help="why (the rest of the line)")
     elif name == "sql":
         add("query", nargs="?", metavar="QUERY", help="one SELECT statement (the rest of the line)")
+    elif name == "prune":
+        add(
+            "--closed-before",
+            required=True,
+            metavar="WHEN",
+            help="an age (30d, 12h) or a date/time; whole families (parent, children, "
+            "continue-as-new runs) go once every member closed before then",
+        )
+        add("--dry-run", action="store_true", help="count them, delete nothing")
+        add("--limit", type=_positive_int, metavar="N", help="at most about N executions")
     elif name == "stop":
         add(
             "--grace",
@@ -304,6 +316,9 @@ def _run(name: str, args: argparse.Namespace, shell: Any) -> Any:
                 "%conductor sql: give a query, e.g. %conductor sql SELECT * FROM executions"
             )
         return commands.sql(engine, args.query)
+    if name == "prune":
+        print(commands.prune(engine, args.closed_before, dry_run=args.dry_run, limit=args.limit))
+        return None
     if name == "show":
         print(commands.show(engine, args.id, shell=shell))
     elif name == "signal":

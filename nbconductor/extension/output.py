@@ -10,7 +10,9 @@ workflow replays its history are dropped: that code already printed them once.
 
 The log is in memory and bounded (the last :data:`MAX_LINES` lines of each of the
 last :data:`MAX_EXECUTIONS` executions); ``%conductor show ID`` prints it and the
-widgets read it with :func:`execution_log`.
+widgets read it with :func:`execution_log`. What a task attempt writes is also handed
+to the attempt, which the engine records in the history (``TaskHeartbeat``, throttled,
+and the attempt's outcome), so a view after a restart still shows it.
 
 Output written below Python's ``sys.stdout`` (C extensions, subprocesses writing to
 file descriptor 1) is not seen here.
@@ -211,6 +213,9 @@ class CapturingStream:
                 return len(text)
             if target is not None:
                 self.capture.append(target, self.name, text)  # type: ignore[arg-type]
+                attempt = current_attempt()
+                if attempt is not None:  # recorded with its heartbeats: survives a restart
+                    attempt.note_output(self.name, text)
                 return len(text)
         return self.original.write(text)
 

@@ -240,6 +240,11 @@ OPERATIONS: dict[str, dict[str, Field]] = {
     "queues.update": {"name": Field(_text(100), required=True), **_QUEUE_LIMITS},
     "queues.delete": {"name": Field(_text(100), required=True)},
     "sql": {"query": Field(_text(100_000), required=True)},
+    "prune": {
+        "closed_before": Field(_instant(nullable=False), required=True),
+        "dry_run": Field(_boolean),
+        "limit": Field(_integer(1, 1_000_000_000, nullable=True)),
+    },
     "export": {
         "directory": Field(_absolute_path, required=True),
         "format": Field(_text(16, choices=("parquet",))),

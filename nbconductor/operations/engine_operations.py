@@ -17,6 +17,7 @@ from nbconductor.operations.shapes import (
     execution_view,
     iso,
     jsonable,
+    prune_view,
     queue_view,
     schedule_view,
 )
@@ -223,6 +224,11 @@ class EngineOperations(Operations):
 
     def _op_sql(self, query: str) -> dict[str, Any]:
         return sql_result(self.engine.store, query)
+
+    def _op_prune(
+        self, closed_before: datetime, dry_run: bool = False, limit: int | None = None
+    ) -> dict[str, Any]:
+        return prune_view(self.engine.prune(closed_before, dry_run=dry_run, limit=limit))
 
     def _op_export(self, directory: str, format: str = "parquet") -> dict[str, Any]:
         return {"directory": directory, "tables": export_parquet(self.engine.store, directory)}

@@ -22,7 +22,13 @@ from nbconductor.engine.schedules.spec import ScheduleSpec
 from nbconductor.errors import ExecutionNotFound, NotAHistoryFile, StoreLocked
 from nbconductor.operations.catalog import NoEngine
 from nbconductor.operations.interface import Operations
-from nbconductor.operations.shapes import event_view, execution_view, queue_view, schedule_view
+from nbconductor.operations.shapes import (
+    event_view,
+    execution_view,
+    prune_view,
+    queue_view,
+    schedule_view,
+)
 from nbconductor.operations.store_query import sql_result, timer_counts
 from nbconductor.storage import codec
 from nbconductor.storage.duckdb.parquet_export import export_parquet
@@ -152,6 +158,12 @@ class OfflineOperations(Operations):
     def _op_sql(self, query: str) -> dict[str, Any]:
         with self._store() as store:
             return sql_result(store, query)
+
+    def _op_prune(
+        self, closed_before: datetime, dry_run: bool = False, limit: int | None = None
+    ) -> dict[str, Any]:
+        with self._store(write=not dry_run) as store:
+            return prune_view(store.prune(closed_before, dry_run=dry_run, limit=limit))
 
     def _op_export(self, directory: str, format: str = "parquet") -> dict[str, Any]:
         with self._store() as store:

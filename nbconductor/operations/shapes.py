@@ -116,6 +116,22 @@ def queue_view(info: Any) -> dict[str, Any]:
     }
 
 
+def prune_view(report: Any) -> dict[str, Any]:
+    """A :class:`~nbconductor.storage.records.PruneReport` as JSON."""
+    return {
+        "closed_before": iso(report.closed_before),
+        "dry_run": report.dry_run,
+        "executions": report.executions,
+        "events": report.events,
+        "kept": report.kept,
+        "bytes_before": report.bytes_before,
+        "bytes_after": report.bytes_after,
+        "payloads": dict(report.payloads),
+        "seconds": round(report.seconds, 3),
+        "ids": list(report.ids),
+    }
+
+
 def jsonable(value: Any) -> Any:
     """``value`` with everything JSON lacks turned into text: times (ISO, naive ones
     taken as UTC, as in the history's TIMESTAMP columns), Decimals (exact text),

@@ -18,6 +18,7 @@ __all__ = (
     "cancel_text",
     "execution_text",
     "export_text",
+    "prune_text",
     "schedule_change_text",
     "schedule_text",
     "signal_text",
@@ -140,6 +141,34 @@ def export_text(result: dict[str, Any]) -> str:
     for item in result["tables"].values():
         lines.append(f"  {Path(item['path']).name}  {item['rows']} rows")
     return "\n".join(lines)
+
+
+def prune_text(result: dict[str, Any]) -> str:
+    """``prune``: what went (or would go), what stayed, and the file's size."""
+    n, events = result["executions"], result["events"]
+    verb = "would prune" if result["dry_run"] else "pruned"
+    when = result["closed_before"].replace("T", " ")[:16]
+    lines = [
+        f"{verb} {n} execution{'s' * (n != 1)} ({events} event{'s' * (events != 1)}) "
+        f"closed before {when} UTC"
+    ]
+    if result["kept"]:
+        lines.append(
+            f"kept {result['kept']} closed before then: a parent, child or later run of "
+            "theirs is still open or closed later"
+        )
+    before, after = result.get("bytes_before"), result.get("bytes_after")
+    if before is not None and after is not None and not result["dry_run"]:
+        lines.append(f"history file: {_size(before)} -> {_size(after)}")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1000 or unit == "MB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 def queue_text(queue: dict[str, Any]) -> str:

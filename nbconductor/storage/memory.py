@@ -10,6 +10,7 @@ import json
 import math
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,11 +25,13 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    PruneReport,
     QueueRecord,
     ScheduleRecord,
     Status,
     TimerCounts,
 )
+from nbconductor.storage.retention import prunable
 
 _UTC = UTC
 
@@ -240,6 +243,53 @@ class MemoryStore:
 
     def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
         raise StoreError("MemoryStore cannot export Parquet; only a DuckDB history file can")
+
+    def relation(self, query: str, params: list[Any] | None = None) -> Any:
+        raise StoreError(
+            "this engine keeps its history in memory, which SQL cannot query; give the "
+            "engine a history file to query it: Engine('history.duckdb') (in a notebook, "
+            "%load_ext nbconductor does)"
+        )
+
+    def prune(
+        self,
+        closed_before: datetime,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        batch: int = 100,
+        reclaim: bool = True,
+    ) -> PruneReport:
+        started = time.perf_counter()
+        cutoff = closed_before if closed_before.tzinfo else closed_before.replace(tzinfo=_UTC)
+        report = PruneReport(closed_before=cutoff, dry_run=dry_run)
+        with self._lock:
+            self._check()
+            rows = [
+                (r.id, r.status, r.closed_at, r.parent_id, r.origin_id)
+                for r in self._executions.values()
+            ]
+            doomed, report.kept = prunable(rows, cutoff, limit)
+            report.executions = len(doomed)
+            report.ids = doomed[:20]
+            report.events = sum(len(self._events.get(i, ())) for i in doomed)
+            if not dry_run and doomed:
+                executions = dict(self._executions)
+                for execution_id in doomed:
+                    del executions[execution_id]
+                    self._events.pop(execution_id, None)
+                self._executions = executions
+                report.payloads = self._collect_unreferenced_payloads()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _collect_unreferenced_payloads(self) -> dict[str, int]:
+        """Delete stored values no remaining event or execution refers to; what was freed.
+
+        The one call site for the payload store's collection (issue #16), as in the
+        DuckDB store: a no-op until payloads are stored apart. Runs under the lock.
+        """
+        return {}
 
     def close(self) -> None:
         with self._lock:

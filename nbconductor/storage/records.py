@@ -61,6 +61,12 @@ class EventKind(str, Enum):
     EXECUTION_TERMINATED = "ExecutionTerminated"
     EXECUTION_TIMED_OUT = "ExecutionTimedOut"
     EXECUTION_CONTINUED_AS_NEW = "ExecutionContinuedAsNew"
+    # What a running attempt reported (heartbeat details, progress, output), recorded
+    # at most once per throttle interval; read after a restart, skipped by replay.
+    TASK_HEARTBEAT = "TaskHeartbeat"
+    # The result of an attempt the engine had abandoned (timed out, cancelled), which
+    # arrived anyway and was not used; skipped by replay.
+    TASK_RESULT_IGNORED = "TaskResultIgnored"
 
 
 ENDING_EVENTS = frozenset(
@@ -74,6 +80,10 @@ ENDING_EVENTS = frozenset(
     }
 )
 """Every event that ends an execution: the last event of a closed execution's history."""
+
+INFO_EVENTS = frozenset({EventKind.TASK_HEARTBEAT, EventKind.TASK_RESULT_IGNORED})
+"""Events that say what happened around the workflow's code, not to it: replay skips
+them, so recording one (or not, throttled) never changes what the code does."""
 
 
 @dataclass(slots=True)
@@ -228,3 +238,25 @@ class TimerCounts:
 
     pending: int
     due: int  # of those, the ones whose fire time has come (an engine fires them at once)
+
+
+@dataclass(slots=True)
+class PruneReport:
+    """What :meth:`Store.prune` deleted (or, with ``dry_run``, would delete).
+
+    ``kept`` counts executions closed before the cutoff that stay because a member of
+    their family (parent, child, continue-as-new run) is still open or closed later.
+    ``bytes_before``/``bytes_after`` are the history file's size (None in memory);
+    ``payloads`` is what collecting unreferenced stored values freed.
+    """
+
+    closed_before: datetime
+    dry_run: bool
+    executions: int = 0
+    events: int = 0
+    kept: int = 0
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+    payloads: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    ids: list[str] = field(default_factory=list)  # the first few pruned ids, for people

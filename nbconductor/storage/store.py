@@ -17,6 +17,7 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    PruneReport,
     QueueRecord,
     ScheduleRecord,
     Status,
@@ -112,6 +113,32 @@ class Store(Protocol):
 
         Raises:
             StoreError: this store cannot export Parquet, or writing failed.
+        """
+
+    def relation(self, query: str, params: list[Any] | None = None) -> Any:
+        """One read-only SQL query as a lazy DuckDB relation (``.df()``, ``.pl()``,
+        ``.arrow()``) on a connection of its own, never the writer's.
+
+        Raises:
+            StoreError: the query would write or read anything but the history tables,
+                or this store has no SQL (the memory store: the message names the fix).
+        """
+
+    def prune(
+        self,
+        closed_before: datetime,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        batch: int = 100,
+        reclaim: bool = True,
+    ) -> PruneReport:
+        """Delete executions closed before ``closed_before`` with their events, whole
+        families at a time, never one with an open member (the rule is in
+        :mod:`nbconductor.storage.retention`); with ``dry_run`` only count them.
+
+        Deletes run in transactions of about ``batch`` executions, so a writer waits
+        for one batch at most; ``reclaim`` gives the freed space back to the file.
         """
 
     def close(self) -> None:

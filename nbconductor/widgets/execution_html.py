@@ -239,6 +239,11 @@ def _step_label(step: Step, running: dict | None, s: ExecutionSnapshot, live: bo
     if running is not None and running.get("details") is not None:
         details = str(running["details"])
         bits.append(f'<span style="{MUTED}">{esc(details[:80])}</span>')
+    elif step.heartbeat and step.end is None:  # recorded: a restart since, no new one yet
+        bits.append(
+            f'<span data-testid="nbc-recorded-heartbeat" style="{MUTED}">last heartbeat: '
+            f"{esc(step.heartbeat[:80])}</span>"
+        )
     return " ".join(bits)
 
 
@@ -270,7 +275,11 @@ def _attempts(step: Step, running: dict | None) -> str:
     if step.kind != "task":
         return ""
     live = running is not None and running.get("running")
-    if len(step.attempts) + (1 if live else 0) < 2 and all(a.ok for a in step.attempts):
+    if (
+        len(step.attempts) + (1 if live else 0) < 2
+        and all(a.ok for a in step.attempts)
+        and not step.ignored
+    ):
         return ""
     rows = []
     for attempt in step.attempts:
@@ -292,7 +301,11 @@ def _attempts(step: Step, running: dict | None) -> str:
             f'<li data-testid="nbc-attempt" data-ok="running">attempt {len(step.attempts) + 1}: '
             f"running{heartbeat}</li>"
         )
-    count = len(rows)
+    rows += [
+        f'<li data-testid="nbc-ignored-result" style="{MUTED}">{esc(line)}</li>'
+        for line in step.ignored
+    ]
+    count = len(step.attempts) + (1 if live else 0)
     return (
         f'<details class="nbc-attempts" data-testid="nbc-attempts" '
         f'data-nbc-key="attempts:{esc(step.key)}" style="margin:0 0 2px 1.5em;{MUTED}">'

@@ -140,7 +140,8 @@ class ExecutionReader:
             result=_result_text(record),
             input=_input_text(record),
             error=error,
-            log=tuple(_log_lines(self.id)),
+            # This kernel's capture, else (after a restart) what tasks printed, recorded.
+            log=tuple(_log_lines(self.id) or list(self.timeline.output)[-MAX_LOG_LINES:]),
             parent_id=record.parent_id,
             origin_id=record.origin_id,
             next_id=_next_id(record),

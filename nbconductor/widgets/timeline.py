@@ -7,6 +7,7 @@ execution reads each event once.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,10 @@ from nbconductor.engine import payload
 from nbconductor.engine.failure import summary
 from nbconductor.storage.records import ENDING_EVENTS, EventKind, EventRecord
 
-__all__ = ("AttemptSpan", "Step", "Timeline")
+__all__ = ("MAX_OUTPUT_LINES", "AttemptSpan", "Step", "Timeline")
+
+#: Recorded output lines a timeline keeps (the most recent ones).
+MAX_OUTPUT_LINES = 1000
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Step:
         waits_for: for a timer that is a signal's timeout, the signal's name (the
             history does not say why a timer started: known when the signal cancelled
             it, or while the execution waits for that signal with this timer open).
+        heartbeat: a task's last recorded heartbeat details, as text ("" for none).
+        ignored: a task's results that came from abandoned attempts, one line each.
     """
 
     key: str
@@ -58,6 +64,8 @@ class Step:
     due: datetime | None = None
     link: str | None = None
     waits_for: str = ""
+    heartbeat: str = ""
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def point(self) -> bool:
@@ -78,6 +86,8 @@ class Timeline:
         self.started: datetime | None = None
         self.closed: datetime | None = None
         self._signal: tuple[int, str] = (0, "")  # the last SignalReceived: seq, name
+        # What task attempts printed, as recorded (TaskHeartbeat and attempt outcomes).
+        self.output: collections.deque[str] = collections.deque(maxlen=MAX_OUTPUT_LINES)
 
     # ------------------------------------------------------------------ reading
 
@@ -104,6 +114,20 @@ class Timeline:
             self.steps[key] = Step(key, "task", event.name or "?", event.at)
         elif kind in (EventKind.TASK_COMPLETED, EventKind.TASK_FAILED):
             self._task_outcome(event)
+        elif kind is EventKind.TASK_HEARTBEAT:
+            data = payload.read_data(event.data)
+            self.output.extend(str(line) for line in data.get("output") or ())
+            step = self.steps.get(f"task:{event.command}")
+            if step is not None and data.get("details") is not None:
+                step.heartbeat = _value_text(data["details"])
+        elif kind is EventKind.TASK_RESULT_IGNORED:
+            step = self.steps.get(f"task:{event.command}")
+            if step is not None:
+                data = payload.read_data(event.data)
+                step.ignored.append(
+                    f"attempt {event.attempt}: its {data.get('outcome', 'result')} result "
+                    f"came after {data.get('reason', 'it was abandoned')}, and was ignored"
+                )
         elif kind is EventKind.TASK_CANCEL_REQUESTED:
             step = self.steps.get(f"task:{event.command}")
             if step is not None and step.end is None:
@@ -146,17 +170,18 @@ class Timeline:
                 step.end = event.at
                 step.state = data.get("status", "closed")
                 if data.get("error"):
-                    step.detail = summary(data["error"])
+                    step.detail = _error_text(data["error"])
 
     def _task_outcome(self, event: EventRecord) -> None:
         step = self.steps.get(f"task:{event.command}")
         if step is None:
             return
         data = payload.read_data(event.data)
+        self.output.extend(str(line) for line in data.get("output") or ())
         ok = event.kind is EventKind.TASK_COMPLETED
         previous = step.attempts[-1].end if step.attempts else step.start
         started = _parse(data.get("started_at")) or previous
-        error = "" if ok else summary(data.get("error") or {})
+        error = "" if ok else _error_text(data.get("error") or {})
         retry_at = None if ok or data.get("final") else _parse(data.get("retry_at"))
         number = event.attempt or len(step.attempts) + 1
         step.attempts.append(AttemptSpan(number, started, event.at, ok, error, retry_at))
@@ -209,6 +234,23 @@ def _parse(value: object) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _error_text(error: dict) -> str:
+    """``'ApplicationError: declined {"code": 51}'``: the summary, with any details."""
+    text = summary(error)
+    if error.get("details") is not None:
+        text += " " + _preview(error["details"], 200)
+    return text
+
+
+def _value_text(value: object, limit: int = 200) -> str:
+    """A stored value (codec JSON embedded in the event) as ``str()`` shows it live."""
+    try:
+        text = str(payload.PLAIN.payload_field({"value": value}, "value"))
+    except Exception:  # an opted-in pickle or a type this process cannot import
+        return _preview(value, limit)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _preview(value: object, limit: int = 60) -> str:

@@ -11,7 +11,10 @@ import duckdb
 import pytest
 from clitools import wait_status
 
+import nbconductor as nc
 from nbconductor.cli import UsageError, build_parser, parse_when, resolve_db
+from nbconductor.storage.records import Status
+from nbconductor.testing import wait_for
 
 
 def test_list_shows_a_table_and_stable_json(cli, db):
@@ -336,3 +339,41 @@ def test_show_follow_needs_an_engine_for_an_open_execution(cli, db):
     assert "--follow needs a running engine" in refused.err
     done = cli("--db", db, "show", "d-1", "--follow")  # closed: shown, nothing to follow
     assert done.code == 0 and "completed" in done.out
+
+
+@nc.workflow
+async def cli_offline_rounds(n: int) -> str:
+    if n < 2:
+        await nc.signal("next")
+        nc.continue_as_new(n + 1)
+    return await nc.signal("done")
+
+
+def test_signal_cancel_and_terminate_reach_the_latest_run_of_a_chain(cli, tmp_path):
+    os.chmod(tmp_path, 0o700)
+    db = tmp_path / "chains.duckdb"
+    with nc.Engine(db) as eng:
+        for chain in ("sig", "can", "ter"):
+            h = eng.start(cli_offline_rounds, 1, id=chain)
+            wait_for(lambda h=h: h.waiting_for == ["next"], what=f"{chain}: round 1")
+            h.signal("next")
+            wait_for(lambda h=h: h.waiting_for == ["done"], what=f"{chain}: round 2")
+    # No engine holds the file now: the CLI writes to it, addressing each chain by its id.
+    sent = cli("--db", db, "signal", "sig", "done", '"by cli"')
+    assert sent.code == 0, sent.err
+    assert cli("--db", db, "history", "sig#2", "--json").json[-1]["data"] == {
+        "offline": True,
+        "payload": "by cli",
+    }
+    assert cli("--db", db, "cancel", "can").code == 0
+    terminated = cli("--db", db, "terminate", "ter", "--reason", "enough")
+    assert terminated.code == 0, terminated.err
+    assert cli("--db", db, "show", "ter#2", "--json").json["status"] == "terminated"
+    assert cli("--db", db, "show", "ter", "--json").json["status"] == "continued_as_new"
+    again = cli("--db", db, "terminate", "ter")
+    assert again.code == 1 and "latest run 'ter#2'" in again.err
+    with nc.Engine(db) as eng:  # the next engine delivers what the CLI recorded
+        assert eng.get("sig").result(timeout=10) == "by cli"
+        with pytest.raises(nc.ExecutionFailed, match="Cancelled"):
+            eng.get("can").result(timeout=10)
+        assert eng.describe("can#2").status is Status.CANCELLED

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import timedelta
 
+import anyio
 import pytest
 
 import nbconductor as nc
+from nbconductor.engine.task_dispatch import CLEANUP_GRACE
 from nbconductor.operations.engine_operations import EngineOperations
 from nbconductor.operations.text import execution_text
 from nbconductor.storage.records import EventKind, Status
-from nbconductor.testing import replay, wait_for
+from nbconductor.testing import advance, replay, wait_for
 from nbconductor.widgets.execution_html import render
 from nbconductor.widgets.execution_snapshot import ExecutionReader
 
@@ -492,3 +495,79 @@ def test_a_timed_out_async_task_runs_its_finally_before_the_workflow_sees_it(eng
     FINALLY_RAN.clear()
     result = engine.start(uploads_with_deadline).result(timeout=10)
     assert result == ["TaskTimeout", ["report.csv"]]
+
+
+# --- a cleanup that overruns the grace period is cut off at the limit -------------------
+
+OVERRUN: dict = {"log": []}
+
+
+@nc.task(timeout="200ms", retry=nc.Retry(max_attempts=1))
+async def overrunning_cleanup() -> str:
+    loop, release = asyncio.get_running_loop(), asyncio.Event()
+    OVERRUN["release"] = lambda: loop.call_soon_threadsafe(release.set)
+    OVERRUN["running"].set()
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        OVERRUN["log"].append("cleanup started")
+        with anyio.CancelScope(shield=True):  # a cleanup that ignores the cancellation
+            await release.wait()
+        OVERRUN["log"].append("cleanup finished")
+    return "never"
+
+
+@nc.workflow
+async def waits_past_an_overrunning_cleanup() -> list:
+    try:
+        await overrunning_cleanup()
+    except nc.TaskFailed as exc:
+        # Test-only peek: the workflow goes on while the cleanup is still running.
+        return [exc.error_type, list(OVERRUN["log"])]
+    return []
+
+
+def test_a_cleanup_that_overruns_the_grace_period_is_cut_off_at_the_limit(skipping_engine):
+    OVERRUN.update(log=[], running=threading.Event())
+    eng = skipping_engine
+    h = eng.start(waits_past_an_overrunning_cleanup)
+    assert OVERRUN["running"].wait(10), "the async task never started"
+    started = eng.clock.now()
+    try:
+        # The start-to-close timeout falls due: the attempt is cancelled and its cleanup
+        # starts, and blocks. The cleanup counts as running: the clock does not jump.
+        advance(eng, started + timedelta(milliseconds=200))
+        wait_for(lambda: OVERRUN["log"] == ["cleanup started"], what="the cleanup")
+        almost = started + timedelta(seconds=0.2 + CLEANUP_GRACE - 0.01)
+        advance(eng, almost)
+        assert h.status is Status.RUNNING  # the workflow still waits for the cleanup
+        assert not any(e.kind is EventKind.TASK_FAILED for e in h.history())
+        advance(eng, started + timedelta(seconds=0.2 + CLEANUP_GRACE))  # the grace is over
+        assert h.result(timeout=10) == ["TaskTimeout", ["cleanup started"]]
+    finally:
+        OVERRUN["release"]()
+    failed = next(e for e in h.history() if e.kind is EventKind.TASK_FAILED)
+    assert abs((failed.at - started).total_seconds() - (0.2 + CLEANUP_GRACE)) < 1e-3
+    assert '"timeout":"start_to_close"' in failed.data
+    wait_for(lambda: OVERRUN["log"][-1:] == ["cleanup finished"], what="the late cleanup")
+
+
+# --- details behind an uncaught TaskFailed reach the caller and the views ----------------
+
+
+@nc.workflow
+async def lets_task_details_through() -> None:
+    await declines_card("D-4")  # not caught: the execution fails with the TaskFailed
+
+
+def test_details_of_an_uncaught_task_failure_reach_the_caller_and_the_view(engine):
+    h = engine.start(lets_task_details_through)
+    with pytest.raises(nc.ExecutionFailed) as info:
+        h.result(timeout=10)
+    assert info.value.details == {"order": "D-4", "codes": (51, 5)}
+    shown = EngineOperations(engine).call("show", id=h.id)
+    assert shown["error"]["type"] == "TaskFailed"
+    assert shown["error"]["details"]["order"] == "D-4"
+    view = render(ExecutionReader(engine, h.id).read(), live=False)
+    step = view[view.index("declines_card") :]
+    assert "ApplicationError: card declined" in step and "D-4" in step[:400]

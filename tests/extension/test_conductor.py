@@ -154,7 +154,9 @@ def test_signal_show_and_cancel_an_execution_waiting_for_a_signal(loaded_shell, 
 def test_sql_on_a_history_in_memory_says_so():
     engine = Engine(None, make_default=False)
     try:
-        with pytest.raises(StoreError, match="in memory; it does not answer SQL"):
+        with pytest.raises(
+            StoreError, match=r"in memory, which SQL cannot query; .*Engine\(.history.duckdb.\)"
+        ):
             commands.sql(engine, "SELECT 1")
     finally:
         engine.stop(grace=0)

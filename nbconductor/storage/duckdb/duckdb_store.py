@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -36,6 +37,7 @@ import duckdb
 from nbconductor.errors import NotAHistoryFile, StoreError
 from nbconductor.storage.duckdb import history_file, parquet_export, schema
 from nbconductor.storage.duckdb import sql as duckdb_sql
+from nbconductor.storage.duckdb.relation import HistoryRelation
 from nbconductor.storage.duckdb.user_query import check_user_query
 from nbconductor.storage.records import (
     Batch,
@@ -43,13 +45,19 @@ from nbconductor.storage.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
+    PruneReport,
     QueueRecord,
     ScheduleRecord,
     Status,
     TimerCounts,
 )
+from nbconductor.storage.retention import prunable
 
 __all__ = ("DuckDBStore",)
+
+#: Executions deleted per transaction by :meth:`DuckDBStore.prune`.
+PRUNE_BATCH = 100
+_REPORTED_IDS = 20
 
 _UTC = UTC
 _READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
@@ -440,7 +448,7 @@ class DuckDBStore:
             return parquet_export.write_tables(cursor, self.path, directory)
 
     def sql(self, query: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
-        """Run one read-only query for a user (``%conductor sql``).
+        """Run one read-only query for a user (``nbconductor sql``, the socket).
 
         Only SELECT-like statements are accepted (including DESCRIBE, SHOW, SUMMARIZE
         and EXPLAIN), and they run in a read-only transaction that is rolled back, so
@@ -457,21 +465,7 @@ class DuckDBStore:
             >>> columns, rows = store.sql("SELECT status, count(*) FROM executions GROUP BY 1")
         """
         with self._cursor() as cursor:
-            try:
-                statements = cursor.extract_statements(query)
-            except duckdb.Error as exc:
-                raise StoreError(f"cannot run this query: {exc}") from exc
-            if len(statements) != 1:
-                raise StoreError(
-                    f"give exactly one SQL statement (got {len(statements)}); run them one by one"
-                )
-            kind = statements[0].type
-            if kind not in _READ_ONLY_STATEMENTS:
-                raise StoreError(
-                    f"only queries that read are allowed here, not {kind.name}; history "
-                    "is written by the engine alone"
-                )
-            check_user_query(cursor, query)
+            _check_user_statement(cursor, query)
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 cursor.execute(query, params)
@@ -482,6 +476,151 @@ class DuckDBStore:
             finally:
                 cursor.execute("ROLLBACK")
         return columns, rows
+
+    def relation(self, query: str, params: list[Any] | None = None) -> HistoryRelation:
+        """One read-only query for a user (``engine.sql``, ``%conductor sql``), as a lazy
+        DuckDB relation: ``.df()``, ``.pl()``, ``.arrow()``, ``.fetchall()``.
+
+        The relation has a connection of its own (a cursor of the readers' root), never
+        the engine's writer, so the user's thread may run it while the engine commits;
+        it runs when asked and sees what was committed by then. The query passes the
+        same checks as :meth:`sql` (one statement that reads, history tables only), and
+        the relation refuses the methods that would write (see
+        :class:`~nbconductor.storage.duckdb.relation.HistoryRelation`).
+
+        Raises:
+            StoreError: as :meth:`sql`; DuckDB's message when the query does not bind.
+        """
+        with self._state:
+            self._check_open()
+            cursor = self._root.cursor()
+        try:
+            _check_user_statement(cursor, query)
+            return HistoryRelation(cursor.sql(query, params=params))
+        except duckdb.Error as exc:
+            cursor.close()
+            raise StoreError(f"query failed: {exc}") from exc
+        except BaseException:
+            cursor.close()
+            raise
+
+    # -- pruning ------------------------------------------------------------------------
+
+    def prune(
+        self,
+        closed_before: datetime,
+        *,
+        dry_run: bool = False,
+        limit: int | None = None,
+        batch: int = PRUNE_BATCH,
+        reclaim: bool = True,
+    ) -> PruneReport:
+        """Delete closed executions (closed before ``closed_before``) with their events,
+        whole families at a time (see :mod:`nbconductor.storage.retention`), and give
+        the space back to the file.
+
+        Deletes run in transactions of about ``batch`` executions; the writer lock is
+        released between them, so an engine's commits wait for one batch at most
+        (DuckDB updates its indexes row by row: 0.5-1 ms per execution of 8 events,
+        see benchmarks/bench_prune.py). A checkpoint then writes the file without the
+        deleted rows: DuckDB reuses the freed blocks and truncates free ones at the
+        file's end (VACUUM does not return space in DuckDB).
+
+        Args:
+            closed_before: aware (naive is UTC).
+            dry_run: count, delete nothing.
+            limit: at most about this many executions (whole families).
+            batch: executions per transaction.
+            reclaim: checkpoint afterwards.
+        """
+        started = time.perf_counter()
+        if self.read_only and not dry_run:
+            raise StoreError(f"{self.path} is open read-only; pruning writes the file")
+        cutoff = closed_before if closed_before.tzinfo else closed_before.replace(tzinfo=_UTC)
+        report = PruneReport(closed_before=cutoff, dry_run=dry_run)
+        report.bytes_before = self._file_bytes()
+        # Read outside the writer lock: a due family is closed and can gain no member
+        # (a closed execution starts nothing; a continue-as-new run is created in the
+        # transaction that closes the previous one), so the choice stays valid.
+        rows = self._query(duckdb_sql.PRUNE_CANDIDATES, [duckdb_sql.db_time(cutoff)])
+        family = [
+            (id_, duckdb_sql.STATUSES[status], duckdb_sql.utc(closed), parent_id, origin_id)
+            for id_, status, closed, parent_id, origin_id in rows
+        ]
+        doomed, report.kept = prunable(family, cutoff, limit)
+        report.ids = doomed[:_REPORTED_IDS]
+        report.executions = len(doomed)
+        if dry_run:
+            if doomed:
+                ((report.events,),) = self._query(
+                    "SELECT count(*) FROM events WHERE execution_id IN "
+                    "(SELECT unnest($1::VARCHAR[]))",
+                    [doomed],
+                )
+            report.bytes_after = report.bytes_before
+            report.seconds = time.perf_counter() - started
+            return report
+        for first in range(0, len(doomed), max(1, batch)):
+            report.events += self._delete(doomed[first : first + max(1, batch)])
+        if doomed:
+            report.payloads = self._collect_unreferenced_payloads()
+            if reclaim:
+                self._checkpoint()
+        report.bytes_after = self._file_bytes()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _delete(self, ids: list[str]) -> int:
+        """Delete these executions and their events in one transaction; the event count."""
+        with self._write_lock, history_file.owner_only_files():
+            self._check_open()
+            con = self._con
+            try:
+                con.begin()
+                try:
+                    con.execute(
+                        "DELETE FROM events WHERE execution_id IN (SELECT unnest($1::VARCHAR[]))",
+                        [ids],
+                    )
+                    (events,) = con.fetchone()
+                    con.execute(
+                        "DELETE FROM executions WHERE id IN (SELECT unnest($1::VARCHAR[]))", [ids]
+                    )
+                    con.commit()
+                except BaseException:
+                    with suppress(duckdb.Error):
+                        con.rollback()
+                    raise
+            except duckdb.Error as exc:
+                if history_file.is_disk_full(exc):
+                    raise StoreError(history_file.disk_full_message(self.path)) from exc
+                raise StoreError(f"pruning {self.path} failed and was rolled back: {exc}") from exc
+            self._secure_wal()
+        return int(events)
+
+    def _collect_unreferenced_payloads(self) -> dict[str, int]:
+        """Delete stored values no remaining event or execution refers to; what was freed.
+
+        The one call site for the payload store's collection (issue #16): a no-op until
+        payload tables exist. Runs after a prune's deletes, before its checkpoint.
+        """
+        return {}
+
+    def _checkpoint(self) -> None:
+        # A plain CHECKPOINT fails while another connection's transaction runs (a user's
+        # query): then DuckDB's own automatic checkpoint gives the space back later.
+        with self._write_lock, history_file.owner_only_files():  # a new WAL is created
+            self._check_open()
+            with suppress(duckdb.Error):
+                self._con.execute("CHECKPOINT")
+            self._secure_wal()
+
+    def _file_bytes(self) -> int | None:
+        total = 0
+        for name in (self.path, self._wal):
+            with suppress(OSError):
+                total += os.path.getsize(name)
+        return total
 
     # -- closing ------------------------------------------------------------------------
 
@@ -522,3 +661,22 @@ class DuckDBStore:
         mode = ", read_only=True" if self.read_only else ""
         state = " (closed)" if self._closed else ""
         return f"DuckDBStore({self.path!r}{mode}){state}"
+
+
+def _check_user_statement(cursor: Any, query: str) -> None:
+    """Refuse anything but one statement that reads the history tables."""
+    try:
+        statements = cursor.extract_statements(query)
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot run this query: {exc}") from exc
+    if len(statements) != 1:
+        raise StoreError(
+            f"give exactly one SQL statement (got {len(statements)}); run them one by one"
+        )
+    kind = statements[0].type
+    if kind not in _READ_ONLY_STATEMENTS:
+        raise StoreError(
+            f"only queries that read are allowed here, not {kind.name}; history "
+            "is written by the engine alone"
+        )
+    check_user_query(cursor, query)

@@ -345,3 +345,21 @@ WHERE x.status = 'running' AND s.kind = 'TimerStarted'
     WHERE f.execution_id = s.execution_id AND f.command = s.command
       AND f.kind IN ('TimerFired', 'TimerCancelled'))
 """
+
+
+# What the retention rule (nbconductor.storage.retention) reads: the executions closed
+# before the cutoff, and every execution linked to one of them (parent, child, previous
+# or next run). A family with a member that is open or closed later is connected to its
+# old members, so one of those links reaches such a member: these rows suffice to
+# decide, without reading every execution of a large file.
+PRUNE_CANDIDATES = """
+WITH old AS (
+    SELECT id, status, closed_at, parent_id, origin_id FROM executions
+    WHERE status <> 'running' AND closed_at < $1
+)
+SELECT * FROM old
+UNION
+SELECT id, status, closed_at, parent_id, origin_id FROM executions
+WHERE id IN (SELECT parent_id FROM old) OR id IN (SELECT origin_id FROM old)
+   OR parent_id IN (SELECT id FROM old) OR origin_id IN (SELECT id FROM old)
+"""
