@@ -17,13 +17,13 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
 from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionRecord, Status
 
-_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+_START = datetime(2025, 1, 1, tzinfo=UTC)
 _KINDS = (
     [EventKind.EXECUTION_STARTED]
     + [EventKind.TASK_SCHEDULED, EventKind.TASK_COMPLETED] * 3

@@ -11,7 +11,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
@@ -28,7 +28,7 @@ from nbconductor.storage.records import (
 _EXECUTIONS = 100_000
 _EVENTS_PER_EXECUTION = 3
 _LONG_HISTORY = 3_000
-_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def _median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -87,7 +87,7 @@ def run() -> list[tuple[str, float, str]]:
     results: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         store = DuckDBStore(Path(tmp) / "bench.duckdb")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         seq = itertools.count(1, 2)
 
         def two_events() -> None:

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbconductor as nc
@@ -26,7 +26,7 @@ from nbconductor.widgets.execution_view import ExecutionView
 from nbconductor.widgets.history_table import HistoryTable
 
 _EXECUTIONS = 100_000
-_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+_START = datetime(2025, 1, 1, tzinfo=UTC)
 _GATE = threading.Event()
 
 

@@ -123,7 +123,7 @@ return {"supplier": supplier, "price": price}
 quotes = [ask_supplier(name, seconds, price) for name, seconds, price in suppliers]
 try:
     return await asyncio.wait_for(nc.race(*quotes), timeout=deadline)
-except asyncio.TimeoutError:
+except TimeoutError:
     return {"supplier": "list price", "price": 100.0}
 
 # %% [markdown]

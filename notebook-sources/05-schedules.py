@@ -51,7 +51,7 @@ os.environ["NBCONDUCTOR_DB"] = os.path.join(tutorial_folder, "05-schedules.duckd
 
 # %%
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import nbconductor as nc
 
@@ -132,7 +132,7 @@ return f"synced ({policy})"
 
 # %%
 SYNCS = ["sync-skip", "sync-buffer-one", "sync-allow-all"]
-first = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)
+first = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
 last = first + timedelta(seconds=2)  # fires at first, first + 1 s and first + 2 s
 
 for policy in ["skip", "buffer_one", "allow_all"]:
@@ -209,7 +209,7 @@ await buffered_run
 # %%
 from nbconductor.testing import VirtualClock, advance
 
-clock = VirtualClock(datetime(2030, 1, 7, 0, 0, tzinfo=timezone.utc))
+clock = VirtualClock(datetime(2030, 1, 7, 0, 0, tzinfo=UTC))
 # In memory; this kernel's engine stays the default.
 test_engine = nc.Engine(clock=clock, make_default=False)
 
@@ -236,7 +236,7 @@ def runs_of(schedule_id: str) -> list:
 # At 01:00 every schedule fires on time:
 
 # %%
-advance(test_engine, datetime(2030, 1, 7, 1, 0, tzinfo=timezone.utc))
+advance(test_engine, datetime(2030, 1, 7, 1, 0, tzinfo=UTC))
 {schedule: runs_of(schedule) for schedule in ["hourly-none", "hourly-latest", "hourly-all"]}
 
 # %% [markdown]
@@ -244,7 +244,7 @@ advance(test_engine, datetime(2030, 1, 7, 1, 0, tzinfo=timezone.utc))
 # closed all that time: the fires of 02:00 to 06:00 were missed.
 
 # %%
-advance(test_engine, datetime(2030, 1, 7, 6, 30, tzinfo=timezone.utc))
+advance(test_engine, datetime(2030, 1, 7, 6, 30, tzinfo=UTC))
 {schedule: runs_of(schedule) for schedule in ["hourly-none", "hourly-latest", "hourly-all"]}
 
 # %%

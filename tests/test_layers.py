@@ -67,6 +67,11 @@ def test_heavy_libraries_live_in_one_module_each():
     assert modules_importing("croniter") == {"engine/schedules/cron.py"}
     assert modules_importing("cloudpickle") == {"engine/shipping.py"}
     assert modules_importing("distributed") == {"engine/runners/dask_runner.py"}
+    # The spans, and where an attempt runs, its trace context made current.
+    assert modules_importing("opentelemetry") == {
+        "telemetry/otel.py",
+        "engine/trace_context.py",
+    }
 
 
 def test_public_names_are_exported_and_documented():

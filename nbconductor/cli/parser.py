@@ -219,7 +219,12 @@ def _queues_parser(parser: argparse.ArgumentParser) -> None:
 
     def limits(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--concurrency", type=int, metavar="N", help="attempts at once, at most")
-        sub.add_argument("--rate", metavar="N/PERIOD", help="starts per period, e.g. 60/minute")
+        sub.add_argument(
+            "--rate", metavar="N/PERIOD", help="starts per period, paced evenly, e.g. 60/minute"
+        )
+        sub.add_argument(
+            "--burst", type=int, metavar="N", help="starts the rate lets through at once (1)"
+        )
 
     parser.set_defaults(action="list", json=False)
     action("list", "List queues: limits, and attempts running and waiting.")

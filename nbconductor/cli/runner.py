@@ -278,6 +278,8 @@ def _queues(ops: Operations, args: argparse.Namespace, out: TextIO) -> int:
         limits["concurrency"] = args.concurrency
     if args.rate is not None:
         limits["rate"] = args.rate
+    if args.burst is not None:
+        limits["burst"] = args.burst
     if action == "update":
         if args.no_concurrency:
             limits["concurrency"] = None

@@ -462,6 +462,22 @@ class Engine:
         subscribers.append(callback)
         return lambda: subscribers.remove(callback) if callback in subscribers else None
 
+    def on_dispatch(self, hook: Callable[[Any, Any], None]) -> Callable[[], None]:
+        """Call ``hook(execution_record, attempt)`` on the engine thread as each task
+        attempt is dispatched, before it goes to its runner (or waits in its queue).
+
+        The hook may set ``attempt.trace_context`` (a W3C carrier, ``{"traceparent":
+        ...}``): the attempt carries it to its thread, child process or Dask worker,
+        where it is the current OpenTelemetry context while the task runs. This is how
+        :func:`nbconductor.telemetry.instrument` parents the spans a task opens. A hook
+        must be quick; its errors are ignored.
+
+        Returns a function that removes the hook.
+        """
+        hooks = self._tasks.dispatch_hooks
+        hooks.append(hook)
+        return lambda: hooks.remove(hook) if hook in hooks else None
+
     @property
     def subscribers(self) -> tuple[Callable[[set[str]], None], ...]:
         """The callbacks :meth:`subscribe` added that have not unsubscribed."""

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -168,7 +168,7 @@ class EngineThread:
         if due is None:
             return None
         if self._time_skipping and self._tasks.in_flight == 0:
-            self._clock.advance_to(datetime.fromtimestamp(due, timezone.utc))
+            self._clock.advance_to(datetime.fromtimestamp(due, UTC))
             return 0.0
         return max(0.0, due - self._clock.now().timestamp())
 

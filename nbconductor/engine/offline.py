@@ -16,7 +16,7 @@ lets an offline event pass commands still waiting to be matched (see ``replay``)
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.engine import payload
@@ -56,7 +56,7 @@ def _open_record(store: Store, execution_id: str):
 
 def _append(store: Store, execution_id: str, kind: EventKind, *, name=None, data="{}", update=None):
     history = store.load_history(execution_id)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     seq = (history[-1].seq if history else 0) + 1
     batch = Batch(events=[EventRecord(execution_id, seq, kind, now, None, name, None, data)])
     if update is not None:
@@ -88,7 +88,7 @@ def terminate(store: Store, execution_id: str, reason: str | None = None) -> Non
     """Close an open execution as Terminated right away."""
     execution_id = _open_record(store, execution_id).id
     reason = reason or "terminated"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     _append(
         store,
         execution_id,

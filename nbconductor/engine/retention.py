@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nbconductor.engine.duration import format_duration, parse_duration
@@ -39,7 +39,7 @@ def cutoff(closed_before: Any, now: datetime) -> datetime:
     """
     if isinstance(closed_before, datetime):
         if closed_before.tzinfo is None:
-            return closed_before.replace(tzinfo=timezone.utc)
+            return closed_before.replace(tzinfo=UTC)
         return closed_before
     try:
         age = parse_duration(closed_before, what="closed_before")

@@ -8,7 +8,8 @@ committed (it is dispatched from an after-commit callback).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import anyio
 from anyio.abc import TaskGroup
@@ -26,7 +27,7 @@ from nbconductor.engine.roster import Roster
 from nbconductor.engine.runners import RunnerSet
 from nbconductor.engine.task_runner import Attempt, Outcome, run_async
 from nbconductor.errors import PayloadError, QueueError, UnknownRunner
-from nbconductor.storage.records import EventKind, Status
+from nbconductor.storage.records import EventKind, ExecutionRecord, Status
 
 #: Seconds a timed-out async attempt gets to run its cleanup (``finally``, ``except
 #: CancelledError``) before the workflow sees the timeout anyway (docs/concepts.md).
@@ -47,7 +48,7 @@ def record_interval(options) -> float:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 class TaskDispatch:
@@ -77,6 +78,9 @@ class TaskDispatch:
         self._payloads = payloads
         self._task_group: TaskGroup | None = None
         self.in_flight = 0  # attempts started and not yet accounted for
+        # Called with (execution record, attempt) as each attempt is dispatched
+        # (Engine.on_dispatch): telemetry gives the attempt its trace context here.
+        self.dispatch_hooks: list[Callable[[ExecutionRecord, Attempt], None]] = []
         activations.on_command(SCHEDULE_TASK, self._schedule)
         activations.on_command(CANCEL_TASK, self._cancel)
         activations.on_close(self._execution_closed)
@@ -163,6 +167,11 @@ class TaskDispatch:
         )
         attempt.on_note = self._noted
         state.current = attempt
+        for hook in self.dispatch_hooks:
+            try:
+                hook(live.record, attempt)
+            except Exception:  # an observer must never stop an attempt
+                continue
         options = definition.options
         push = self._ledger.push
         if options.schedule_to_start is not None:

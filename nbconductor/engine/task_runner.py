@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from nbconductor.engine import trace_context
 from nbconductor.engine.definition import TaskDefinition
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.payload import PLAIN, Payloads
@@ -49,6 +50,8 @@ class Attempt:
     worker: str | None = None  # where it runs, when not on this process's threads
     # In a runner's child process: passes each heartbeat on to the engine's process.
     relay: Callable[[Attempt], None] | None = field(default=None, repr=False)
+    # The W3C trace context of its span ({"traceparent": ...}), when instrumented.
+    trace_context: dict[str, str] | None = field(default=None, repr=False)
     why_abandoned: str = ""  # what TaskResultIgnored says of a result that came anyway
     # What is not recorded yet of a running attempt (TaskHeartbeat, throttled): its
     # complete output lines (appended on the task's thread, taken on the engine's), the
@@ -187,11 +190,13 @@ def task_info() -> TaskInfo:
 
 @contextlib.contextmanager
 def attempt_context(attempt: Attempt) -> Iterator[Attempt]:
-    """Make ``attempt`` the running one for :func:`heartbeat` and :func:`cancelled`
-    (a runner's child process runs each attempt in one)."""
+    """Make ``attempt`` the running one for :func:`heartbeat` and :func:`cancelled`,
+    and its trace context the current one (a runner's child process runs each attempt
+    in one)."""
     token = _current.set(attempt)
     try:
-        yield attempt
+        with trace_context.attached(attempt.trace_context):
+            yield attempt
     finally:
         _current.reset(token)
 
@@ -270,14 +275,12 @@ def _failed(attempt: Attempt, exc: BaseException) -> Outcome:
 def run_sync(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
     """Run a sync attempt on the calling (pool) thread."""
     attempt.started_at = now()
-    token = _current.set(attempt)
     try:
-        args, kwargs = attempt.payloads.decode_input(attempt.input_text)
-        value = attempt.definition.fn(*args, **kwargs)
+        with attempt_context(attempt):
+            args, kwargs = attempt.payloads.decode_input(attempt.input_text)
+            value = attempt.definition.fn(*args, **kwargs)
     except BaseException as exc:  # a task's KeyboardInterrupt is its failure, not ours
         return _failed(attempt, exc)
-    finally:
-        _current.reset(token)
     return _finish(attempt, value)
 
 
@@ -287,7 +290,8 @@ async def run_async(attempt: Attempt, now: Callable[[], datetime]) -> Outcome:
     _current.set(attempt)
     try:
         args, kwargs = attempt.payloads.decode_input(attempt.input_text)
-        value = await attempt.definition.fn(*args, **kwargs)
+        with trace_context.attached(attempt.trace_context):
+            value = await attempt.definition.fn(*args, **kwargs)
     except BaseException as exc:
         return _failed(attempt, exc)
     return _finish(attempt, value)

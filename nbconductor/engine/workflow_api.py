@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 from nbconductor.engine import context
@@ -45,7 +45,7 @@ async def sleep_until(when: datetime) -> None:
     """Wait durably until ``when`` (a timezone-aware datetime; naive means UTC)."""
     ctx = _context("sleep_until", "outside one compute the delay and sleep")
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     delay = (when - ctx.now).total_seconds()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -127,7 +127,7 @@ async def signal(name: str, timeout=None) -> Any:
         return await future
     try:
         return await asyncio.wait_for(future, parse_duration(timeout, what="signal timeout"))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
 
 
@@ -155,7 +155,7 @@ async def wait_condition(predicate: Callable[[], bool], timeout=None) -> bool:
         return await future
     try:
         return await asyncio.wait_for(future, parse_duration(timeout, what="condition timeout"))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 

@@ -305,7 +305,8 @@ def schedule(engine: Engine, action: str, schedule_id: str, args: argparse.Names
 
 
 def queues(engine: Engine, args: argparse.Namespace) -> Any:
-    """``%conductor queues [create|update|delete NAME] [--concurrency N] [--rate R]``:
+    """``%conductor queues [create|update|delete NAME] [--concurrency N] [--rate R]
+    [--burst N]``:
     the queues as a table, or a sentence saying what changed."""
     ops = _operations(engine)
     action = args.action or "list"
@@ -321,8 +322,12 @@ def queues(engine: Engine, args: argparse.Namespace) -> Any:
         limits["concurrency"] = None if args.concurrency == 0 else args.concurrency
     if args.rate is not None:
         limits["rate"] = None if args.rate == "none" else args.rate
+    if getattr(args, "burst", None) is not None:
+        limits["burst"] = args.burst
     if action == "update" and not limits:
-        raise UsageError("queues update: give --concurrency N or --rate R (0 / none removes)")
+        raise UsageError(
+            "queues update: give --concurrency N, --rate R or --burst N (0 / none removes)"
+        )
     result = ops.call(f"queues.{action}", name=args.name, **limits)
     return f"{action}d queue {result['name']}: {queue_text(result)}"
 

@@ -45,7 +45,7 @@ _SUBCOMMANDS = {
     "schedules": "the schedules (live view; --text for a table)",
     "schedule": "manage one schedule: "
     "schedule create|update|pause|resume|trigger|delete|describe ID ...",
-    "queues": "task queues: queues [create|update|delete NAME] [--concurrency N] [--rate R]",
+    "queues": "task queues: queues [create|update|delete NAME] [--concurrency N] [--rate R] [--burst N]",
     "runner": "where tasks run: runner add NAME ADDRESS|process, runner list",
     "fork": "re-run an execution from a step with the current code: fork ID [--at N]",
     "sql": "read-only SQL over the history (tables executions, events, definitions, "
@@ -150,7 +150,8 @@ def _sub(name: str) -> _Parser:
         add("action", nargs="?", choices=("list", "create", "update", "delete"))
         add("name", nargs="?", metavar="NAME", help="queue name")
         add("--concurrency", type=int, metavar="N", help="attempts at once (0: no limit)")
-        add("--rate", metavar="N/PERIOD", help="starts per period, e.g. 60/minute (none)")
+        add("--rate", metavar="N/PERIOD", help="starts per period, paced, e.g. 60/minute (none)")
+        add("--burst", type=int, metavar="N", help="starts the rate lets through at once (1)")
     elif name == "runner":
         add("action", choices=("add", "list"))
         add("name", nargs="?", metavar="NAME", help="the name tasks give as runner=")

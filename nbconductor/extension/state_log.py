@@ -18,7 +18,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,7 +39,7 @@ class _TextFormatter(logging.Formatter):
     """``TIME message``, with the level named when it is not INFO."""
 
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, timezone.utc)
+        when = datetime.fromtimestamp(record.created, UTC)
         level = "" if record.levelno == logging.INFO else f"{record.levelname} "
         text = f"{when:%Y-%m-%dT%H:%M:%SZ} {level}{record.getMessage()}"
         if record.exc_info:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +98,9 @@ def parse_when(text: str, what: str, *, now: datetime | None = None) -> datetime
     Raises:
         UsageError: neither form.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     try:
-        return (now - timedelta(seconds=parse_duration(text, what=what))).astimezone(timezone.utc)
+        return (now - timedelta(seconds=parse_duration(text, what=what))).astimezone(UTC)
     except InvalidDuration:
         pass
     try:
@@ -110,7 +110,7 @@ def parse_when(text: str, what: str, *, now: datetime | None = None) -> datetime
             f"{what} {text!r}: give a duration ago (30m, 2h, 1 day) or a date/time "
             "(2024-05-01, 2024-05-01T12:00, 2024-05-01T12:00+02:00)"
         ) from None
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 # --- schedules -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.engine.schedules.spec import CATCHUP_POLICIES, OVERLAP_POLICIES
@@ -132,7 +132,7 @@ def _instant(*, nullable: bool = True):
             moment = datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO 8601 date/time") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     return check
 
@@ -194,6 +194,7 @@ _SCHEDULE_OPTIONS = {
 _QUEUE_LIMITS = {
     "concurrency": Field(_integer(1, 1_000_000, nullable=True)),
     "rate": Field(_text(64, nullable=True)),
+    "burst": Field(_integer(1, 1_000_000, nullable=True)),
 }
 
 OPERATIONS: dict[str, dict[str, Field]] = {

@@ -7,7 +7,7 @@ kernel: the same code, so a notebook and a terminal see the same results and err
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from nbconductor._version import __version__
@@ -64,7 +64,7 @@ class EngineOperations(Operations):
 
     def _op_status(self) -> dict[str, Any]:
         engine = self.engine
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         out: dict[str, Any] = {
             "engine": True,
             "pid": os.getpid(),

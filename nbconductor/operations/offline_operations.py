@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ class OfflineOperations(Operations):
 
     def _op_schedules_list(self) -> list[dict[str, Any]]:
         # Reading stored schedules needs no engine; their next fire is computed here.
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self._store() as store:
             records = store.schedules()
         return [schedule_view(_stored_schedule(r, now)) for r in records]

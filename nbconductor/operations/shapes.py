@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -27,8 +27,8 @@ def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat()
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
 
 
 def _embedded(text: str | None) -> Any:
@@ -110,6 +110,7 @@ def queue_view(info: Any) -> dict[str, Any]:
         "name": info.name,
         "concurrency": info.concurrency,
         "rate": info.rate,
+        "burst": getattr(info, "burst", 1),
         "running": getattr(info, "running", None),
         "waiting": getattr(info, "waiting", None),
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.engine.duration import format_duration
@@ -116,7 +116,7 @@ def format_time(value: datetime | str | None) -> str:
         except ValueError:
             return value
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -185,6 +185,13 @@ def schedules_table(items: list[dict[str, Any]]) -> Table:
     )
 
 
+def _rate_cell(queue: dict[str, Any]) -> str:
+    if not queue["rate"]:
+        return ""
+    burst = queue.get("burst") or 1
+    return f"{queue['rate']} (burst {burst})" if burst > 1 else queue["rate"]
+
+
 def queues_table(items: list[dict[str, Any]]) -> Table:
     """``queues list``: one row per queue (running and waiting need an engine)."""
     return Table(
@@ -193,7 +200,7 @@ def queues_table(items: list[dict[str, Any]]) -> Table:
             (
                 q["name"],
                 "" if q["concurrency"] is None else q["concurrency"],
-                q["rate"] or "",
+                _rate_cell(q),
                 "" if q["running"] is None else q["running"],
                 "" if q["waiting"] is None else q["waiting"],
             )

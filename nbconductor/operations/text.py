@@ -172,12 +172,15 @@ def _size(n: int) -> str:
 
 
 def queue_text(queue: dict[str, Any]) -> str:
-    """``concurrency 8, rate 60/minute`` (or ``no limits``): a queue's limits."""
+    """``concurrency 8, rate 60/minute`` (or ``no limits``): a queue's limits; a burst
+    above 1 follows the rate (``rate 60/minute, burst 5``)."""
     parts = []
     if queue.get("concurrency") is not None:
         parts.append(f"concurrency {queue['concurrency']}")
     if queue.get("rate"):
         parts.append(f"rate {queue['rate']}")
+        if (queue.get("burst") or 1) > 1:
+            parts.append(f"burst {queue['burst']}")
     return ", ".join(parts) or "no limits"
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.errors import PayloadError, StoreError
@@ -35,7 +35,7 @@ from nbconductor.storage.records import (
 from nbconductor.storage.retention import prunable
 from nbconductor.storage.values import StoredValue
 
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def _copied_table(table: Any) -> Any:

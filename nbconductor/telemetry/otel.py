@@ -1,16 +1,20 @@
 """Spans and metrics from an engine's committed history (OpenTelemetry).
 
 One span per execution (``workflow NAME``, from its start to its close) and, as its
-child, one span per task attempt (``task NAME``, from the attempt's start to its
-outcome) with the attempt number, whether a retry follows, and the error recorded as
-an ``exception`` event (type, message, traceback) with status ERROR. Metrics: the
-counters ``nbconductor.executions.started``, ``nbconductor.executions.closed``
-(attribute ``status``) and ``nbconductor.task.attempts`` (attribute ``outcome``).
+child, one span per task attempt (``task NAME``, from the attempt's dispatch to its
+outcome) with the attempt number, its runner and queue, whether a retry follows, and
+the error recorded as an ``exception`` event (type, message, traceback) with status
+ERROR. Metrics: the counters ``nbconductor.executions.started``,
+``nbconductor.executions.closed`` (attribute ``status``) and
+``nbconductor.task.attempts`` (attribute ``outcome``), and the gauges
+``nbconductor.queue.waiting`` and ``nbconductor.queue.running`` (attribute ``queue``).
 
-The spans are built from what the history recorded, after each commit, on a thread of
-their own: the engine thread only hands over the changed execution ids, and a span's
-times are the recorded ones. What is not done yet: propagating the trace context to
-tasks on other runners, a queue-depth gauge and commit latency.
+An attempt's span is opened when the attempt is dispatched (``Engine.on_dispatch``, on
+the engine thread) and its W3C ``traceparent`` travels with the attempt, so a span the
+task opens, on a thread, a child process or a Dask worker with OpenTelemetry set up,
+is the attempt span's child. Everything else is built from what the history recorded,
+after each commit, on a thread of its own: the engine thread only hands over the
+changed execution ids. Not done yet: commit latency.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Status as SpanStatus
 from opentelemetry.trace import StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from nbconductor.storage.records import EventKind, EventRecord
 
@@ -61,7 +67,20 @@ class _Follower:
         self.closed = meter.create_counter("nbconductor.executions.closed")
         self.attempts = meter.create_counter("nbconductor.task.attempts")
         self.seen: dict[str, int] = {}  # execution id -> last seq turned into telemetry
+        # Open spans, shared with the engine thread (on_dispatch): under the lock.
+        self.lock = threading.Lock()
         self.spans: dict[str, trace.Span] = {}  # open executions' spans
+        self.attempt_spans: dict[tuple[str, int, int], trace.Span] = {}  # dispatched
+        meter.create_observable_gauge(
+            "nbconductor.queue.waiting",
+            callbacks=[lambda options: self._queues(options, "waiting")],
+            description="task attempts waiting for room in each queue",
+        )
+        meter.create_observable_gauge(
+            "nbconductor.queue.running",
+            callbacks=[lambda options: self._queues(options, "running")],
+            description="task attempts of each queue running",
+        )
         self.queue: queue.SimpleQueue[frozenset[str] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="nbconductor-otel", daemon=True)
 
@@ -72,6 +91,51 @@ class _Follower:
                     self._advance(execution_id)
                 except Exception:  # telemetry must never disturb the engine
                     continue
+
+    def _queues(self, options: CallbackOptions, which: str) -> list[Observation]:
+        try:
+            infos = self.engine.queues.list()
+        except Exception:  # a stopped engine: no queues to report
+            return []
+        return [Observation(getattr(q, which), {"queue": q.name}) for q in infos]
+
+    def _execution_span(self, execution_id: str, workflow: str, at: datetime) -> trace.Span:
+        """The execution's span, opened now if it is not yet (hold the lock)."""
+        span = self.spans.get(execution_id)
+        if span is None:
+            span = self.spans[execution_id] = self.tracer.start_span(
+                f"workflow {workflow}",
+                start_time=_ns(at),
+                attributes={
+                    "nbconductor.execution_id": execution_id,
+                    "nbconductor.workflow": workflow,
+                },
+            )
+        return span
+
+    def dispatched(self, record: Any, attempt: Any) -> None:
+        """On the engine thread: open the attempt's span, give the attempt its context."""
+        options = attempt.definition.options
+        attributes = {
+            "nbconductor.execution_id": record.id,
+            "nbconductor.task": attempt.definition.name,
+            "nbconductor.attempt": attempt.number,
+            "nbconductor.runner": options.runner,
+        }
+        if options.queue is not None:
+            attributes["nbconductor.queue"] = options.queue
+        with self.lock:
+            parent = self._execution_span(record.id, record.workflow, record.created_at)
+            span = self.tracer.start_span(
+                f"task {attempt.definition.name}",
+                context=trace.set_span_in_context(parent),
+                start_time=int(attempt.dispatched_at * 1e9),
+                attributes=attributes,
+            )
+            self.attempt_spans[(record.id, attempt.command, attempt.number)] = span
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span))
+        attempt.trace_context = carrier
 
     def _advance(self, execution_id: str) -> None:
         last = self.seen.get(execution_id, 0)
@@ -84,21 +148,21 @@ class _Follower:
     def _event(self, execution_id: str, event: EventRecord) -> None:
         if event.kind is EventKind.EXECUTION_STARTED:
             record = self.engine.describe(execution_id)
-            span = self.tracer.start_span(
-                f"workflow {record.workflow}",
-                start_time=_ns(event.at),
-                attributes={
-                    "nbconductor.execution_id": execution_id,
-                    "nbconductor.workflow": record.workflow,
-                },
-            )
-            self.spans[execution_id] = span
+            with self.lock:  # opened already if an attempt was dispatched first
+                self._execution_span(execution_id, record.workflow, event.at)
             self.started.add(1, {"workflow": record.workflow})
         elif event.kind in (EventKind.TASK_COMPLETED, EventKind.TASK_FAILED):
             self._attempt(execution_id, event)
         elif event.kind in _CLOSING:
             status = _CLOSING[event.kind]
-            span = self.spans.pop(execution_id, None)
+            with self.lock:
+                span = self.spans.pop(execution_id, None)
+                # Attempts that recorded no outcome (abandoned as the execution closed).
+                orphans = [k for k in self.attempt_spans if k[0] == execution_id]
+                abandoned = [self.attempt_spans.pop(k) for k in orphans]
+            for attempt_span in abandoned:
+                attempt_span.set_attribute("nbconductor.abandoned", True)
+                attempt_span.end(end_time=_ns(event.at))
             self.closed.add(1, {"status": status})
             if span is None:
                 return
@@ -112,22 +176,31 @@ class _Follower:
 
     def _attempt(self, execution_id: str, event: EventRecord) -> None:
         data = _data(event)
-        started = data.get("started_at")
-        start = _ns(datetime.fromisoformat(started)) if started else _ns(event.at)
-        parent = self.spans.get(execution_id)
-        context = trace.set_span_in_context(parent) if parent is not None else None
         failed = event.kind is EventKind.TASK_FAILED
-        span = self.tracer.start_span(
-            f"task {event.name}",
-            context=context,
-            start_time=start,
-            attributes={
-                "nbconductor.execution_id": execution_id,
-                "nbconductor.task": event.name or "",
-                "nbconductor.attempt": event.attempt or 1,
-                "nbconductor.retry": bool(failed and not data.get("final")),
-            },
-        )
+        retry = bool(failed and not data.get("final"))
+        key = (execution_id, event.command, event.attempt or 1)
+        with self.lock:
+            span = self.attempt_spans.pop(key, None)
+            parent = self.spans.get(execution_id)
+        if span is not None:  # opened at dispatch, its context sent with the attempt
+            span.set_attribute("nbconductor.retry", retry)
+        else:  # dispatched before instrument() was called
+            started = data.get("started_at")
+            start = _ns(datetime.fromisoformat(started)) if started else _ns(event.at)
+            context = trace.set_span_in_context(parent) if parent is not None else None
+            span = self.tracer.start_span(
+                f"task {event.name}",
+                context=context,
+                start_time=start,
+                attributes={
+                    "nbconductor.execution_id": execution_id,
+                    "nbconductor.task": event.name or "",
+                    "nbconductor.attempt": event.attempt or 1,
+                    "nbconductor.retry": retry,
+                },
+            )
+        if data.get("worker"):
+            span.set_attribute("nbconductor.worker", str(data["worker"]))
         self.attempts.add(1, {"task": event.name or "", "outcome": "failed" if failed else "ok"})
         if failed:
             error = data.get("error") or {}
@@ -180,8 +253,10 @@ def instrument(
     follower = _Follower(engine, tracer, meter)
     follower.thread.start()
     unsubscribe = engine.subscribe(lambda ids: follower.queue.put(frozenset(ids)))
+    no_hook = engine.on_dispatch(follower.dispatched)
 
     def stop() -> None:
+        no_hook()
         unsubscribe()
         follower.queue.put(None)
         follower.thread.join(5.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from nbconductor.storage.records import ExecutionRecord, Status
@@ -96,7 +96,7 @@ def load_chart(engine: Engine, query: HistoryQuery, now: datetime | None = None)
     last = max(by_bucket)
     first = min(min(by_bucket), last - _CHART_BUCKETS + 1)
     buckets = tuple(
-        (datetime.fromtimestamp(b * width, timezone.utc), by_bucket.get(b, {}))
+        (datetime.fromtimestamp(b * width, UTC), by_bucket.get(b, {}))
         for b in range(first, last + 1)
     )
     return Chart(width, buckets, totals)

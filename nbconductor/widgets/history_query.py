@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nbconductor.storage.records import SORT_KEYS, ExecutionFilter, Status
@@ -164,4 +164,4 @@ def _as_time(value: Any, key: str) -> datetime | None:
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if not isinstance(value, datetime):
         raise ValueError(f"{key}={value!r} is not a time; give a datetime or ISO 8601 text")
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

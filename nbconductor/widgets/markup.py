@@ -13,7 +13,7 @@ times as ``YYYY-MM-DD HH:MM:SS`` (UTC), durations as ``123 ms`` or ``4.5 s``.
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = (
     "FONT",
@@ -100,7 +100,7 @@ def format_time(value: datetime | None) -> str:
     if value is None:
         return ""
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -127,8 +127,8 @@ def format_duration(seconds: float | None) -> str:
 
 def _iso(value: datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat()
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
 
 
 def time_tag(value: datetime | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
@@ -69,7 +69,6 @@ def cron_preview(
         >>> [f["local"] for f in p["upcoming"]]   # doctest: +SKIP
         ['2026-11-24T09:00:00+01:00', '2026-11-25T09:00:00+01:00']
     """
-    from datetime import timezone as tz
 
     try:
         spec = ScheduleSpec.create(
@@ -81,7 +80,7 @@ def cron_preview(
             overlap=overlap,
             catchup=catchup,
         )
-        return describe(spec, now or datetime.now(tz.utc), n=n).to_dict()
+        return describe(spec, now or datetime.now(UTC), n=n).to_dict()
     except (NbconductorError, ValueError, TypeError) as exc:
         return {"error": str(exc)}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import ipywidgets as w
@@ -49,7 +49,7 @@ class SnapshotView(w.VBox):
 
     def _taken(self) -> datetime:
         engine = getattr(self, "engine", None)
-        return engine.clock.now() if engine is not None else datetime.now(timezone.utc)
+        return engine.clock.now() if engine is not None else datetime.now(UTC)
 
     def _save(self, *, final: bool = False) -> float | None:
         """Write what the view shows now into its saved snapshot, if one is displayed;

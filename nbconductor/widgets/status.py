@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from nbconductor.storage.records import Status
 
@@ -74,7 +74,7 @@ def badge_for(
     retries = [t for t in tasks if t.get("retry_at") and not t.get("running")]
     if retries:
         first = min(retries, key=lambda t: t["retry_at"])
-        due = datetime.fromtimestamp(first["retry_at"], timezone.utc)
+        due = datetime.fromtimestamp(first["retry_at"], UTC)
         return Badge("Retrying", "retrying", f"{first['task']} attempt {first['attempt']}", due)
     if open_timers and not tasks:
         return Badge("Sleeping", "sleeping", "", min(open_timers))

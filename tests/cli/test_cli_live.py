@@ -257,8 +257,17 @@ def test_queues_through_the_engine_then_from_the_file(cli, db, live):
     assert created.out.strip() == "created queue llm: concurrency 8, rate 60/minute"
     listed = cli("--db", db, "queues", "list", "--json").json
     assert listed == [
-        {"name": "llm", "concurrency": 8, "rate": "60/minute", "running": 0, "waiting": 0}
+        {
+            "name": "llm",
+            "concurrency": 8,
+            "rate": "60/minute",
+            "burst": 1,
+            "running": 0,
+            "waiting": 0,
+        }
     ]
+    bursty = cli("--db", db, "queues", "update", "llm", "--burst", "4")
+    assert bursty.out.strip() == "updated queue llm: concurrency 8, rate 60/minute, burst 4"
     updated = cli("--db", db, "queues", "update", "llm", "--no-rate", "--json")
     assert updated.json["rate"] is None and updated.json["concurrency"] == 8
     assert cli("--db", db, "queues", "update", "llm").code == 2  # nothing to change
@@ -273,7 +282,14 @@ def test_queues_through_the_engine_then_from_the_file(cli, db, live):
     offline = cli("--db", db, "queues", "list", "--json")
     assert offline.code == 0, offline.err
     assert offline.json == [
-        {"name": "llm", "concurrency": 8, "rate": None, "running": None, "waiting": None}
+        {
+            "name": "llm",
+            "concurrency": 8,
+            "rate": None,
+            "burst": 1,
+            "running": None,
+            "waiting": None,
+        }
     ]
     refused = cli("--db", db, "queues", "create", "later")
     assert refused.code != 0 and "needs a running engine" in refused.err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -286,13 +286,13 @@ def test_choosing_the_history_file(cli, db, tmp_path, monkeypatch):
 
 
 def test_parse_when_reads_durations_ago_and_dates():
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    assert parse_when("2h", "--since", now=now) == datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert parse_when("2h", "--since", now=now) == datetime(2024, 5, 1, 10, tzinfo=UTC)
     moment = parse_when("2024-05-01T12:00+02:00", "--since")
     assert moment.isoformat() == "2024-05-01T10:00:00+00:00"
     # Without a zone a date/time is local time, given back in UTC.
     local = datetime(2024, 5, 1, 12, 0).astimezone()
-    assert parse_when("2024-05-01T12:00", "--until") == local.astimezone(timezone.utc)
+    assert parse_when("2024-05-01T12:00", "--until") == local.astimezone(UTC)
     with pytest.raises(UsageError, match="--since 'whenever': give a duration ago"):
         parse_when("whenever", "--since", now=now)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import dask
 import pytest
@@ -209,21 +211,27 @@ def test_a_stopped_scheduler_fails_the_attempt_saying_so(db_path, tmp_path):
 
 
 @nc.task(runner="rerunning", retry=nc.Retry(initial=0.01, max_attempts=2))
-def killed_once(marker: str) -> str:
+def killed_once(marker: str, at_once: bool) -> str:
     if not os.path.exists(marker):
         with open(marker + ".tmp", "w") as f:
             f.write(str(os.getpid()))
         os.rename(marker + ".tmp", marker)
+        if at_once:  # before the worker sends on that the attempt started
+            os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(60)  # killed meanwhile
     return "second attempt"
 
 
 @nc.workflow
-async def rerun_flow(marker: str) -> str:
-    return await killed_once(marker)
+async def rerun_flow(marker: str, at_once: bool) -> str:
+    return await killed_once(marker, at_once)
 
 
-def test_a_rerun_by_dask_is_detected_and_fails_the_attempt(db_path, tmp_path):
+@pytest.mark.parametrize("at_once", [False, True], ids=["killed-later", "killed-at-once"])
+def test_a_rerun_by_dask_is_detected_and_fails_the_attempt(db_path, tmp_path, at_once):
+    # Killed later, the dead worker said the attempt started and the re-run's "started"
+    # gives it away; killed at once, it may not have, and the scheduler's count of
+    # workers that died running the key does.
     # allowed-failures 1: the scheduler re-runs a task whose worker died; the runner
     # warns about it, and counts such a re-run as a lost attempt, not as the attempt.
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
@@ -237,15 +245,17 @@ def test_a_rerun_by_dask_is_detected_and_fails_the_attempt(db_path, tmp_path):
         engine = Engine(db_path, runners={"rerunning": runner}, make_default=False)
         try:
             marker = tmp_path / "pid"
-            h = engine.start(rerun_flow, str(marker))
+            h = engine.start(rerun_flow, str(marker), at_once)
             wait_for(marker.exists, timeout=60, what="the attempt to start on a worker")
-            os.kill(int(marker.read_text()), signal.SIGKILL)
+            if not at_once:
+                os.kill(int(marker.read_text()), signal.SIGKILL)
             assert h.result(timeout=60) == "second attempt"
             (failed,) = ended(h.history(), EventKind.TASK_FAILED)
             assert failed["error"]["type"] == "WorkerLost"
             assert "re-ran it" in failed["error"]["message"]
-            (completed,) = ended(h.history(), EventKind.TASK_COMPLETED)
-            assert completed["worker"] != failed["worker"]
+            # The re-run is not the attempt: the workflow's result came from a retry.
+            (completed,) = [e for e in h.history() if e.kind is EventKind.TASK_COMPLETED]
+            assert completed.attempt == 2
         finally:
             engine.stop(grace=0)
     finally:
@@ -282,3 +292,184 @@ def test_task_info_on_a_worker_says_who_the_attempt_is(eng):
         "attempt": 2,
         "resumed_from": {"done": 3},
     }
+
+
+@nc.task(
+    runner="cluster",
+    resources={"NBC_ABSENT": 1},
+    schedule_to_start=0.5,
+    retry=nc.Retry(max_attempts=1),
+)
+def never_placed() -> str:
+    return "ran"
+
+
+@nc.task(runner="cluster", heartbeat=0.5, retry=nc.Retry(max_attempts=1))
+def silent_on_worker(seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not nc.cancelled():
+        time.sleep(0.02)  # the work being simulated, with no heartbeat
+    return "late"
+
+
+@nc.task(runner="cluster", schedule_to_close=0.8, retry=nc.Retry(initial=0.01))
+def past_its_deadline_on_worker(marker: str) -> str:
+    deadline = time.monotonic() + 20
+    while not nc.cancelled() and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the flag is what a long task does
+    with open(marker, "w") as f:
+        f.write("cancelled" if nc.cancelled() else "never told")
+    return "late"
+
+
+@nc.workflow
+async def dask_timeouts(which: str, marker: str) -> str:
+    step = {
+        "schedule_to_start": never_placed,
+        "heartbeat": lambda: silent_on_worker(20),
+        "schedule_to_close": lambda: past_its_deadline_on_worker(marker),
+    }[which]
+    try:
+        return await step()
+    except TaskFailed as exc:
+        return exc.error_type
+
+
+@pytest.mark.parametrize("which", ["schedule_to_start", "heartbeat", "schedule_to_close"])
+def test_each_timeout_is_kept_by_the_engine_on_dask(eng, tmp_path, which):
+    # start_to_close: test_heartbeats_reach_the_engine_and_a_timed_out_attempt_is_cancelled.
+    # schedule_to_start: no worker has the resource, so the attempt never starts.
+    marker = tmp_path / "seen"
+    h = eng.start(dask_timeouts, which, str(marker))
+    assert h.result(timeout=60) == "TaskTimeout"
+    (failed,) = ended(h.history(), EventKind.TASK_FAILED)
+    assert (failed["error"]["timeout"], failed["final"]) == (which, True)
+    if which == "schedule_to_start":
+        assert "worker" not in failed or not failed["worker"]  # it never ran anywhere
+    if which == "schedule_to_close":
+        wait_for(lambda: marker.exists() and marker.read_text(), timeout=20, what="the marker")
+        assert marker.read_text() == "cancelled"
+
+
+DASK_CRASH_FLOWS = """
+import os, time
+import nbconductor as nc
+
+@nc.task(runner="far", retry=nc.Retry(initial=0.01, max_attempts=3))
+def far_long_step(marker: str) -> str:
+    info = nc.task_info()
+    if os.path.exists(marker):
+        return f"attempt {info.attempt} on pid {os.getpid()}"
+    with open(marker + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(marker + ".tmp", marker)
+    deadline = time.monotonic() + 60  # the engine's process is killed meanwhile
+    while not nc.cancelled() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with open(marker + ".stopped", "w") as f:
+        f.write("cancelled" if nc.cancelled() else "never told")
+    return "the abandoned first attempt"
+
+@nc.workflow
+async def far_crash_flow(marker: str) -> str:
+    return await far_long_step(marker)
+"""
+
+
+def test_a_killed_engine_process_is_recovered_and_its_remote_attempt_abandoned(
+    client, tmp_path, registry, monkeypatch, request
+):
+    (tmp_path / "dask_crash_flows.py").write_text(DASK_CRASH_FLOWS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(lambda: sys.modules.pop("dask_crash_flows", None))
+    address = client.scheduler.address
+    db, marker = tmp_path / "h.duckdb", tmp_path / "attempt-1"
+    # The workers cannot import the flows' module: it travels by value, as a notebook's.
+    script = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import time, cloudpickle, nbconductor as nc, dask_crash_flows as f\n"
+        "cloudpickle.register_pickle_by_value(f)\n"
+        f"eng = nc.Engine({str(db)!r}, runners={{'far': nc.DaskRunner({address!r})}})\n"
+        f"eng.start(f.far_crash_flow, {str(marker)!r}, id='d-1')\n"
+        "time.sleep(300)\n"
+    )
+    engine_process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        wait_for(marker.exists, timeout=60, what="the attempt to start on a worker")
+        first_pid = int(marker.read_text())
+    finally:
+        engine_process.kill()  # SIGKILL: no atexit, no clean stop
+        engine_process.wait(10)
+    killed_at = datetime.now(UTC)
+    # Its client is gone, so the scheduler releases the attempt: nc.cancelled() turns true.
+    stopped = tmp_path / "attempt-1.stopped"
+    wait_for(lambda: stopped.exists() and stopped.read_text(), timeout=30, what="the stop")
+    assert stopped.read_text() == "cancelled"
+
+    import cloudpickle
+    import dask_crash_flows
+
+    cloudpickle.register_pickle_by_value(dask_crash_flows)
+    request.addfinalizer(lambda: cloudpickle.unregister_pickle_by_value(dask_crash_flows))
+    engine = Engine(db, runners={"far": nc.DaskRunner(client)}, make_default=False)
+    try:
+        h = engine.get("d-1")
+        # The recovered engine dispatched the attempt again; the first one's return
+        # value went to a client that no longer exists and is not the result.
+        out = h.result(timeout=60)
+        assert out.startswith("attempt ") and "abandoned" not in out
+        completed = ended(h.history(), EventKind.TASK_COMPLETED)
+        assert len(completed) == 1  # the attempt never ended before: at least once
+        assert datetime.fromisoformat(completed[0]["started_at"]) > killed_at  # sent again
+        assert completed[0]["worker"] in client.scheduler_info()["workers"]
+        assert int(out.rsplit(" ", 1)[1]) in _worker_pids(client)
+        assert first_pid in _worker_pids(client)  # a worker that lived on, not a crash
+    finally:
+        engine.stop(grace=0)
+
+
+def _worker_pids(client) -> set[int]:
+    return set(client.run(os.getpid).values())
+
+
+_TRACER: list = []  # the worker's own OpenTelemetry set-up, made once per process
+
+
+@nc.task(runner="cluster")
+def dask_opens_a_span() -> tuple:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if not _TRACER:
+        _TRACER.append(TracerProvider().get_tracer("user-code"))
+    with _TRACER[0].start_as_current_span("inside the worker") as span:
+        pass
+    return format(span.context.trace_id, "032x"), format(span.parent.span_id, "016x")
+
+
+@nc.workflow
+async def dask_traced() -> tuple:
+    return await dask_opens_a_span()
+
+
+def test_a_span_a_task_opens_on_a_worker_is_a_child_of_its_attempt(eng):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from nbconductor.telemetry import instrument
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    stop = instrument(eng, tracer_provider=provider)
+    try:
+        trace_id, parent_id = eng.start(dask_traced).result(timeout=60)
+        spans = wait_for(
+            lambda: (s := exporter.get_finished_spans()) and len(s) >= 2 and s, 20, "spans"
+        )
+    finally:
+        stop()
+    (attempt,) = [s for s in spans if s.name == "task dask_opens_a_span"]
+    assert trace_id == format(attempt.context.trace_id, "032x")
+    assert parent_id == format(attempt.context.span_id, "016x")
+    assert attempt.attributes["nbconductor.worker"].startswith("tcp://")

@@ -354,7 +354,7 @@ def test_idempotent_start_answers_with_the_existing_execution_at_once(engine):
 async def raced_with_deadline() -> str:
     try:
         return await asyncio.wait_for(nc.race(slow("a"), slow("b")), timeout=0.2)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return "deadline"
 
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +249,7 @@ def test_pl_prune_deletes_payloads_of_pruned_executions_never_shared_or_open_one
     open_one = engine.start(frame_then_wait, shared, True, id="pl-open")
     wait_for(lambda: open_one.waiting_for == ["go"], what="the open execution's wait")
     assert sorted(rows for _, _, rows in payload_rows(engine)) == [300, 400]
-    report = engine.prune(closed_before=datetime.now(timezone.utc) + timedelta(seconds=5))
+    report = engine.prune(closed_before=datetime.now(UTC) + timedelta(seconds=5))
     assert report.executions == 2 and report.payloads["payloads"] == 1
     assert [rows for _, _, rows in payload_rows(engine)] == [300]  # the open one's
     open_one.signal("go")

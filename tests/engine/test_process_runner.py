@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import nbconductor as nc
@@ -163,6 +164,34 @@ def test_a_task_for_another_process_names_the_variable_it_cannot_pickle(registry
         def uses_lock() -> None:
             with lock:
                 pass
+
+
+def test_an_oversized_captured_global_is_named_when_defined_and_when_scheduled(eng, registry):
+    # A local function, like a notebook's, travels by value with what it captures.
+    big = np.zeros(10 * 2**20 // 8)  # 10 MB
+    with pytest.raises(DefinitionError, match=r"the variable 'big' it uses is 10,485,"):
+
+        @nc.task(runner="proc")
+        def sums_big() -> float:
+            return float(big.sum())
+
+    table = np.zeros(4)
+
+    @nc.task(runner="proc", retry=nc.Retry(initial=0.01, max_attempts=3))
+    def sums_table() -> float:
+        return float(table.sum())
+
+    @nc.workflow
+    async def oversized_when_scheduled() -> str:
+        try:
+            return str(await sums_table())
+        except TaskFailed as exc:
+            return f"{exc.error_type} after {exc.attempts}: {exc.error_message}"
+
+    table = np.zeros(10 * 2**20 // 8)  # grown after the definition: caught when scheduled
+    out = eng.start(oversized_when_scheduled).result(timeout=60)
+    assert out.startswith("DefinitionError after 1: task 'sums_table' pickles to 10,48"), out
+    assert "the variable 'table' it uses is 10,485," in out
 
 
 def test_an_unknown_runner_fails_the_task_naming_the_known_ones(eng, registry):
@@ -334,6 +363,44 @@ def test_schedule_to_close_is_kept_by_the_engine_and_stops_the_child(eng, tmp_pa
     assert (failed["error"]["timeout"], failed["final"]) == ("schedule_to_close", True)
     wait_for(lambda: marker.exists() and marker.read_text(), timeout=20, what="the marker")
     assert marker.read_text() == "cancelled"
+
+
+@nc.task(runner="proc", retry=nc.Retry(max_attempts=1))
+def holds_a_child(gate: str) -> str:
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the gate is what keeps the child busy
+    return "held"
+
+
+@nc.task(runner="proc", schedule_to_start=0.5, retry=nc.Retry(max_attempts=1))
+def waits_for_a_child() -> str:
+    return "ran"
+
+
+@nc.workflow
+async def no_child_free(gate: str) -> list:
+    holders = [holds_a_child(gate), holds_a_child(gate)]
+    try:
+        out = [await waits_for_a_child()]
+    except TaskFailed as exc:
+        out = [exc.error_type]
+    return out + await nc.gather(*holders)
+
+
+def test_schedule_to_start_covers_waiting_for_a_free_child(eng, tmp_path):
+    # Two children, both held: the third attempt never starts within its 0.5 s.
+    gate = tmp_path / "gate"
+    h = eng.start(no_child_free, str(gate))
+    wait_for(
+        lambda: any(e.kind is EventKind.TASK_FAILED for e in h.history()),
+        timeout=60,
+        what="the waiting attempt to time out",
+    )
+    gate.touch()
+    assert h.result(timeout=60) == ["TaskTimeout", "held", "held"]
+    (failed,) = ended(h.history(), EventKind.TASK_FAILED)
+    assert failed["error"]["timeout"] == "schedule_to_start"
 
 
 @nc.task(runner="proc", retry=nc.Retry(initial=0.01, max_attempts=2))

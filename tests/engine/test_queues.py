@@ -89,7 +89,7 @@ async def many_instant(n: int) -> list:
     return await nc.gather(*[instant(i) for i in range(n)])
 
 
-def test_a_rate_limit_holds_on_a_virtual_clock():
+def test_a_rate_limit_paces_starts_evenly_on_a_virtual_clock():
     eng = TimeSkippingEngine()
     try:
         eng.queues.create("slow", rate="2/minute")
@@ -97,12 +97,39 @@ def test_a_rate_limit_holds_on_a_virtual_clock():
         h = eng.start(many_instant, 7)
         assert h.result(timeout=30) == list(range(7))
         starts = [s for s, _, _ in attempts(h.history())]
-        for i, start in enumerate(starts):
-            window = [s for s in starts if start <= s < start + timedelta(minutes=1)]
-            assert len(window) <= 2, (i, starts)
-        # 7 starts at 2 a minute: the last one waits for the fourth window.
-        assert starts[-1] - began >= timedelta(minutes=3)
-        assert starts[-1] - began < timedelta(minutes=3, seconds=5)
+        # One start every 30 s, the first at once: never two in any minute's window.
+        assert [(s - began).total_seconds() for s in starts] == [30.0 * i for i in range(7)]
+        for start in starts:
+            assert len([s for s in starts if start <= s < start + timedelta(minutes=1)]) <= 2
+    finally:
+        eng.stop(grace=0)
+
+
+def test_a_burst_lets_that_many_start_at_once_then_paces_the_rest():
+    eng = TimeSkippingEngine()
+    try:
+        eng.queues.create("slow", rate="2/minute", burst=3)
+        began = eng.clock.now()
+        h = eng.start(many_instant, 6)
+        assert h.result(timeout=30) == list(range(6))
+        offsets = [(s - began).total_seconds() for s, _, _ in attempts(h.history())]
+        assert offsets == [0.0, 0.0, 0.0, 30.0, 60.0, 90.0]
+        assert eng.queues.get("slow").burst == 3
+    finally:
+        eng.stop(grace=0)
+
+
+def test_a_faster_rate_is_not_held_to_the_old_pace():
+    eng = TimeSkippingEngine()
+    try:
+        eng.queues.create("slow", rate="1/hour")
+        began = eng.clock.now()
+        assert eng.start(many_instant, 1).result(timeout=30) == [0]  # next slot in an hour
+        eng.queues.update("slow", rate="10/second")
+        h = eng.start(many_instant, 2)
+        assert h.result(timeout=30) == [0, 1]
+        offsets = [(s - began).total_seconds() for s, _, _ in attempts(h.history())]
+        assert offsets == [0.1, 0.2]  # one interval of the new rate, not the old hour
     finally:
         eng.stop(grace=0)
 
@@ -112,19 +139,19 @@ def test_a_rate_limit_holds_across_a_restart(tmp_path):
     clock = VirtualClock()
     eng = Engine(path, clock=clock, make_default=False)
     try:
-        eng.queues.create("slow", rate="3/minute")
-        assert eng.start(many_instant, 3).result(timeout=30) == [0, 1, 2]
+        eng.queues.create("slow", rate="3/minute")  # one start every 20 s
+        assert eng.start(many_instant, 1).result(timeout=30) == [0]
     finally:
         eng.stop(grace=0)
-    eng = Engine(path, clock=clock, make_default=False)  # same instant: window still full
+    eng = Engine(path, clock=clock, make_default=False)  # same instant: next slot in 20 s
     try:
         assert [(q.name, q.rate) for q in eng.queues.list()] == [("slow", "3/minute")]
         h = eng.start(many_instant, 1)
         wait_for(
-            lambda: condition(eng, h).startswith("waiting for queue slow: 0 running, next slot in"),
+            lambda: condition(eng, h) == "waiting for queue slow: 0 running, next slot in 20s",
             what="the wait to show as the execution's condition",
         )
-        advance(eng, clock.now() + timedelta(seconds=59))
+        advance(eng, clock.now() + timedelta(seconds=19))
         assert h.status == nc.Status.RUNNING
         advance(eng, clock.now() + timedelta(seconds=2))
         assert h.result(timeout=30) == [0]
@@ -242,6 +269,12 @@ def test_queues_are_created_updated_and_deleted_with_clear_errors():
             eng.queues.update("llm", rate="60 a minute")
         with pytest.raises(QueueError, match="concurrency=0"):
             eng.queues.create("zero", concurrency=0)
+        with pytest.raises(QueueError, match="burst=4 needs a rate"):
+            eng.queues.create("bursty", burst=4)
+        with pytest.raises(QueueError, match="burst=0 must be a whole number"):
+            eng.queues.create("bursty", rate="1/second", burst=0)
+        assert eng.queues.update("llm", rate="5/second", burst=5).burst == 5
+        assert eng.queues.update("llm", rate=None).burst == 1  # the burst goes with the rate
         eng.queues.delete("llm")
         with pytest.raises(QueueError, match=r"no queue named 'llm' \(queues: none\)"):
             eng.queues.delete("llm")
@@ -254,10 +287,17 @@ def test_a_rate_limit_on_the_real_clock():
     try:
         eng.queues.create("slow", rate="20/second")
         began = time.monotonic()
-        assert eng.start(many_instant, 30).result(timeout=30) == list(range(30))
+        h = eng.start(many_instant, 30)
+        assert h.result(timeout=30) == list(range(30))
         elapsed = time.monotonic() - began
-        # 20 start at once, the other 10 a second later.
-        assert 0.95 <= elapsed < 5, elapsed
+        # One start every 50 ms, the first at once: the last at 1.45 s, never sooner.
+        assert 1.45 <= elapsed < 5, elapsed
+        starts = [s for s, _, _ in attempts(h.history())]
+        # Evenly: the recorded starts (taken a moment after admission, so with some
+        # jitter) span the 29 intervals, and no quarter second holds more than 5 + 1.
+        assert (starts[-1] - starts[0]).total_seconds() >= 1.44, starts
+        for start in starts:
+            assert len([s for s in starts if start <= s < start + timedelta(seconds=0.25)]) <= 6
     finally:
         eng.stop(grace=0)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +26,7 @@ from nbconductor.engine.schedules.policy import (
 )
 from nbconductor.errors import ScheduleError, WorkflowNotRegistered
 
-UTC = timezone.utc
+UTC = UTC
 PARIS = ZoneInfo("Europe/Paris")
 PROPERTY = settings(database=None, deadline=None, max_examples=200)
 

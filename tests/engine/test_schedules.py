@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from nbconductor.errors import ScheduleError, WorkflowNotRegistered
 from nbconductor.storage.records import Status
 from nbconductor.testing import advance, wait_for
 
-T0 = datetime(2030, 1, 7, 0, 0, tzinfo=timezone.utc)  # a Monday
+T0 = datetime(2030, 1, 7, 0, 0, tzinfo=UTC)  # a Monday
 
 
 def at(hours: float = 0, minutes: float = 0, seconds: float = 0) -> datetime:
@@ -216,15 +216,13 @@ def test_duplicate_id_is_refused(eng):
 
 
 def test_dst_spring_forward_in_paris(clock, db_path):
-    clock.advance_to(datetime(2030, 3, 30, 12, tzinfo=timezone.utc))
+    clock.advance_to(datetime(2030, 3, 30, 12, tzinfo=UTC))
     engine = Engine(db_path, clock=clock, make_default=False)
     try:
         engine.schedules.create("dst", report, cron="30 2 * * *", timezone="Europe/Paris")
         # 02:30 does not exist on 2030-03-31 in Paris: it fires when the clocks jump.
-        assert engine.schedules.get("dst").next_fire == datetime(
-            2030, 3, 31, 1, 0, tzinfo=timezone.utc
-        )
-        advance(engine, datetime(2030, 3, 31, 1, 0, 1, tzinfo=timezone.utc))
+        assert engine.schedules.get("dst").next_fire == datetime(2030, 3, 31, 1, 0, tzinfo=UTC)
+        advance(engine, datetime(2030, 3, 31, 1, 0, 1, tzinfo=UTC))
         assert runs(engine, "dst") == ["dst@2030-03-31T01:00:00Z"]
     finally:
         engine.stop(grace=0)

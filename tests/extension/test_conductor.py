@@ -265,6 +265,10 @@ def test_queues_and_runners_from_the_magic(loaded_shell, capsys):
         loaded_shell, capsys, f"%conductor queues create {name} --concurrency 8 --rate 60/minute"
     )
     assert out.strip() == f"created queue {name}: concurrency 8, rate 60/minute"
+    _, out = run(loaded_shell, capsys, f"%conductor queues update {name} --burst 3")
+    assert out.strip() == f"updated queue {name}: concurrency 8, rate 60/minute, burst 3"
+    result, out = run(loaded_shell, capsys, "%conductor queues")
+    assert (name, 8, "60/minute (burst 3)", 0, 0) in list(result.result), out
     _, out = run(loaded_shell, capsys, f"%conductor queues update {name} --rate none")
     assert out.strip() == f"updated queue {name}: concurrency 8"
     result, out = run(loaded_shell, capsys, "%conductor queues")

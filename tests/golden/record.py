@@ -26,7 +26,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ ROOT = HERE.parent.parent
 HISTORIES = HERE / "histories"
 FORMAT = "nbconductor golden history 1"
 # A fixed virtual start: the same scenario records the same times on every machine.
-START = datetime(2024, 5, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import UTC
 
 import pytest
 
@@ -52,7 +53,7 @@ def _batch(n: int, at) -> Batch:
 
 
 def test_no_history_file_is_ever_readable_by_others(tmp_path, open_umask):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     folder = tmp_path / "shared"
     folder.mkdir()
@@ -65,7 +66,7 @@ def test_no_history_file_is_ever_readable_by_others(tmp_path, open_umask):
     )
     try:
         assert poller.stdout.readline().strip() == "polling"
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         for n in range(20):
             # Each round creates the WAL again (close checkpoints and deletes it); the
             # first also creates the database file.

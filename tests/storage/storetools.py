@@ -9,11 +9,11 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from nbconductor.storage.records import EventKind, EventRecord, ExecutionRecord, Status
 
-T0 = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
 
 
 def execution(id: str, *, minutes: float = 0, **changes) -> ExecutionRecord:

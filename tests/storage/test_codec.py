@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -147,7 +147,7 @@ def test_json_values_round_trip(value):
 @pytest.mark.parametrize(
     "value",
     [
-        datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=timezone.utc),
+        datetime(2025, 3, 14, 15, 9, 26, 535897, tzinfo=UTC),
         datetime(2025, 3, 14, 15, 9, 26, 535897),
         datetime(2025, 3, 14, 15, 9, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
         datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
@@ -181,7 +181,7 @@ def test_json_values_round_trip(value):
         Order(
             "A-17",
             (Point(1), Point(2, 3.0)),
-            datetime(2025, 1, 1, tzinfo=timezone.utc),
+            datetime(2025, 1, 1, tzinfo=UTC),
             decimal.Decimal("42.00"),
             notes={TAG: "escaped", "tags": {"a", "b"}},
         ),
@@ -204,8 +204,8 @@ def test_datetimes_keep_their_zone_and_offset():
     got = decode(encode(paris))
     assert got.tzinfo == ZoneInfo("Europe/Paris")
     assert got.utcoffset() == timedelta(hours=2)
-    utc = decode(encode(datetime(2025, 7, 1, tzinfo=timezone.utc)))
-    assert utc.tzinfo is timezone.utc
+    utc = decode(encode(datetime(2025, 7, 1, tzinfo=UTC)))
+    assert utc.tzinfo is UTC
 
 
 def test_sets_encode_the_same_whatever_their_order():
@@ -224,9 +224,9 @@ hashable = st.recursive(
     max_leaves=5,
 )
 tagged_leaves = (
-    st.datetimes(timezones=st.none() | st.just(timezone.utc) | st.timezones())
+    st.datetimes(timezones=st.none() | st.just(UTC) | st.timezones())
     | st.dates()
-    | st.times(timezones=st.none() | st.just(timezone.utc))
+    | st.times(timezones=st.none() | st.just(UTC))
     | st.timedeltas()
     | st.decimals(allow_nan=False)
     | st.uuids()

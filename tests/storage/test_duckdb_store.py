@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -84,7 +84,7 @@ def test_commits_survive_a_sigkilled_writer(path):
         assert store.count_executions() == 3
         history = store.load_history("e2")
         assert [(e.seq, e.data) for e in history] == [(1, '{"n":1}')]
-        assert history[0].at == datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+        assert history[0].at == datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
 def test_commit_errors_chain_the_duckdb_cause(store):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -200,11 +200,10 @@ def test_pl_unreferenced_payloads_are_deleted_referenced_ones_kept(any_store):
     kept_text = payloads.encode_value(pd.DataFrame({"a": [1, 2]}), what="kept")
     orphan = capture(np.arange(10), 0)
     any_store.put_payload(orphan)
-    from datetime import timezone
 
     from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionRecord, Status
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     any_store.commit(
         Batch(
             new_executions=[ExecutionRecord("e1", "wf", "v1", Status.RUNNING, now, now)],

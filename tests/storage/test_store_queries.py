@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ from nbconductor.storage.records import (
     TimerCounts,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 # --- listing ---------------------------------------------------------------------------

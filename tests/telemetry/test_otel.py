@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -21,8 +22,24 @@ from opentelemetry.trace import StatusCode
 
 import nbconductor as nc
 from nbconductor.engine.engine import Engine
+from nbconductor.engine.runners import ProcessRunner
 from nbconductor.telemetry import instrument
 from nbconductor.testing import wait_for
+
+_TRACER: list = []  # where a task opens its own span (set up once per process)
+
+
+def span_in_task(name: str) -> tuple[str, str | None]:
+    """Open a span as the task's own code would, with OpenTelemetry set up in the
+    process it runs in; its (trace id, parent span id) in hex."""
+    if not _TRACER:
+        _TRACER.append(TracerProvider().get_tracer("user-code"))
+    with _TRACER[0].start_as_current_span(name) as span:
+        pass
+    parent = span.parent
+    return format(span.context.trace_id, "032x"), (
+        format(parent.span_id, "016x") if parent is not None else None
+    )
 
 
 @nc.task(retry=nc.Retry(initial="10ms", max_attempts=2))
@@ -62,6 +79,20 @@ def otel(tmp_path):
     yield engine, exporter, reader
     stop()
     engine.stop()
+
+
+@pytest.fixture
+def otel_procs(tmp_path):
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    runner = ProcessRunner(max_workers=1, stop_grace=1.0)
+    engine = Engine(tmp_path / "h.duckdb", runners={"otel_proc": runner}, make_default=False)
+    stop = instrument(engine, tracer_provider=tracer_provider)
+    yield engine, exporter
+    stop()
+    engine.stop()
+    runner.shutdown()
 
 
 def _spans(exporter, count):
@@ -129,3 +160,87 @@ def test_without_instrumenting_nothing_of_opentelemetry_is_imported():
     probe = "import sys, nbconductor; print('opentelemetry' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@nc.task(runner="otel_proc")
+def otel_in_child() -> tuple:
+    return span_in_task("inside the child")
+
+
+@nc.task
+def otel_on_thread() -> tuple:
+    return span_in_task("inside the thread")
+
+
+@nc.workflow
+async def otel_across_runners() -> list:
+    return [await otel_in_child(), await otel_on_thread()]
+
+
+def test_a_span_a_task_opens_on_another_process_is_a_child_of_its_attempt(otel_procs):
+    engine, exporter = otel_procs
+    h = engine.start(otel_across_runners)
+    (child_trace, child_parent), (thread_trace, thread_parent) = h.result(timeout=60)
+    spans = _spans(exporter, 3)
+    (execution,) = [s for s in spans if s.name == "workflow otel_across_runners"]
+    (in_child,) = [s for s in spans if s.name == "task otel_in_child"]
+    (on_thread,) = [s for s in spans if s.name == "task otel_on_thread"]
+    trace_id = format(execution.context.trace_id, "032x")
+    # The W3C traceparent went with the attempt to the child process (and thread).
+    assert (child_trace, child_parent) == (trace_id, format(in_child.context.span_id, "016x"))
+    assert (thread_trace, thread_parent) == (trace_id, format(on_thread.context.span_id, "016x"))
+    assert in_child.attributes["nbconductor.runner"] == "otel_proc"
+    assert in_child.attributes["nbconductor.worker"].startswith("pid ")
+    assert in_child.parent.span_id == execution.context.span_id
+
+
+def test_without_instrumenting_an_attempt_carries_no_trace_context(tmp_path):
+    runner = ProcessRunner(max_workers=1, stop_grace=1.0)
+    engine = Engine(tmp_path / "h.duckdb", runners={"otel_proc": runner}, make_default=False)
+    try:
+        (_, parent), _ = engine.start(otel_across_runners).result(timeout=60)
+        assert parent is None  # the task's span is a root: nothing was propagated
+    finally:
+        engine.stop()
+        runner.shutdown()
+
+
+OTEL_GATE = threading.Event()
+
+
+@nc.task(queue="otel_one")
+def otel_holds() -> None:
+    OTEL_GATE.wait(30)
+
+
+@nc.workflow
+async def otel_queued(n: int) -> None:
+    await nc.gather(*[otel_holds() for _ in range(n)])
+
+
+def test_queue_depth_is_a_gauge_per_queue(otel):
+    engine, _, reader = otel
+    engine.queues.create("otel_one", concurrency=1)
+
+    def gauges() -> dict:
+        return {
+            (m.name, dict(p.attributes)["queue"]): p.value
+            for rm in reader.get_metrics_data().resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name.startswith("nbconductor.queue.")
+            for p in m.data.data_points
+        }
+
+    OTEL_GATE.clear()
+    h = engine.start(otel_queued, 4)
+    try:
+        expected = {
+            ("nbconductor.queue.waiting", "otel_one"): 3,
+            ("nbconductor.queue.running", "otel_one"): 1,
+        }
+        wait_for(lambda: gauges() == expected, 20, "one running and three waiting")
+    finally:
+        OTEL_GATE.set()
+    h.result(timeout=30)
+    assert gauges()[("nbconductor.queue.waiting", "otel_one")] == 0

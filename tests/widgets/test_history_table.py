@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from nbconductor.widgets.history_query import HistoryQuery
 from nbconductor.widgets.history_table import HistoryTable
 
 N = 10_000
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 WORKFLOWS = ("ingest", "report", "train")
 STATUSES = (Status.COMPLETED, Status.COMPLETED, Status.FAILED, Status.RUNNING, Status.CANCELLED)
 

@@ -5,6 +5,7 @@ date as the execution changes (not as its clocks tick), its final state always w
 from __future__ import annotations
 
 import threading
+from datetime import UTC
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_without_a_kernel_the_bundle_keeps_its_html(engine, coalescer):
 
 
 def test_clocks_alone_do_not_rewrite_the_snapshot():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from nbconductor.widgets.saved_snapshot import SavedSnapshot
 
@@ -81,7 +82,7 @@ def test_clocks_alone_do_not_rewrite_the_snapshot():
     saved = SavedSnapshot(every=0)
     widgets.snapshot_publisher = lambda *args: sent.append(args)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         saved.show('<span data-nbc-since="x">1 s</span>', now)
         saved.offer(lambda: '<span data-nbc-since="x">9 s</span>', now, final=False)
         assert len(sent) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import nbconductor as nc
 from nbconductor import widgets
@@ -12,7 +12,7 @@ from nbconductor.testing import wait_for
 from nbconductor.widgets.execution_view import ExecutionView
 from nbconductor.widgets.schedules_view import SchedulePreview, SchedulesView, cron_preview
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 @nc.workflow

@@ -2,21 +2,27 @@
 
 An attempt of a queued task is created when it is dispatched (so its schedule-to-start
 timeout covers the wait) and waits here until its queue has room: fewer than
-``concurrency`` of its attempts running and fewer than the rate's count started in the
-last period. Waiting attempts start by priority (lower first), then in arrival order.
+``concurrency`` of its attempts running, and its rate's next slot reached. Waiting
+attempts start by priority (lower first), then in arrival order.
 
-Starts are counted from the history (``Store.queue_starts``) when the engine starts, so
-a rate limit holds across a restart; while running, the engine counts them itself.
+A rate is paced, not windowed (GCRA, a leaky bucket): ``rate="20/second"`` starts one
+attempt every 50 ms, so 100 attempts take 5 s, where a sliding window would let 20 start
+at once and finish in 4. ``burst=B`` lets B start at once after a quiet spell. The
+state is one instant, the theoretical arrival time (TAT): a start is allowed once
+``now >= TAT - (B - 1) * interval``, and moves TAT to ``max(TAT, now) + interval``.
+
+The TAT is rebuilt from the history (``Store.queue_starts``, the last starts) when the
+engine starts, so a rate limit holds across a restart; while running, the engine keeps
+it itself.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from nbconductor.engine.duration import format_duration
 from nbconductor.engine.ledger import Ledger
@@ -33,7 +39,7 @@ WAITING = "waiting for queue "  # how a queue's wait shows in an execution's con
 class _Queue:
     spec: QueueSpec
     running: set[Attempt] = field(default_factory=set)
-    starts: deque[float] = field(default_factory=deque)  # epoch seconds, oldest first
+    tat: float = float("-inf")  # theoretical arrival time of the next start, epoch seconds
     waiting: list = field(default_factory=list)  # heap of (priority, seq, attempt, live, go)
     wake_at: float | None = None  # a pump is pushed on the timer heap for then
 
@@ -45,9 +51,10 @@ class QueueInfo:
     Attributes:
         name: the queue's name.
         concurrency: attempts running at once, at most (None: no limit).
-        rate: starts per period, at most (``"60/minute"``; None: no limit).
+        rate: starts per period, paced evenly (``"60/minute"``; None: no limit).
         running: attempts of its tasks running now.
         waiting: attempts waiting for room.
+        burst: starts the rate lets through at once after a quiet spell.
     """
 
     name: str
@@ -55,6 +62,7 @@ class QueueInfo:
     rate: str | None
     running: int
     waiting: int
+    burst: int = 1
 
 
 class Admission:
@@ -69,7 +77,7 @@ class Admission:
     # ---------------------------------------------------------------- the queues
 
     def load(self) -> None:
-        """The stored queues, with the starts of their last rate period (a restart)."""
+        """The stored queues, their pacing rebuilt from the last recorded starts (a restart)."""
         now = self._ledger.now
         for record in self._store.queues():
             spec = QueueSpec.from_json(record.name, record.spec)
@@ -77,12 +85,15 @@ class Admission:
             self._seed_starts(queue, now)
 
     def _seed_starts(self, queue: _Queue, now: datetime) -> None:
-        limit = queue.spec.rate_limit
-        if limit is None:
+        spec = queue.spec
+        interval = spec.interval
+        if interval is None:
             return
-        since = datetime.fromtimestamp(now.timestamp() - limit[1], timezone.utc)
-        starts = self._store.queue_starts(queue.spec.name, since)
-        queue.starts = deque(sorted(s.timestamp() for s in starts))
+        # Starts older than this cannot hold TAT above now - (burst - 1) * interval.
+        lookback = max(spec.rate_limit[1], spec.burst * interval)
+        since = datetime.fromtimestamp(now.timestamp() - lookback, UTC)
+        for start in sorted(s.timestamp() for s in self._store.queue_starts(spec.name, since)):
+            queue.tat = max(queue.tat, start) + interval
 
     def infos(self) -> list[QueueInfo]:
         """Every queue, by name, with its running and waiting counts."""
@@ -93,6 +104,7 @@ class Admission:
                 q.spec.rate,
                 len(q.running),
                 sum(1 for item in q.waiting if not item[2].abandoned),
+                q.spec.burst,
             )
             for _, q in sorted(self._queues.items())
         ]
@@ -113,7 +125,10 @@ class Admission:
             queue = self._queues[spec.name] = _Queue(spec)
             self._seed_starts(queue, self._ledger.now)
         else:
-            queue.spec = spec  # the starts it counted stay counted
+            queue.spec = spec  # the starts it paced stay paced (TAT kept) ...
+            interval = spec.interval
+            if interval is not None:  # ... but a faster rate is not held to the old pace
+                queue.tat = min(queue.tat, self._ledger.now.timestamp() + interval)
         self._pump(queue)
 
     def delete(self, name: str) -> None:
@@ -150,7 +165,7 @@ class Admission:
 
     def _pump(self, queue: _Queue) -> None:
         spec = queue.spec
-        limit = spec.rate_limit
+        interval = spec.interval
         now = self._ledger.now.timestamp()
         waiting = queue.waiting
         while waiting:
@@ -160,20 +175,17 @@ class Admission:
             if spec.concurrency is not None and len(queue.running) >= spec.concurrency:
                 self._show_wait(queue, None)
                 return
-            if limit is not None:
-                count, period = limit
-                while queue.starts and queue.starts[0] <= now - period:
-                    queue.starts.popleft()
-                if len(queue.starts) >= count:
-                    free_at = queue.starts[0] + period
+            if interval is not None:
+                free_at = queue.tat - (spec.burst - 1) * interval
+                if now < free_at:
                     if queue.wake_at is None or queue.wake_at > free_at:
                         queue.wake_at = free_at
                         self._ledger.push(free_at, self._wake, queue, free_at)
                     self._show_wait(queue, free_at - now)
                     return
+                queue.tat = max(queue.tat, now) + interval
             _, _, attempt, live, go = heapq.heappop(waiting)
             queue.running.add(attempt)
-            queue.starts.append(now)
             self._started(live, go)
 
     def _wake(self, queue: _Queue, due: float) -> None:

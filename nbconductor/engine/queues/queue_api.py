@@ -29,9 +29,18 @@ class Queues:
         self._admission = admission
         self._call = call
 
-    def create(self, name: str, *, concurrency: int | None = None, rate: str | None = None):
-        """Create a queue: at most ``concurrency`` attempts of its tasks at once, and at
-        most ``rate`` starts per period (``"60/minute"``, ``"20/second"``, ``"5/10s"``).
+    def create(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        rate: str | None = None,
+        burst: int | None = None,
+    ):
+        """Create a queue: at most ``concurrency`` attempts of its tasks at once, and
+        starts paced at ``rate`` per period (``"60/minute"``, ``"20/second"``,
+        ``"5/10s"``): one every period/count, so ``"20/second"`` starts one every 50 ms.
+        ``burst=B`` lets B start at once after a quiet spell (default 1: none).
 
         Returns:
             The new queue's :class:`QueueInfo`.
@@ -39,7 +48,7 @@ class Queues:
         Raises:
             QueueError: the name is taken or a limit is malformed.
         """
-        spec = QueueSpec.create(name, concurrency=concurrency, rate=rate)
+        spec = QueueSpec.create(name, concurrency=concurrency, rate=rate, burst=burst)
 
         def create() -> QueueInfo:
             if self._admission.get(name) is not None:
@@ -52,8 +61,11 @@ class Queues:
 
         return self._call(create)
 
-    def update(self, name: str, *, concurrency: Any = _KEEP, rate: Any = _KEEP) -> QueueInfo:
-        """Change a queue's limits; a limit not given stays, ``None`` removes it.
+    def update(
+        self, name: str, *, concurrency: Any = _KEEP, rate: Any = _KEEP, burst: Any = _KEEP
+    ) -> QueueInfo:
+        """Change a queue's limits; a limit not given stays, ``None`` removes it (a
+        burst goes back to 1, and goes with the rate when the rate is removed).
 
         Raises:
             QueueError: no queue has that name, or a limit is malformed.
@@ -62,10 +74,14 @@ class Queues:
 
         def update() -> QueueInfo:
             old = self._require(name)
+            new_rate = old.rate if rate is _KEEP else rate
+            kept_burst = old.burst if new_rate is not None else None
+            new_burst = kept_burst if burst is _KEEP else burst
             spec = QueueSpec.create(
                 name,
                 concurrency=old.concurrency if concurrency is _KEEP else concurrency,
-                rate=old.rate if rate is _KEEP else rate,
+                rate=new_rate,
+                burst=new_burst,
             )
             self._admission.save(spec)
             return self._info(name)

@@ -62,19 +62,30 @@ class QueueSpec:
     Attributes:
         name: how tasks name it (``@task(queue="llm")``).
         concurrency: attempts of its tasks running at once, at most.
-        rate: attempts started per period, at most (``"60/minute"``).
+        rate: attempts started per period, at most (``"60/minute"``), paced evenly:
+            one start every period/count.
+        burst: starts the rate lets through at once after a quiet spell (1: none).
     """
 
     name: str
     concurrency: int | None = None
     rate: str | None = None
+    burst: int = 1
 
     @classmethod
-    def create(cls, name: str, *, concurrency: int | None = None, rate: str | None = None):
+    def create(
+        cls,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        rate: str | None = None,
+        burst: int | None = None,
+    ):
         """A checked spec.
 
         Raises:
-            QueueError: a bad name, a concurrency below 1, an unreadable rate.
+            QueueError: a bad name, a concurrency or burst below 1, an unreadable rate,
+                a burst without a rate.
         """
         check_queue_name(name)
         if concurrency is not None and (
@@ -86,22 +97,39 @@ class QueueSpec:
             )
         if rate is not None:
             parse_rate(rate)
-        return cls(name, concurrency, rate)
+        if burst is None:
+            burst = 1
+        elif isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise QueueError(
+                f"queue {name!r}: burst={burst!r} must be a whole number of 1 or more "
+                "(starts let through at once; 1 paces every start)"
+            )
+        elif burst > 1 and rate is None:
+            raise QueueError(
+                f"queue {name!r}: burst={burst} needs a rate to burst above (give rate=...)"
+            )
+        return cls(name, concurrency, rate, burst)
 
     @property
     def rate_limit(self) -> tuple[int, float] | None:
         """(starts, period seconds), or None without a rate limit."""
         return parse_rate(self.rate) if self.rate is not None else None
 
+    @property
+    def interval(self) -> float | None:
+        """Seconds between two paced starts (period / count), or None without a rate."""
+        limit = self.rate_limit
+        return limit[1] / limit[0] if limit is not None else None
+
     def to_json(self) -> str:
         """The stored form (the ``spec`` column of the ``queues`` table)."""
-        return json.dumps({"concurrency": self.concurrency, "rate": self.rate})
+        return json.dumps({"concurrency": self.concurrency, "rate": self.rate, "burst": self.burst})
 
     @classmethod
     def from_json(cls, name: str, text: str) -> QueueSpec:
-        """A spec back from its stored form."""
+        """A spec back from its stored form (one stored before bursts has burst 1)."""
         data = json.loads(text)
-        return cls(name, data.get("concurrency"), data.get("rate"))
+        return cls(name, data.get("concurrency"), data.get("rate"), data.get("burst") or 1)
 
     def describe(self) -> str:
         """``"concurrency 8, rate 60/minute"`` (or ``"no limits"``)."""
@@ -110,4 +138,6 @@ class QueueSpec:
             parts.append(f"concurrency {self.concurrency}")
         if self.rate is not None:
             parts.append(f"rate {self.rate}")
+            if self.burst > 1:
+                parts.append(f"burst {self.burst}")
         return ", ".join(parts) or "no limits"

@@ -5,8 +5,9 @@ Dask task with ``retries=0`` and a key of its own (``pure=False``). What happens
 worker comes back on a Dask event topic: ``started`` (with the worker's address) and
 throttled heartbeats. Dask re-running an attempt behind the history's back (the
 scheduler's ``allowed-failures`` after a worker died) is detected by a second
-``started`` for the same key: the attempt fails as ``WorkerLost`` and the re-run is
-cancelled. A dead worker (``KilledWorker``) is ``WorkerLost``; a worker that cannot
+``started`` for the same key, or, when the dead worker's ``started`` never left it, by
+the scheduler's count of workers that died running the key: the attempt fails as
+``WorkerLost`` and the re-run is cancelled. A dead worker (``KilledWorker``) is ``WorkerLost``; a worker that cannot
 load the task (a missing module) is ``TaskNotLoadable``; a lost scheduler is said so.
 
 ``distributed`` is imported here only, and only when a DaskRunner is made.
@@ -133,16 +134,17 @@ class DaskRunner:
         self._prefix = uuid.uuid4().hex[:8]
         self._topic = f"{TOPIC}-{self._prefix}"
         self.client.subscribe_topic(self._topic, self._on_event)
-        self._warn_if_dask_reruns()
+        self._reruns = self._warn_if_dask_reruns()
 
     def __repr__(self) -> str:
         return f"DaskRunner({self.client.scheduler.address!r})"
 
-    def _warn_if_dask_reruns(self) -> None:
+    def _warn_if_dask_reruns(self) -> bool:
+        """Whether the scheduler may re-run a task whose worker died (warned if so)."""
         try:
             allowed = self.client.run_on_scheduler(_allowed_failures)
         except Exception:
-            return
+            return True  # unknown: check each result (one scheduler round trip)
         if allowed:
             warnings.warn(
                 f"the Dask scheduler re-runs a task up to {allowed} times when its worker "
@@ -152,6 +154,7 @@ class DaskRunner:
                 RuntimeWarning,
                 stacklevel=3,
             )
+        return bool(allowed)
 
     def submit(self, attempt: Attempt, events: AttemptEvents) -> None:
         """Send ``attempt`` to the cluster (``client.submit`` does not wait for it)."""
@@ -246,6 +249,10 @@ class DaskRunner:
                     # The result of a re-run whose "started" has not arrived yet.
                     self._rerun(key, running, address)
                     return
+                if self._reruns and self._died_running(future.key):
+                    # A re-run whose lost predecessor's "started" never left its worker.
+                    self._rerun(key, running, address)
+                    return
                 if kind == "failed":
                     outcome = Outcome(attempt, error=payload, started_at=started)
                 else:
@@ -262,10 +269,17 @@ class DaskRunner:
             outcome = Outcome(attempt, error=self._lost_scheduler(None), started_at=started)
         self._report(key, outcome)
 
+    def _died_running(self, dask_key: str) -> bool:
+        try:
+            return bool(self.client.run_on_scheduler(_suspicious, key=dask_key))
+        except Exception:
+            return False  # the scheduler is gone: the result is all there is
+
     def _rerun(self, key: str, running: _Running, where: str) -> None:
         # Dask re-ran the attempt after its worker died: not behind the history's back.
+        lost = running.workers[0] if running.workers and running.workers[0] != where else ""
         error = WorkerLost(
-            f"Dask worker {running.workers[0]} running task "
+            f"Dask worker {lost or '(its address unknown)'} running task "
             f"{running.attempt.definition.name!r} was lost and the scheduler re-ran it on "
             f"{where}; that re-run does not count, and the task's retry policy decides"
         )
@@ -328,6 +342,12 @@ class DaskRunner:
 
 def _allowed_failures(dask_scheduler: Any) -> int:
     return int(getattr(dask_scheduler, "allowed_failures", 0))
+
+
+def _suspicious(dask_scheduler: Any, key: str) -> int:
+    """How many workers died while running ``key`` (the scheduler's own count)."""
+    task = dask_scheduler.tasks.get(key)
+    return int(getattr(task, "suspicious", 0)) if task is not None else 0
 
 
 __all__ = ("DaskRunner", "run_on_worker")

@@ -1,15 +1,15 @@
 """An attempt as another process sees it.
 
 The process and Dask runners ship who an attempt is (execution, workflow, attempt
-number, when it was scheduled, the previous attempt's last heartbeat details) with its
-code, so that ``nc.task_info()``, ``nc.heartbeat()`` and ``nc.cancelled()`` answer the
-same wherever the task runs.
+number, when it was scheduled, the previous attempt's last heartbeat details, its trace
+context) with its code, so that ``nc.task_info()``, ``nc.heartbeat()``,
+``nc.cancelled()`` and OpenTelemetry spans answer the same wherever the task runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.engine import shipping
@@ -25,7 +25,7 @@ class _Named:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def load_call(
@@ -57,6 +57,7 @@ def identity(attempt: Attempt) -> bytes:
         "number": attempt.number,
         "workflow": attempt.workflow,
         "scheduled_at": attempt.scheduled_at,
+        "trace_context": attempt.trace_context,
     }
     try:
         return shipping.dumps({**fields, "previous_details": attempt.previous_details})
@@ -79,6 +80,7 @@ def rebuild(data: bytes, name: str, relay: Callable[[Attempt], None]) -> Attempt
         scheduled_at=fields["scheduled_at"],
         previous_details=fields["previous_details"],
         relay=relay,
+        trace_context=fields.get("trace_context"),
     )
     attempt.started_at = _now()
     return attempt

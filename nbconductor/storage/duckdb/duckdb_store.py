@@ -31,7 +31,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ __all__ = ("DuckDBStore",)
 PRUNE_BATCH = 100
 _REPORTED_IDS = 20
 
-_UTC = timezone.utc
+_UTC = UTC
 _READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 # A concurrent store of the same value: a catalog write-write conflict on its table, or
 # the second insert of its key.

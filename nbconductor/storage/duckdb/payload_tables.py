@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nbconductor.errors import PayloadError, StoreError
@@ -141,7 +141,7 @@ def _touch(cursor: Any, digest: str) -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _as_bytes(data: Any) -> Any:

@@ -15,7 +15,7 @@ reject strings holding lone surrogates, which Python strings can carry.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from nbconductor.storage.records import (
@@ -55,7 +55,7 @@ __all__ = (
     "where",
 )
 
-_UTC = timezone.utc
+_UTC = UTC
 
 
 # --- rows and statements --------------------------------------------------------------
