@@ -76,6 +76,12 @@ async def make_then_wait(rows: int) -> int:
 def test_pl_a_stored_result_is_queryable_by_sql_while_the_engine_runs(engine):
     handle = engine.start(make_then_wait, 5000, id="pl-sql")
     wait_for(lambda: handle.waiting_for == ["go"], what="the wait for 'go'")
+    # The engine waits for 'go' as soon as the tick ran; the task's result is readable by
+    # SQL once that tick's batch is committed.
+    wait_for(
+        lambda: any(e.kind is EventKind.TASK_COMPLETED for e in handle.history()),
+        what="the committed result of pl_make",
+    )
     columns, rows = engine.store.sql(
         "SELECT count(*) AS n, sum(a) AS total, count(DISTINCT s) AS kinds "
         "FROM result('pl-sql', 'pl_make')"
