@@ -268,7 +268,7 @@ class Engine:
         live = self.executions.get(execution_id)
         if live is not None:
             return live.record.workflow
-        record = self.store.get_execution(execution_id)
+        record = self.executions.stored(execution_id)
         return record.workflow if record is not None else None
 
     def get(self, execution_id: str) -> Handle:
@@ -283,7 +283,7 @@ class Engine:
         accepted = self.executions.accepted(execution_id)
         if accepted is not None:
             return Handle(self, execution_id, accepted.workflow)
-        record = self.store.get_execution(execution_id)
+        record = self.executions.stored(execution_id)
         if record is None:
             raise ExecutionNotFound(
                 f"no execution with id {execution_id!r} in {self.store.path or 'this store'}"
@@ -308,6 +308,7 @@ class Engine:
         if status is not None:
             items = status if isinstance(status, (list, tuple, set)) else [status]
             status = [_status(s) for s in items]
+        self._written()
         return self.store.list_executions(
             ExecutionFilter(
                 status=status, workflow=name, since=since, until=until, limit=limit, offset=offset
@@ -332,7 +333,7 @@ class Engine:
         record = self.executions.snapshot_of(execution_id)
         if record is not None:  # may not be committed yet: it was just started
             return record
-        record = self.store.get_execution(execution_id)
+        record = self.executions.stored(execution_id)
         if record is None:
             accepted = self.executions.accepted(execution_id)
             if accepted is not None:  # starting: the record its start will write
@@ -355,6 +356,7 @@ class Engine:
         """
         live = self.executions.all()
         try:
+            self._written()
             counts = {s.value: n for s, n in self.store.counts_by_status().items()}
         except StoreError:  # closed after a failure: the error says why
             counts = None
@@ -512,6 +514,12 @@ class Engine:
                 f"this engine is stopped{f' ({self.error!r})' if self.error else ''}; "
                 "create a new Engine on the same history to carry on"
             )
+
+    def _written(self) -> None:
+        """Wait (briefly) until every batch handed to the writer is in the file, so that
+        a read of the store sees what this engine has already released (a closed
+        execution's row follows its closing event in a transaction of its own)."""
+        self._ledger.writer.wait_written(timeout=5.0)
 
     def _call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Run ``fn`` on the engine thread; return its value once the tick committed."""

@@ -80,7 +80,7 @@ class Roster:
         live = self._live.get(execution_id)
         if live is not None:
             return live.record
-        record = self._store.get_execution(execution_id) or self._accepted.get(execution_id)
+        record = self.stored(execution_id) or self._accepted.get(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         return record
@@ -90,7 +90,7 @@ class Roster:
         live = self._live.get(execution_id)
         if live is not None:
             return live.record
-        return self._accepted.get(execution_id) or self._store.get_execution(execution_id)
+        return self._accepted.get(execution_id) or self.stored(execution_id)
 
     def latest(self, execution_id: str) -> str:
         """The id of the latest run of ``execution_id``'s continue-as-new chain: the id
@@ -102,12 +102,19 @@ class Roster:
                 live is not None and not live.record.status.closed
             ):
                 return execution_id
-            record = live.record if live is not None else self._store.get_execution(execution_id)
+            record = live.record if live is not None else self.stored(execution_id)
             following = next_run(record) if record is not None else None
             if following is None or following in seen:
                 return execution_id
             seen.add(following)
             execution_id = following
+
+    def stored(self, execution_id: str) -> ExecutionRecord | None:
+        """The execution's record as stored, or as it closed here recently: a closed
+        execution's row is written just after its closing event, so the store may
+        still say Running for a moment after its result was released."""
+        recent = self._recently_closed.get(execution_id)
+        return recent if recent is not None else self._store.get_execution(execution_id)
 
     def closing_event(self, execution_id: str) -> EventRecord | None:
         """The last recorded event of the execution (its closing event once closed)."""
@@ -118,7 +125,7 @@ class Roster:
         """Running while held here, else the stored status."""
         if self.holds(execution_id):
             return Status.RUNNING
-        record = self._store.get_execution(execution_id)
+        record = self.stored(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         return record.status
@@ -182,7 +189,7 @@ class Roster:
         live = self._live.get(execution_id)
         if live is not None and not live.record.status.closed:
             return live
-        record = self._store.get_execution(execution_id)
+        record = self.stored(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         raise ExecutionClosed(
@@ -201,7 +208,7 @@ class Roster:
                 if len(self._recently_closed) > _RECENT:
                     self._recently_closed.popitem(last=False)
         if record is None and waiters:
-            record = self._store.get_execution(execution_id)
+            record = self.stored(execution_id)
         for future in waiters:
             if not future.done():
                 future.set_result(record)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 
 import nbconductor as nc
 from nbconductor.engine.engine import Engine
+from nbconductor.engine.failure import Failure
+from nbconductor.engine.payload import event_data
+from nbconductor.errors import ExecutionFailed
 from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
-from nbconductor.storage.records import EventKind, Status
+from nbconductor.storage.records import Batch, EventKind, EventRecord, ExecutionRecord, Status
 
 
 class HeldStore(DuckDBStore):
@@ -118,4 +122,34 @@ def test_a_closed_execution_lists_as_closed_once_its_result_is_back(tmp_path):
             assert h.status is Status.COMPLETED
             assert eng.describe(h.id).status is Status.COMPLETED
             assert [r.id for r in eng.list(status="completed", limit=1)] == [h.id]
-        assert eng.store.counts_by_status() == {Status.COMPLETED: 20}
+        assert eng.status()["counts"] == {"completed": 20}
+
+
+def test_a_crash_between_the_closing_event_and_its_row_is_repaired_on_open(tmp_path):
+    # What the file holds when the process dies after the closing event's transaction
+    # and before the row's: the engine that opens it writes the row from the event.
+    path = tmp_path / "crashed.duckdb"
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    failure = Failure("ValueError", "no stock")
+    store = DuckDBStore(path)
+    batch = Batch()
+    for execution_id, kind, data in (
+        ("pipe-crash-ok", EventKind.EXECUTION_COMPLETED, '{"result":{"n":1}}'),
+        ("pipe-crash-bad", EventKind.EXECUTION_FAILED, event_data({"error": failure.to_dict()})),
+    ):
+        batch.new_executions.append(
+            ExecutionRecord(execution_id, "pipe_waits", "v0", Status.RUNNING, at, at, "[]")
+        )
+        batch.events += [
+            EventRecord(execution_id, 1, EventKind.EXECUTION_STARTED, at, None, "pipe_waits"),
+            EventRecord(execution_id, 2, kind, at, data=data),
+        ]
+    store.commit(batch)
+    store.close()
+    with Engine(path, make_default=False) as eng:
+        assert eng.recovered == []
+        assert eng.get("pipe-crash-ok").result(10) == {"n": 1}
+        with pytest.raises(ExecutionFailed, match="no stock"):
+            eng.get("pipe-crash-bad").result(10)
+        assert eng.describe("pipe-crash-bad").status is Status.FAILED
+        assert eng.status()["counts"] == {"completed": 1, "failed": 1}
