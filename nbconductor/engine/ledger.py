@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
@@ -177,7 +178,10 @@ class Ledger:
 
     def add_execution(self, record: ExecutionRecord, events: Iterable[EventRecord] = ()) -> None:
         """A new execution's record (and events already numbered, as a fork copies)."""
-        self._batch.new_executions.append(record)
+        # A copy: the writer turns it into a row later, while the engine thread may
+        # already be changing the live record (closing it, even, when its first task
+        # ran before the batch was committed).
+        self._batch.new_executions.append(dataclasses.replace(record, tags=list(record.tags)))
         self._batch.events.extend(events)
         self._changed.add(record.id)
 
@@ -192,13 +196,13 @@ class Ledger:
                 )
 
     def save_schedule(self, record: ScheduleRecord) -> None:
-        self._batch.schedules.append(record)
+        self._batch.schedules.append(dataclasses.replace(record))  # as now, not at commit
 
     def delete_schedule(self, schedule_id: str) -> None:
         self._batch.deleted_schedules.append(schedule_id)
 
     def save_queue(self, record: QueueRecord) -> None:
-        self._batch.queues.append(record)
+        self._batch.queues.append(dataclasses.replace(record))
 
     def delete_queue(self, name: str) -> None:
         self._batch.deleted_queues.append(name)

@@ -91,6 +91,35 @@ def test_a_task_may_start_before_its_batch_is_durable_but_its_result_waits(held)
     assert kinds[-1] is EventKind.EXECUTION_COMPLETED
 
 
+def test_a_new_execution_is_stored_as_it_started_even_if_it_closed_before_the_commit(held):
+    # The writer builds rows after the engine thread moved on: the row of a new
+    # execution must be the record as it was recorded (Running), not as it is by then.
+    store, eng = held
+    started.clear()
+    store.held.clear()
+    h = eng.start(pipe_one_task, id="pipe-3")
+    assert started.wait(10)
+    wait_for(lambda: eng.executions.get("pipe-3").record.status.closed, "the close")
+    real_commit = DuckDBStore.commit
+    one_more = threading.Event()
+
+    def commit_once(batch) -> None:  # the held batch goes in; everything after waits
+        if one_more.is_set():
+            assert store.held.wait(30)
+        one_more.set()
+        real_commit(store, batch)
+
+    store.commit = commit_once
+    store.held.set()
+    store.held.clear()
+    wait_for(lambda: store.get_execution("pipe-3") is not None, "the first commit")
+    record = store.get_execution("pipe-3")
+    assert record.status is Status.RUNNING and record.closed_at is None
+    store.held.set()
+    assert h.result(10) == "probed"
+    wait_for(lambda: store.get_execution("pipe-3").closed_at is not None, "the row's update")
+
+
 def test_a_signal_returns_only_once_it_is_in_the_file(held):
     store, eng = held
     h = eng.start(pipe_waits, id="pipe-2")
