@@ -385,6 +385,18 @@ class Engine:
         subscribers.append(callback)
         return lambda: subscribers.remove(callback) if callback in subscribers else None
 
+    def watch_commits(self, callback: Callable[[float, int], None]) -> Callable[[], None]:
+        """Call ``callback(seconds, events)`` after each commit of the history file, with
+        how long the transaction took and how many events it wrote (on the writer
+        thread: keep it quick). Returns a function that stops the calls.
+
+        Example:
+            >>> stop = eng.watch_commits(lambda s, n: print(f"{n} events in {s * 1000:.1f} ms"))
+        """
+        listeners = self._ledger.writer.listeners
+        listeners.append(callback)
+        return lambda: callback in listeners and listeners.remove(callback)
+
     @property
     def subscribers(self) -> tuple[Callable[[set[str]], None], ...]:
         """The callbacks :meth:`subscribe` added that have not unsubscribed."""

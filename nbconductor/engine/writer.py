@@ -12,6 +12,7 @@ kept for the engine thread to raise.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -86,8 +87,9 @@ class Writer:
         self._written = 0  # handoffs committed (or dropped after a failure)
         self._closing = False
         self.error: BaseException | None = None
-        #: Seconds each commit took (the last ones), for the commit-latency metric.
-        self.on_commit: Callable[[float, int], None] | None = None
+        #: Called on the writer thread after each commit with (seconds it took, events
+        #: it wrote): the commit-latency metric (see Engine.watch_commits).
+        self.listeners: list[Callable[[float, int], None]] = []
         self._thread: threading.Thread | None = None
 
     def hand(self, handoff: Handoff) -> None:
@@ -155,8 +157,11 @@ class Writer:
                     state.notify_all()
                 self._on_failed()
                 return
-            if self.on_commit is not None and batch:
-                self.on_commit(time.perf_counter() - started, len(batch.events))
+            if self.listeners and batch:
+                took = time.perf_counter() - started
+                for listener in list(self.listeners):
+                    with contextlib.suppress(Exception):  # a broken metric must not stop us
+                        listener(took, len(batch.events))
             self._on_written(group)
             with state:
                 self._written += len(group)

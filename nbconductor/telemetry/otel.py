@@ -5,12 +5,14 @@ child, one span per task attempt (``task NAME``, from the attempt's start to its
 outcome) with the attempt number, whether a retry follows, and the error recorded as
 an ``exception`` event (type, message, traceback) with status ERROR. Metrics: the
 counters ``nbconductor.executions.started``, ``nbconductor.executions.closed``
-(attribute ``status``) and ``nbconductor.task.attempts`` (attribute ``outcome``).
+(attribute ``status``) and ``nbconductor.task.attempts`` (attribute ``outcome``), and
+the histogram ``nbconductor.commit.duration`` (seconds per transaction of the history
+file, from :meth:`Engine.watch_commits`).
 
 The spans are built from what the history recorded, after each commit, on a thread of
 their own: the engine thread only hands over the changed execution ids, and a span's
 times are the recorded ones. What is not done yet: propagating the trace context to
-tasks on other runners, a queue-depth gauge and commit latency.
+tasks on other runners and a queue-depth gauge.
 """
 
 from __future__ import annotations
@@ -180,8 +182,15 @@ def instrument(
     follower = _Follower(engine, tracer, meter)
     follower.thread.start()
     unsubscribe = engine.subscribe(lambda ids: follower.queue.put(frozenset(ids)))
+    commits = meter.create_histogram(
+        "nbconductor.commit.duration",
+        unit="s",
+        description="time to commit one transaction of the history file",
+    )
+    unwatch = engine.watch_commits(lambda seconds, events: commits.record(seconds))
 
     def stop() -> None:
+        unwatch()
         unsubscribe()
         follower.queue.put(None)
         follower.thread.join(5.0)
