@@ -260,6 +260,7 @@ class Activations:
         closed.closed_at = closed.updated_at = now
         closed.result, closed.error, closed.condition = result, error_text, None
         self._ledger.after_commit(lambda: self._roster.resolve(live.id, closed))
+        self._ledger.after_later(lambda: self._roster.row_written(live.id))
 
     def finish_row(self, record: ExecutionRecord, closing: EventRecord) -> None:
         """Write the row of an execution whose closing event is in the file but whose

@@ -65,6 +65,7 @@ class Ledger:
         self._soon: list[Callable[[], None]] = []
         self._changed: set[str] = set()
         self._later: list[ExecutionUpdate] = []  # row updates for a transaction of their own
+        self._later_after: list[Callable[[], None]] = []
         self._released: collections.deque[list[Handoff]] = collections.deque()
         self.writer = Writer(store, self._written, self._writer_failed)
         self._recorded_definitions = {(d.kind, d.name, d.version) for d in store.definitions()}
@@ -170,6 +171,10 @@ class Ledger:
         (self._later if later else self._batch.updates).append(update)
         self._changed.add(live.id)
 
+    def after_later(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once this tick's ``later`` row updates are committed."""
+        self._later_after.append(fn)
+
     def set_condition(self, live: LiveExecution, condition: str) -> None:
         """Say why an open execution does not progress ("" once it does again)."""
         logs.execution_parked(live.id, live.record.workflow, condition, live.condition)
@@ -233,7 +238,15 @@ class Ledger:
         batch, after, changed = self._batch, self._after_commit, self._changed
         if batch:
             self._batch, self._after_commit, self._changed = Batch(), [], set()
-            writer.hand(Handoff(batch, after, changed))
+            if self._soon or writer.busy or self._released:
+                writer.hand(Handoff(batch, after, changed))
+            else:
+                # Nothing to overlap the commit with (no attempt to start, nothing in
+                # flight): commit here and release at once, sparing two thread hops
+                # (a signal that ends its workflow, say).
+                writer.commit_now(batch)
+                self._released.append([Handoff(batch, after, changed)])
+                self.run_released()
         elif after or changed:
             self._after_commit, self._changed = [], set()
             if writer.busy or self._released:  # released in order, behind what is in flight
@@ -243,8 +256,9 @@ class Ledger:
                 self.run_released()
         if self._later:
             later, self._later = self._later, []
+            after_later, self._later_after = self._later_after, []
             ids = {u.id for u in later}  # views read the row: tell them again once it is in
-            writer.hand(Handoff(Batch(updates=later), changed=ids, lazy=True))
+            writer.hand(Handoff(Batch(updates=later), after_later, ids, lazy=True))
         soon, self._soon = self._soon, []
         for fn in soon:
             self._guarded(fn)

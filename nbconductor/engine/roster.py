@@ -40,6 +40,9 @@ class Roster:
         self._recently_closed: collections.OrderedDict[str, ExecutionRecord] = (
             collections.OrderedDict()
         )
+        # Closed here, their row not in the file yet (it follows the closing event in a
+        # transaction of its own): until it is, the store would still say Running.
+        self._unwritten: dict[str, ExecutionRecord] = {}
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- any thread
@@ -113,7 +116,7 @@ class Roster:
         """The execution's record as stored, or as it closed here recently: a closed
         execution's row is written just after its closing event, so the store may
         still say Running for a moment after its result was released."""
-        recent = self._recently_closed.get(execution_id)
+        recent = self._unwritten.get(execution_id) or self._recently_closed.get(execution_id)
         return recent if recent is not None else self._store.get_execution(execution_id)
 
     def closing_event(self, execution_id: str) -> EventRecord | None:
@@ -153,7 +156,7 @@ class Roster:
             if execution_id in self._live or execution_id in self._accepted:
                 self._waiters.setdefault(execution_id, []).append(future)
                 return future
-            recent = self._recently_closed.get(execution_id)
+            recent = self._unwritten.get(execution_id) or self._recently_closed.get(execution_id)
         if recent is not None:  # spares a store read for the common start-then-wait
             future.set_result(recent)
             return future
@@ -204,6 +207,8 @@ class Roster:
             self._live.pop(execution_id, None)
             waiters = self._waiters.pop(execution_id, [])
             if record is not None:
+                if record.status.closed:
+                    self._unwritten[execution_id] = record
                 self._recently_closed[execution_id] = record
                 if len(self._recently_closed) > _RECENT:
                     self._recently_closed.popitem(last=False)
@@ -212,6 +217,11 @@ class Roster:
         for future in waiters:
             if not future.done():
                 future.set_result(record)
+
+    def row_written(self, execution_id: str) -> None:
+        """The closed execution's row is in the file: the store answers for it now."""
+        with self._lock:
+            self._unwritten.pop(execution_id, None)
 
     def fail_waiters(self) -> None:
         """The engine stopped: everyone still waiting gets EngineStopped."""

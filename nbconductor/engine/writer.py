@@ -119,6 +119,28 @@ class Writer:
                 lambda: self._written >= target or self.error is not None, timeout
             )
 
+    def commit_now(self, batch: Batch) -> None:
+        """Commit on the calling thread (the engine's), when nothing is in flight and
+        nothing would run meanwhile: two thread hand-offs cost more than they save.
+
+        Raises:
+            StoreError: the commit failed (kept, so nothing later is written).
+        """
+        started = time.perf_counter()
+        try:
+            self._store.commit(batch)
+        except BaseException as exc:
+            with self._state:
+                self.error = exc
+                self._state.notify_all()
+            raise
+        self._report(batch, time.perf_counter() - started)
+
+    def _report(self, batch: Batch, took: float) -> None:
+        for listener in list(self.listeners):
+            with contextlib.suppress(Exception):  # a broken metric must not stop a commit
+                listener(took, len(batch.events))
+
     def close(self) -> None:
         """Commit what is waiting, then end the thread."""
         with self._state:
@@ -158,10 +180,7 @@ class Writer:
                 self._on_failed()
                 return
             if self.listeners and batch:
-                took = time.perf_counter() - started
-                for listener in list(self.listeners):
-                    with contextlib.suppress(Exception):  # a broken metric must not stop us
-                        listener(took, len(batch.events))
+                self._report(batch, time.perf_counter() - started)
             self._on_written(group)
             with state:
                 self._written += len(group)
