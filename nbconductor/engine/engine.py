@@ -175,6 +175,7 @@ class Engine:
             payloads=payloads,
             call=self._call,
             handle=lambda execution_id, workflow: Handle(self, execution_id, workflow),
+            written=self._written,
         )
         self._recovery = Recovery(
             ledger, roster, store, registry, activations, self._tasks, payloads
