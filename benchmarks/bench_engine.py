@@ -1,13 +1,31 @@
-"""Engine benchmarks W1, W2, W3, W5, idle CPU and RSS (issue targets in the table).
+"""Engine benchmarks W1-W5, idle CPU and RSS, each as its workload is defined.
 
-Each workload runs in a fresh process on a fresh DuckDB file, so numbers do not
-depend on what ran before. Run alone: ``python -m benchmarks.bench_engine``.
+Every sample is one fresh process on a fresh DuckDB file, with no warm-up the
+definition does not allow, and its result checked:
+
+- W1: ms per sequential step of one workflow awaiting n no-op tasks one by one
+  (timed from ``start()`` to the result; n = 100, 1,000, 10,000).
+- W2: tasks/s for 500 workflows x 3 no-op tasks started at once, and the peak RSS
+  of that process.
+- W3: seconds for one workflow gathering 200 no-op tasks.
+- W4: the signal round trip (``handle.signal()`` until the resumed workflow's result
+  is back), timed only once the start is committed and the workflow waits; every
+  sample is kept.
+- W5: seconds from process start (before the interpreter runs) to a resumed
+  workflow that had completed n tasks being done (n = 100, 1,000, 10,000).
+- idle CPU over 10 s, and the RSS of an engine over 10,000 closed executions.
+
+Each workload runs ``--runs`` times (default 3); the table gives the median, the
+spread (min-max) and the 1-minute load average before the first run, because the
+machine may be shared. Run: ``python -m benchmarks.bench_engine [--runs 5]
+[--only W1,W4] [--quick]`` (``--quick`` drops the 10,000 sizes).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -20,149 +38,157 @@ import nbconductor as nc
 
 
 @nc.task
-def noop(i: int = 0) -> None:
-    return None
+def bench_noop(i: int = 0) -> int:
+    return i
 
 
 @nc.workflow
-async def sequential(n: int) -> int:
+async def bench_sequential(n: int) -> int:
+    total = 0
     for i in range(n):
-        await noop(i)
-    return n
+        total += await bench_noop(i)
+    return total
 
 
 @nc.workflow
-async def three_steps() -> None:
+async def bench_three_steps(k: int) -> int:
+    total = 0
     for i in range(3):
-        await noop(i)
+        total += await bench_noop(i)
+    return total + k
 
 
 @nc.workflow
-async def fan_out(n: int) -> int:
-    await nc.gather(*[noop(i) for i in range(n)])
-    return n
+async def bench_fan_out(n: int) -> int:
+    return sum(await nc.gather(*[bench_noop(i) for i in range(n)]))
 
 
 @nc.workflow
-async def resumable(n: int, pause: float) -> int:
+async def bench_resumable(n: int, pause: float) -> int:
+    total = 0
     for i in range(n):
-        await noop(i)
+        total += await bench_noop(i)
     await nc.sleep(pause)
-    await noop(n)
-    return n
+    return total + await bench_noop(n)
 
 
-def w1(db: Path) -> dict:
+@nc.workflow
+async def bench_awaits_signal() -> str:
+    return await nc.signal("go")
+
+
+def _wait(condition, what: str, timeout: float = 60.0, step: float = 0.0002) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"benchmark: {what} within {timeout} s")
+        threading.Event().wait(step)
+
+
+# ----------------------------------------------------------------- the workloads
+
+
+def w1(db: Path, n: str) -> dict:
+    steps = int(n)
     with nc.Engine(db) as eng:
-        eng.start(sequential, 10).result(60)  # warm up the pool and the file
         t = time.perf_counter()
-        eng.start(sequential, 1000).result(120)
+        result = eng.start(bench_sequential, steps).result(600)
         elapsed = time.perf_counter() - t
-    return {"W1 ms per sequential step": elapsed / 1000 * 1000}
+    assert result == steps * (steps - 1) // 2, result
+    return {"value": elapsed / steps * 1000}
 
 
 def w2(db: Path) -> dict:
     with nc.Engine(db) as eng:
-        eng.start(three_steps).result(60)
         t = time.perf_counter()
-        handles = [eng.start(three_steps) for _ in range(500)]
-        for h in handles:
-            h.result(120)
+        handles = [eng.start(bench_three_steps, k) for k in range(500)]
+        results = [h.result(300) for h in handles]
         elapsed = time.perf_counter() - t
-    return {"W2 tasks/s (500 wf x 3 tasks)": 1500 / elapsed}
+    assert results == [k + 3 for k in range(500)], results[:5]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"value": 1500 / elapsed, "peak_rss_mb": peak}
 
 
 def w3(db: Path) -> dict:
     with nc.Engine(db) as eng:
-        eng.start(fan_out, 10).result(60)
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            eng.start(fan_out, 200).result(60)
-            times.append(time.perf_counter() - t)
-    return {"W3 s for gather of 200": statistics.median(times)}
-
-
-@nc.workflow
-async def awaits_signal() -> str:
-    return await nc.signal("go")
+        t = time.perf_counter()
+        result = eng.start(bench_fan_out, 200).result(120)
+        elapsed = time.perf_counter() - t
+    assert result == sum(range(200)), result
+    return {"value": elapsed}
 
 
 def w4(db: Path) -> dict:
-    # handle.signal() until the workflow resumed and completed, 100 times in sequence.
+    samples = []
     with nc.Engine(db) as eng:
-        times = []
-        for i in range(110):
-            h = eng.start(awaits_signal, id=f"w4-{i}")
-            deadline = time.monotonic() + 10
-            while h.waiting_for != ["go"]:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("W4: the workflow never waited for its signal")
-                threading.Event().wait(0.0002)
+        for i in range(100):
+            execution_id = f"w4-{i}"
+            h = eng.start(bench_awaits_signal, id=execution_id)
+            # Timed only from a committed start whose workflow waits for the signal.
+            _wait(
+                lambda h=h, execution_id=execution_id: (
+                    eng.store.get_execution(execution_id) is not None and h.waiting_for == ["go"]
+                ),
+                "the workflow did not wait for its signal",
+            )
             t = time.perf_counter()
-            h.signal("go", i)
-            h.result(10)
-            times.append((time.perf_counter() - t) * 1000)
-    times = sorted(times[10:])
-    return {
-        "W4 signal round trip median ms": statistics.median(times),
-        "W4 signal round trip p95 ms": times[int(len(times) * 0.95) - 1],
-    }
+            h.signal("go", f"v{i}")
+            result = h.result(30)
+            samples.append((time.perf_counter() - t) * 1000)
+            assert result == f"v{i}", result
+    return {"value": statistics.median(samples), "samples": samples}
 
 
-def w5_prepare(db: Path) -> dict:
+W5_PAUSE = 1.0
+
+
+def w5_prepare(db: Path, n: str) -> dict:
     eng = nc.Engine(db)
-    h = eng.start(resumable, 1000, 3600.0, id="resume-me")
-    deadline = time.monotonic() + 120
-    while not any(e.kind.value == "TimerStarted" for e in eng.history("resume-me")[-3:]):
-        if time.monotonic() > deadline:
-            raise RuntimeError("W5 preparation did not reach the sleep")
-        threading.Event().wait(0.05)
+    eng.start(bench_resumable, int(n), W5_PAUSE, id="resume-me")
+    _wait(
+        lambda: any(
+            e.kind.value == "TimerStarted"
+            for e in eng.store.load_history("resume-me", max(0, 2 * int(n) - 2))
+        ),
+        "the workflow did not reach its sleep",
+        timeout=600,
+        step=0.01,
+    )
     eng.stop()
-    return {"prepared": h.id}
+    return {"fire_at": time.time() + W5_PAUSE}
 
 
-def w5(db: Path) -> dict:
-    # Measured in this fresh process: open the file, replay 1,000 completed tasks, and
-    # be live again (the workflow is waiting on its timer with its runtime rebuilt).
-    t = time.perf_counter()
-    eng = nc.Engine(db)
-    live = eng.executions.get("resume-me")
-    deadline = time.monotonic() + 60
-    while live is None or live.runtime is None or not live.timers:
-        if time.monotonic() > deadline:
-            raise RuntimeError("W5: the execution did not resume")
-        threading.Event().wait(0.0005)
-        live = eng.executions.get("resume-me")
-    elapsed = time.perf_counter() - t
-    eng.stop()
-    return {"W5 s to resume 1,000-task workflow": elapsed}
+def w5(db: Path, n: str) -> dict:
+    with nc.Engine(db) as eng:
+        result = eng.get("resume-me").result(120)
+    steps = int(n)
+    assert result == steps * (steps - 1) // 2 + steps, result
+    return {"done_at": time.time()}
 
 
 def idle_cpu(db: Path) -> dict:
     with nc.Engine(db) as eng:
-        eng.start(sequential, 5).result(60)
+        assert eng.start(bench_sequential, 5).result(60) == 10
         before = time.process_time()
         threading.Event().wait(10)
         used = time.process_time() - before
-    return {"idle CPU s over 10 s": used}
+    return {"value": used}
 
 
 def rss_prepare(db: Path) -> dict:
     with nc.Engine(db) as eng:
-        handles = [eng.start(three_steps) for _ in range(10_000)]
+        handles = [eng.start(bench_three_steps, 0) for _ in range(10_000)]
         for h in handles:
-            h.result(600)
-    return {"prepared": len(handles)}
+            assert h.result(600) == 3
+    return {}
 
 
 def rss_closed(db: Path) -> dict:
-    # In a fresh process: what an engine holding a file of 10,000 closed executions costs.
     with nc.Engine(db) as eng:
-        eng.start(sequential, 5).result(60)
+        assert eng.start(bench_sequential, 5).result(60) == 10
         rss_kb = _current_rss_kb()
         assert eng.store.count_executions() == 10_001
-    return {"RSS MB, engine on 10,000 closed": rss_kb / 1024}
+    return {"value": rss_kb / 1024}
 
 
 def _current_rss_kb() -> int:
@@ -173,7 +199,7 @@ def _current_rss_kb() -> int:
     return 0
 
 
-WORKLOADS = {
+ONE = {
     "W1": w1,
     "W2": w2,
     "W3": w3,
@@ -184,56 +210,114 @@ WORKLOADS = {
     "rss-prepare": rss_prepare,
     "rss": rss_closed,
 }
-TARGETS = {
-    "W1 ms per sequential step": "<= 1.5",
-    "W2 tasks/s (500 wf x 3 tasks)": ">= 1500",
-    "W3 s for gather of 200": "<= 0.25",
-    "W4 signal round trip median ms": "<= 5",
-    "W4 signal round trip p95 ms": "<= 15",
-    "W5 s to resume 1,000-task workflow": "<= 0.5",
-    "idle CPU s over 10 s": "~ 0",
-    "RSS MB, engine on 10,000 closed": "<= 80",
-}
+
+# ----------------------------------------------------------------- the driver
 
 
-def _in_child(name: str, db: Path) -> dict:
+def _child(name: str, db: Path, *args: str) -> tuple[dict, float]:
+    """Run one workload in a fresh interpreter; its answer and when it was launched."""
+    launched = time.time()
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_engine", "--one", name, str(db)],
+        [sys.executable, "-m", "benchmarks.bench_engine", "--one", name, str(db), *args],
         capture_output=True,
         text=True,
         cwd=Path(__file__).parent.parent,
-        timeout=900,
+        timeout=1800,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     if out.returncode != 0:
-        raise RuntimeError(f"benchmark {name} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"benchmark {name} {args} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1]), launched
+
+
+def _sample(name: str, tmp: Path, run: int, size: str | None) -> dict:
+    args = (size,) if size else ()
+    db = tmp / f"{name}-{size}-{run}.duckdb"
+    if name == "W5":
+        prepared, _ = _child("W5-prepare", db, *args)
+        # The resumed run must find its timer due, so that it is done without waiting.
+        threading.Event().wait(max(0.0, prepared["fire_at"] - time.time()))
+        answer, launched = _child("W5", db, *args)
+        return {"value": answer["done_at"] - launched}
+    if name == "rss":
+        _child("rss-prepare", db)
+    answer, _ = _child(name, db, *args)
+    return answer
+
+
+# name, sizes, label, unit, target
+PLAN = [
+    ("W1", ("100", "1000", "10000"), "W1 ms per sequential step", "ms", "<= 1.0 (n=1000)"),
+    ("W2", (None,), "W2 tasks/s (500 wf x 3 tasks)", "/s", ">= 10000"),
+    ("W3", (None,), "W3 s for gather of 200", "s", "<= 0.25"),
+    ("W4", (None,), "W4 signal round trip median", "ms", "<= 1.5"),
+    ("W5", ("100", "1000", "10000"), "W5 s process start to done", "s", "<= 0.9 (n=10000)"),
+    ("idle", (None,), "idle CPU s over 10 s", "s", "~ 0"),
+    ("rss", (None,), "RSS MB, engine on 10,000 closed", "MB", "<= 80"),
+]
+
+
+def measure(runs: int, only: set[str] | None, quick: bool) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, sizes, label, unit, target in PLAN:
+            if only and name not in only:
+                continue
+            for size in sizes:
+                if quick and size == "10000":
+                    continue
+                load = os.getloadavg()
+                samples = [_sample(name, Path(tmp), r, size) for r in range(runs)]
+                values = [s["value"] for s in samples]
+                row = {
+                    "label": label + (f" n={size}" if size else ""),
+                    "median": statistics.median(values),
+                    "min": min(values),
+                    "max": max(values),
+                    "unit": unit,
+                    "target": target,
+                    "load": load[0],
+                }
+                if name == "W2":
+                    row["extra"] = "peak RSS MB " + "/".join(
+                        f"{s['peak_rss_mb']:.0f}" for s in samples
+                    )
+                if name == "W4":
+                    every = sorted(x for s in samples for x in s["samples"])
+                    p95 = every[int(len(every) * 0.95) - 1]
+                    row["extra"] = f"all {len(every)} samples: p95 {p95:.2f} max {every[-1]:.2f}"
+                rows.append(row)
+                _print_row(row)
+    return rows
+
+
+def _print_row(row: dict) -> None:
+    extra = f"  {row['extra']}" if row.get("extra") else ""
+    print(
+        f"{row['label']:40} {row['median']:10.3f} {row['unit']:3} "
+        f"[{row['min']:.3f}-{row['max']:.3f}]  load {row['load']:.2f}  "
+        f"target {row['target']}{extra}",
+        flush=True,
+    )
 
 
 def run(skip: tuple[str, ...] = ()) -> list[tuple[str, float, str]]:
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in ("W1", "W2", "W3", "W4", "W5", "idle", "rss"):
-            if name in skip:
-                continue
-            db = Path(tmp) / f"{name}.duckdb"
-            if name in ("W5", "rss"):
-                _in_child(f"{name}-prepare", db)
-            for key, value in _in_child(name, db).items():
-                if not key.startswith("_"):
-                    rows.append((key, value, TARGETS.get(key, "")))
-    return rows
+    """The rows for ``python -m benchmarks`` (one run each, no 10,000 sizes)."""
+    only = {name for name, *_ in PLAN} - set(skip)
+    rows = measure(1, only, quick=True)
+    return [(r["label"], r["median"], r["target"]) for r in rows]
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
-        print(json.dumps(WORKLOADS[argv[1]](Path(argv[2]))))
+        print(json.dumps(ONE[argv[1]](Path(argv[2]), *argv[3:])))
         return 0
-    skip = tuple(argv[argv.index("--skip") + 1].split(",")) if "--skip" in argv else ()
-    for name, value, target in run(skip):
-        print(f"{name:40} {value:12.3f}   target {target}")
+    runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 3
+    only = set(argv[argv.index("--only") + 1].split(",")) if "--only" in argv else None
+    print(f"load average {os.getloadavg()}, {runs} runs each, median [min-max]", flush=True)
+    measure(runs, only, quick="--quick" in argv)
     return 0
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
     sys.exit(main(sys.argv[1:]))

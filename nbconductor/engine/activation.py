@@ -11,6 +11,7 @@ execution closes, by the listeners registered with :meth:`Activations.on_close`.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from nbconductor.engine.definition import WorkflowDefinition
 from nbconductor.engine.failure import Failure
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution
-from nbconductor.engine.payload import Payloads, event_data
+from nbconductor.engine.payload import Payloads, event_data, read_data
 from nbconductor.engine.roster import Roster
 from nbconductor.engine.runtime import WorkflowRuntime
 from nbconductor.storage.records import EventKind, EventRecord, ExecutionRecord, Status
@@ -43,6 +44,16 @@ _CLOSING = {
     COMPLETE: (EventKind.EXECUTION_COMPLETED, Status.COMPLETED),
     FAIL: (EventKind.EXECUTION_FAILED, Status.FAILED),
     CANCEL: (EventKind.EXECUTION_CANCELLED, Status.CANCELLED),
+}
+
+
+_CLOSED_AS = {
+    EventKind.EXECUTION_COMPLETED: Status.COMPLETED,
+    EventKind.EXECUTION_FAILED: Status.FAILED,
+    EventKind.EXECUTION_CANCELLED: Status.CANCELLED,
+    EventKind.EXECUTION_TERMINATED: Status.TERMINATED,
+    EventKind.EXECUTION_TIMED_OUT: Status.TIMED_OUT,
+    EventKind.EXECUTION_CONTINUED_AS_NEW: Status.CONTINUED_AS_NEW,
 }
 
 
@@ -226,8 +237,11 @@ class Activations:
         close listeners, and answer whoever waits once it is committed."""
         now = self._ledger.now
         error_text = error.to_json() if error is not None else None
+        # The closing event is in this tick's batch; the row follows in a transaction
+        # of its own, so the result is released without waiting for an UPDATE.
         self._ledger.update(
             live,
+            later=True,
             status=status,
             closed_at=now,
             result=result,
@@ -246,6 +260,30 @@ class Activations:
         closed.closed_at = closed.updated_at = now
         closed.result, closed.error, closed.condition = result, error_text, None
         self._ledger.after_commit(lambda: self._roster.resolve(live.id, closed))
+        self._ledger.after_later(lambda: self._roster.row_written(live.id))
+
+    def finish_row(self, record: ExecutionRecord, closing: EventRecord) -> None:
+        """Write the row of an execution whose closing event is in the file but whose
+        row update was lost in a crash (it is committed just after the event)."""
+        data = read_data(closing.data)
+        status = _CLOSED_AS[closing.kind]
+        result = error = None
+        if closing.kind is EventKind.EXECUTION_COMPLETED and "result" in data:
+            result = json.dumps(data["result"], separators=(",", ":"))
+        elif closing.kind is EventKind.EXECUTION_CONTINUED_AS_NEW:
+            result = json.dumps({"next_id": data.get("next_id")})
+        elif closing.kind is EventKind.EXECUTION_TERMINATED:
+            error = Failure("Terminated", data.get("reason")).to_json()
+        elif closing.kind is EventKind.EXECUTION_TIMED_OUT:
+            error = Failure("ExecutionTimedOut", "the workflow's execution timeout elapsed")
+            error = error.to_json()
+        elif data.get("error"):
+            error = Failure.from_dict(data["error"]).to_json()
+        live = LiveExecution(record)
+        self._ledger.update(
+            live, status=status, closed_at=closing.at, result=result, error=error, condition=""
+        )
+        logs.execution_closed(record.id, record.workflow, status, None)
 
     # ------------------------------------------------------------ due heap items
 

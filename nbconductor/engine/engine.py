@@ -203,6 +203,7 @@ class Engine:
             payloads=payloads,
             call=self._call,
             handle=lambda execution_id, workflow: Handle(self, execution_id, workflow),
+            written=self._written,
         )
         self._recovery = Recovery(
             ledger, roster, store, registry, activations, self._tasks, payloads
@@ -296,7 +297,7 @@ class Engine:
         live = self.executions.get(execution_id)
         if live is not None:
             return live.record.workflow
-        record = self.store.get_execution(execution_id)
+        record = self.executions.stored(execution_id)
         return record.workflow if record is not None else None
 
     def get(self, execution_id: str) -> Handle:
@@ -311,7 +312,7 @@ class Engine:
         accepted = self.executions.accepted(execution_id)
         if accepted is not None:
             return Handle(self, execution_id, accepted.workflow)
-        record = self.store.get_execution(execution_id)
+        record = self.executions.stored(execution_id)
         if record is None:
             raise ExecutionNotFound(
                 f"no execution with id {execution_id!r} in {self.store.path or 'this store'}"
@@ -336,6 +337,7 @@ class Engine:
         if status is not None:
             items = status if isinstance(status, (list, tuple, set)) else [status]
             status = [_status(s) for s in items]
+        self._written()
         return self.store.list_executions(
             ExecutionFilter(
                 status=status, workflow=name, since=since, until=until, limit=limit, offset=offset
@@ -360,7 +362,7 @@ class Engine:
         record = self.executions.snapshot_of(execution_id)
         if record is not None:  # may not be committed yet: it was just started
             return record
-        record = self.store.get_execution(execution_id)
+        record = self.executions.stored(execution_id)
         if record is None:
             accepted = self.executions.accepted(execution_id)
             if accepted is not None:  # starting: the record its start will write
@@ -434,6 +436,7 @@ class Engine:
         """
         live = self.executions.all()
         try:
+            self._written()
             counts = {s.value: n for s, n in self.store.counts_by_status().items()}
         except StoreError:  # closed after a failure: the error says why
             counts = None
@@ -477,6 +480,18 @@ class Engine:
         hooks = self._tasks.dispatch_hooks
         hooks.append(hook)
         return lambda: hooks.remove(hook) if hook in hooks else None
+
+    def watch_commits(self, callback: Callable[[float, int], None]) -> Callable[[], None]:
+        """Call ``callback(seconds, events)`` after each commit of the history file, with
+        how long the transaction took and how many events it wrote (on the writer
+        thread: keep it quick). Returns a function that stops the calls.
+
+        Example:
+            >>> stop = eng.watch_commits(lambda s, n: print(f"{n} events in {s * 1000:.1f} ms"))
+        """
+        listeners = self._ledger.writer.listeners
+        listeners.append(callback)
+        return lambda: callback in listeners and listeners.remove(callback)
 
     @property
     def subscribers(self) -> tuple[Callable[[set[str]], None], ...]:
@@ -609,6 +624,12 @@ class Engine:
                 f"this engine is stopped{f' ({self.error!r})' if self.error else ''}; "
                 "create a new Engine on the same history to carry on"
             )
+
+    def _written(self) -> None:
+        """Wait (briefly) until every batch handed to the writer is in the file, so that
+        a read of the store sees what this engine has already released (a closed
+        execution's row follows its closing event in a transaction of its own)."""
+        self._ledger.writer.wait_written(timeout=5.0)
 
     def _call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Run ``fn`` on the engine thread; return its value once the tick committed."""

@@ -122,6 +122,7 @@ class EngineThread:
         finally:
             self._ledger.stopping = True
             try:
+                self._ledger.close()  # what was handed is committed before the store closes
                 self._on_exit(error)
             finally:
                 self._ready.set()
@@ -138,14 +139,14 @@ class EngineThread:
         ledger = self._ledger
         ledger.now = self._clock.now()
         self._on_start()
-        ledger.commit()
+        ledger.flush()  # recovered and durable before start() returns
         self._ready.set()
         while True:
             self._tick()
             if ledger.stopping and (
                 self._tasks.in_flight == 0 or time.monotonic() >= self._stop_deadline
             ):
-                ledger.commit()
+                ledger.flush()
                 return
             if ledger.has_mail:
                 continue

@@ -2,10 +2,14 @@
 
 Each tick the engine runs what other threads posted to the *inbox*, then what fell due
 on the *timer heap*, and collaborators append what those caused to the *batch*. The
-batch is committed in one transaction (group commit); only then do the *after-commit*
-callbacks run (dispatching tasks, answering callers) and the subscribers hear which
-executions changed: nothing leaves the engine before the events that caused it are
-in the file (the causal rule).
+batch is handed to the writer thread (:mod:`nbconductor.engine.writer`), which commits
+it in one transaction (with any batches that queued up behind it) while the engine
+thread goes on to the next tick. Only once it is durable do the *after-commit*
+callbacks run (answering callers, releasing results) and the subscribers hear which
+executions changed: nothing leaves the engine before the events that caused it are in
+the file (the causal rule). What is at-least-once anyway (a task attempt) may start
+as soon as its batch is handed over (:meth:`Ledger.soon`); see "Pipelined commits" in
+docs/architecture.md.
 
 Everything here runs on the engine thread, except :meth:`Ledger.post`.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
@@ -25,6 +30,7 @@ import anyio
 
 from nbconductor import logs
 from nbconductor.engine.live import LiveExecution
+from nbconductor.engine.writer import Handoff, Writer
 from nbconductor.errors import PayloadNotStored
 from nbconductor.storage.records import (
     Batch,
@@ -57,7 +63,12 @@ class Ledger:
         self._order = itertools.count()
         self._batch = Batch()
         self._after_commit: list[Callable[[], None]] = []
+        self._soon: list[Callable[[], None]] = []
         self._changed: set[str] = set()
+        self._later: list[ExecutionUpdate] = []  # row updates for a transaction of their own
+        self._later_after: list[Callable[[], None]] = []
+        self._released: collections.deque[list[Handoff]] = collections.deque()
+        self.writer = Writer(store, self._written, self._writer_failed)
         self._recorded_definitions = {(d.kind, d.name, d.version) for d in store.definitions()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -152,10 +163,20 @@ class Ledger:
         self._changed.add(live.id)
         return event
 
-    def update(self, live: LiveExecution, **fields: Any) -> None:
-        """Change fields of the execution's stored record (status, condition, ...)."""
-        self._batch.updates.append(ExecutionUpdate(live.id, self.now, **fields))
+    def update(self, live: LiveExecution, *, later: bool = False, **fields: Any) -> None:
+        """Change fields of the execution's stored record (status, condition, ...).
+
+        ``later``: commit the row update in a transaction of its own right after this
+        tick's, so that what this tick releases does not wait for an UPDATE (the events
+        say the same; see "No UPDATE on the hot path" in docs/architecture.md).
+        """
+        update = ExecutionUpdate(live.id, self.now, **fields)
+        (self._later if later else self._batch.updates).append(update)
         self._changed.add(live.id)
+
+    def after_later(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once this tick's ``later`` row updates are committed."""
+        self._later_after.append(fn)
 
     def set_condition(self, live: LiveExecution, condition: str) -> None:
         """Say why an open execution does not progress ("" once it does again)."""
@@ -165,7 +186,10 @@ class Ledger:
 
     def add_execution(self, record: ExecutionRecord, events: Iterable[EventRecord] = ()) -> None:
         """A new execution's record (and events already numbered, as a fork copies)."""
-        self._batch.new_executions.append(record)
+        # A copy: the writer turns it into a row later, while the engine thread may
+        # already be changing the live record (closing it, even, when its first task
+        # ran before the batch was committed).
+        self._batch.new_executions.append(dataclasses.replace(record, tags=list(record.tags)))
         self._batch.events.extend(events)
         self._changed.add(record.id)
 
@@ -180,34 +204,102 @@ class Ledger:
                 )
 
     def save_schedule(self, record: ScheduleRecord) -> None:
-        self._batch.schedules.append(record)
+        self._batch.schedules.append(dataclasses.replace(record))  # as now, not at commit
 
     def delete_schedule(self, schedule_id: str) -> None:
         self._batch.deleted_schedules.append(schedule_id)
 
     def save_queue(self, record: QueueRecord) -> None:
-        self._batch.queues.append(record)
+        self._batch.queues.append(dataclasses.replace(record))
 
     def delete_queue(self, name: str) -> None:
         self._batch.deleted_queues.append(name)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` once this tick's batch is committed."""
+        """Run ``fn`` once this tick's batch is committed (and every batch before it)."""
         self._after_commit.append(fn)
 
+    def soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` as soon as this tick's batch is handed to the writer, before it is
+        durable: only for work that is at-least-once anyway (starting a task attempt,
+        which recovery issues again if the batch is lost in a crash)."""
+        self._soon.append(fn)
+
     def commit(self) -> None:
-        """Commit the batch, then run the after-commit callbacks, then tell subscribers."""
-        batch = self._batch
+        """Hand the batch to the writer, then start what may start before it is durable.
+
+        Its after-commit callbacks and the subscribers run in a later tick, once the
+        writer has committed it (:meth:`run_released`).
+
+        Raises:
+            StoreError: an earlier commit failed; the engine stops (the file keeps
+                everything committed before it).
+        """
+        writer = self.writer
+        if writer.error is not None:
+            raise writer.error
+        batch, after, changed = self._batch, self._after_commit, self._changed
         if batch:
-            self._batch = Batch()
-            self.store.commit(batch)  # an error here stops the engine: state is in the file
-        after, self._after_commit = self._after_commit, []
-        for fn in after:
+            self._batch, self._after_commit, self._changed = Batch(), [], set()
+            if self._soon or writer.busy or self._released:
+                writer.hand(Handoff(batch, after, changed))
+            else:
+                # Nothing to overlap the commit with (no attempt to start, nothing in
+                # flight): commit here and release at once, sparing two thread hops
+                # (a signal that ends its workflow, say).
+                writer.commit_now(batch)
+                self._released.append([Handoff(batch, after, changed)])
+                self.run_released()
+        elif after or changed:
+            self._after_commit, self._changed = [], set()
+            if writer.busy or self._released:  # released in order, behind what is in flight
+                writer.hand(Handoff(batch, after, changed))
+            else:  # nothing recorded and nothing in flight: release now
+                self._released.append([Handoff(batch, after, changed)])
+                self.run_released()
+        if self._later:
+            later, self._later = self._later, []
+            after_later, self._later_after = self._later_after, []
+            ids = {u.id for u in later}  # views read the row: tell them again once it is in
+            writer.hand(Handoff(Batch(updates=later), after_later, ids, lazy=True))
+        soon, self._soon = self._soon, []
+        for fn in soon:
             self._guarded(fn)
-        if self._changed and self.subscribers:
-            changed, self._changed = self._changed, set()
+
+    def flush(self) -> None:
+        """Commit everything recorded and wait for it, running what each commit releases
+        (which may record more), until nothing is left (starting and stopping)."""
+        while True:
+            self.commit()
+            if not self.writer.busy and not self._released:
+                return
+            self.writer.wait_written()
+            if self.writer.error is not None:
+                raise self.writer.error
+            self.run_released()
+
+    def close(self) -> None:
+        """Commit what was handed and end the writer thread (the engine thread ends)."""
+        self.writer.close()
+
+    def _written(self, group: list[Handoff]) -> None:  # on the writer thread
+        self._released.append(group)
+        self.post(self.run_released)
+
+    def _writer_failed(self) -> None:  # on the writer thread: wake the engine to stop
+        self.post(lambda: None)
+
+    def run_released(self) -> None:
+        """Run the after-commit callbacks of committed batches, then tell subscribers
+        which executions changed."""
+        released = self._released
+        changed: set[str] = set()
+        while released:
+            for handoff in released.popleft():
+                for fn in handoff.after:
+                    self._guarded(fn)
+                changed |= handoff.changed
+        if changed and self.subscribers:
             for callback in list(self.subscribers):
                 with contextlib.suppress(Exception):  # a broken view must not stop the engine
                     callback(changed)
-        else:
-            self._changed.clear()

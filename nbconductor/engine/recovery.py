@@ -18,7 +18,7 @@ from nbconductor.engine.roster import Roster
 from nbconductor.engine.runtime import replay
 from nbconductor.engine.task_dispatch import TaskDispatch
 from nbconductor.errors import NonDeterminismError
-from nbconductor.storage.records import EventRecord, ExecutionRecord
+from nbconductor.storage.records import ENDING_EVENTS, EventRecord, ExecutionRecord
 from nbconductor.storage.store import Store
 
 
@@ -50,8 +50,14 @@ class Recovery:
             return []
         logs.recovered(len(records))
         histories = self._store.histories([r.id for r in records])
+        resumed = []
         for record in records:
             history = histories.get(record.id, [])
+            if history and history[-1].kind in ENDING_EVENTS:
+                # Closed, but the crash came between its closing event and its row.
+                self._activations.finish_row(record, history[-1])
+                continue
+            resumed.append(record)
             live = LiveExecution(record, next_seq=(history[-1].seq + 1) if history else 1)
             self._roster.add(live)
             # Links first: a child may close while its parent still waits for its code.
@@ -61,7 +67,7 @@ class Recovery:
                 live.parent_close = started.get("parent_close", "terminate")
             live.children = open_children(history)
             self.resume(live, history)
-        return list(records)
+        return resumed
 
     def rescan(self) -> list[str]:
         """Try again every open execution that does not run its code; their ids."""

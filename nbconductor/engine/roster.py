@@ -40,6 +40,9 @@ class Roster:
         self._recently_closed: collections.OrderedDict[str, ExecutionRecord] = (
             collections.OrderedDict()
         )
+        # Closed here, their row not in the file yet (it follows the closing event in a
+        # transaction of its own): until it is, the store would still say Running.
+        self._unwritten: dict[str, ExecutionRecord] = {}
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- any thread
@@ -80,7 +83,7 @@ class Roster:
         live = self._live.get(execution_id)
         if live is not None:
             return live.record
-        record = self._store.get_execution(execution_id) or self._accepted.get(execution_id)
+        record = self.stored(execution_id) or self._accepted.get(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         return record
@@ -90,7 +93,7 @@ class Roster:
         live = self._live.get(execution_id)
         if live is not None:
             return live.record
-        return self._accepted.get(execution_id) or self._store.get_execution(execution_id)
+        return self._accepted.get(execution_id) or self.stored(execution_id)
 
     def latest(self, execution_id: str) -> str:
         """The id of the latest run of ``execution_id``'s continue-as-new chain: the id
@@ -102,12 +105,19 @@ class Roster:
                 live is not None and not live.record.status.closed
             ):
                 return execution_id
-            record = live.record if live is not None else self._store.get_execution(execution_id)
+            record = live.record if live is not None else self.stored(execution_id)
             following = next_run(record) if record is not None else None
             if following is None or following in seen:
                 return execution_id
             seen.add(following)
             execution_id = following
+
+    def stored(self, execution_id: str) -> ExecutionRecord | None:
+        """The execution's record as stored, or as it closed here recently: a closed
+        execution's row is written just after its closing event, so the store may
+        still say Running for a moment after its result was released."""
+        recent = self._unwritten.get(execution_id) or self._recently_closed.get(execution_id)
+        return recent if recent is not None else self._store.get_execution(execution_id)
 
     def closing_event(self, execution_id: str) -> EventRecord | None:
         """The last recorded event of the execution (its closing event once closed)."""
@@ -118,7 +128,7 @@ class Roster:
         """Running while held here, else the stored status."""
         if self.holds(execution_id):
             return Status.RUNNING
-        record = self._store.get_execution(execution_id)
+        record = self.stored(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         return record.status
@@ -146,7 +156,7 @@ class Roster:
             if execution_id in self._live or execution_id in self._accepted:
                 self._waiters.setdefault(execution_id, []).append(future)
                 return future
-            recent = self._recently_closed.get(execution_id)
+            recent = self._unwritten.get(execution_id) or self._recently_closed.get(execution_id)
         if recent is not None:  # spares a store read for the common start-then-wait
             future.set_result(recent)
             return future
@@ -182,7 +192,7 @@ class Roster:
         live = self._live.get(execution_id)
         if live is not None and not live.record.status.closed:
             return live
-        record = self._store.get_execution(execution_id)
+        record = self.stored(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         raise ExecutionClosed(
@@ -197,14 +207,21 @@ class Roster:
             self._live.pop(execution_id, None)
             waiters = self._waiters.pop(execution_id, [])
             if record is not None:
+                if record.status.closed:
+                    self._unwritten[execution_id] = record
                 self._recently_closed[execution_id] = record
                 if len(self._recently_closed) > _RECENT:
                     self._recently_closed.popitem(last=False)
         if record is None and waiters:
-            record = self._store.get_execution(execution_id)
+            record = self.stored(execution_id)
         for future in waiters:
             if not future.done():
                 future.set_result(record)
+
+    def row_written(self, execution_id: str) -> None:
+        """The closed execution's row is in the file: the store answers for it now."""
+        with self._lock:
+            self._unwritten.pop(execution_id, None)
 
     def fail_waiters(self) -> None:
         """The engine stopped: everyone still waiting gets EngineStopped."""

@@ -103,7 +103,7 @@ class TaskDispatch:
             name=command.name,
             data=event_data(None, input=command.payload),
         )
-        ledger.after_commit(lambda: self.dispatch(live, state))
+        ledger.soon(lambda: self.dispatch(live, state))
         s2c = command.definition.options.schedule_to_close
         if s2c is not None:
             ledger.push(
@@ -132,10 +132,11 @@ class TaskDispatch:
         if state.retry_at is not None:
             self._ledger.push(state.retry_at, self._retry_due, live.id, state.command, state)
         else:
-            self._ledger.after_commit(lambda: self.dispatch(live, state))
+            self._ledger.soon(lambda: self.dispatch(live, state))
 
     def dispatch(self, live: LiveExecution, state: TaskState) -> None:
-        """Start the next attempt of a task (after the events it follows committed)."""
+        """Start the next attempt of a task (once the events it follows are handed to the
+        writer: an attempt may start before they are durable, see Ledger.soon)."""
         if self._ledger.stopping or live.tasks.get(state.command) is not state:
             return
         # The registry's current version: re-running a fixed task cell makes the next

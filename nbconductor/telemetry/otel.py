@@ -7,14 +7,16 @@ the error recorded as an ``exception`` event (type, message, traceback) with sta
 ERROR. Metrics: the counters ``nbconductor.executions.started``,
 ``nbconductor.executions.closed`` (attribute ``status``) and
 ``nbconductor.task.attempts`` (attribute ``outcome``), and the gauges
-``nbconductor.queue.waiting`` and ``nbconductor.queue.running`` (attribute ``queue``).
+``nbconductor.queue.waiting`` and ``nbconductor.queue.running`` (attribute ``queue``), and the histogram
+``nbconductor.commit.duration`` (seconds per transaction of the history file, from
+:meth:`Engine.watch_commits`).
 
 An attempt's span is opened when the attempt is dispatched (``Engine.on_dispatch``, on
 the engine thread) and its W3C ``traceparent`` travels with the attempt, so a span the
 task opens, on a thread, a child process or a Dask worker with OpenTelemetry set up,
 is the attempt span's child. Everything else is built from what the history recorded,
 after each commit, on a thread of its own: the engine thread only hands over the
-changed execution ids. Not done yet: commit latency.
+changed execution ids.
 """
 
 from __future__ import annotations
@@ -254,8 +256,15 @@ def instrument(
     follower.thread.start()
     unsubscribe = engine.subscribe(lambda ids: follower.queue.put(frozenset(ids)))
     no_hook = engine.on_dispatch(follower.dispatched)
+    commits = meter.create_histogram(
+        "nbconductor.commit.duration",
+        unit="s",
+        description="time to commit one transaction of the history file",
+    )
+    unwatch = engine.watch_commits(lambda seconds, events: commits.record(seconds))
 
     def stop() -> None:
+        unwatch()
         no_hook()
         unsubscribe()
         follower.queue.put(None)

@@ -207,8 +207,10 @@ def test_a_worker_completes_what_a_killed_kernel_left_open(
         _execute(client, code)
     _execute(client, 'run = flow.start(3, id="flagship")')
     runs = directory / "runs.txt"
-    # step 1 is dispatched only after step 0's completion committed (the causal rule).
+    # step 1 may start before step 0's completion is committed (attempts go as soon as
+    # their batch is handed to the writer): a ping returns once it is in the file.
     wait_for(lambda: runs.exists() and "step 1" in runs.read_text(), 30, "step 1 to start")
+    _execute(client, "import nbconductor\nnbconductor.engine().ping()")
     kernel_pid = manager.provisioner.pid
     os.kill(kernel_pid, signal.SIGKILL)
     wait_for(lambda: not manager.is_alive(), 10, "the killed kernel to die")

@@ -202,8 +202,10 @@ def killed_run(start_kernel, notebook_dir: Path) -> dict:
     first.run(WORKFLOW_CELL)
     first.run('run = flow.start(3, id="flagship")')
     runs = notebook_dir / "runs.txt"
-    # step 1 is dispatched only after step 0's completion committed (the causal rule).
+    # step 1 may start before step 0's completion is committed (attempts go as soon as
+    # their batch is handed to the writer): a ping returns once it is in the file.
     wait_for(lambda: runs.exists() and "step 1" in runs.read_text(), 30, "step 1 to start")
+    assert first.run("import nbconductor\nnbconductor.engine().ping()").status == "ok"
     pid = first.pid
     first.kill()
     return {"pid": pid, "load": loaded}

@@ -87,6 +87,28 @@ def test_commits_survive_a_sigkilled_writer(path):
         assert history[0].at == datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
+def test_a_clean_close_leaves_no_wal_to_replay(path):
+    with DuckDBStore(path) as store:
+        for i in range(50):
+            store.commit(Batch(new_executions=[execution(f"w{i}")], events=[event(f"w{i}", 1)]))
+        assert Path(f"{path}.wal").exists()
+    assert not Path(f"{path}.wal").exists()
+    with DuckDBStore(path) as store:
+        assert store.count_executions() == 50
+
+
+def test_the_writer_runs_duckdb_with_one_thread_and_a_memory_limit(path):
+    with DuckDBStore(path) as store:
+        rows = store._query(  # the settings are not for users' queries to read
+            "SELECT current_setting('threads'), current_setting('memory_limit'), "
+            "current_setting('checkpoint_threshold')"
+        )
+    threads, memory, threshold = rows[0]
+    assert threads == 1
+    assert memory.startswith("122.") or memory.startswith("128")  # 128 MB, as DuckDB prints it
+    assert threshold.startswith("3.") or threshold.startswith("4")
+
+
 def test_commit_errors_chain_the_duckdb_cause(store):
     store.commit(Batch(new_executions=[execution("e")]))
     with pytest.raises(StoreError, match="rolled back") as info:

@@ -42,8 +42,10 @@ class Schedules:
         payloads: Payloads,
         call: Call,
         handle: Callable[[str, str], Handle],
+        written: Callable[[], None] = lambda: None,
     ) -> None:
         self._firing = firing
+        self._written = written  # waits until what the engine released is in the file
         self._infos = firing.infos  # snapshots the engine thread keeps current
         self._store = store
         self._registry = registry
@@ -133,6 +135,7 @@ class Schedules:
         out = describe(info.spec, self._clock.now(), n=n).to_dict()
         if info.paused:
             out["upcoming"] = []  # nothing fires until it is resumed
+        self._written()  # a run's closed row follows its result by one commit
         recent = self._store.list_executions(ExecutionFilter(search=f"{id}@", limit=n))
         out["last_runs"] = [
             {"execution_id": r.id, "status": r.status.value, "started": r.created_at.isoformat()}
