@@ -159,7 +159,11 @@ class Engine:
             on_exit=self._on_exit,
         )
         self.registry.add_listener(self._on_register)
-        self._retention = Retention(policy, self.store, self.clock) if policy else None
+        self._retention = (
+            Retention(policy, self.store, self.clock, self.executions.forget_closed_before)
+            if policy
+            else None
+        )
         self._thread.start()
         _running_engines.add(self)
         if self.error is not None:
@@ -203,7 +207,7 @@ class Engine:
             payloads=payloads,
             call=self._call,
             handle=lambda execution_id, workflow: Handle(self, execution_id, workflow),
-            written=self._written,
+            written=self.flush,
         )
         self._recovery = Recovery(
             ledger, roster, store, registry, activations, self._tasks, payloads
@@ -337,7 +341,7 @@ class Engine:
         if status is not None:
             items = status if isinstance(status, (list, tuple, set)) else [status]
             status = [_status(s) for s in items]
-        self._written()
+        self.flush()
         return self.store.list_executions(
             ExecutionFilter(
                 status=status, workflow=name, since=since, until=until, limit=limit, offset=offset
@@ -394,6 +398,7 @@ class Engine:
         Example:
             >>> engine.sql("SELECT status, count(*) AS n FROM executions GROUP BY 1").df()
         """
+        self.flush()  # what this engine released is in the file the query reads
         return self.store.relation(query, params)
 
     def prune(
@@ -426,7 +431,11 @@ class Engine:
         moment = cutoff(closed_before, self.clock.now())
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ValueError(f"limit={limit!r}: give a whole number of 1 or more, or None")
-        return self.store.prune(moment, dry_run=dry_run, limit=limit)
+        self.flush()  # a closed execution's row follows its result by one commit
+        report = self.store.prune(moment, dry_run=dry_run, limit=limit)
+        if not dry_run:
+            self.executions.forget_closed_before(moment)
+        return report
 
     def status(self) -> dict:
         """Health and counts: thread alive, store, executions by state, timers, tasks.
@@ -436,7 +445,7 @@ class Engine:
         """
         live = self.executions.all()
         try:
-            self._written()
+            self.flush()
             counts = {s.value: n for s, n in self.store.counts_by_status().items()}
         except StoreError:  # closed after a failure: the error says why
             counts = None
@@ -625,11 +634,14 @@ class Engine:
                 "create a new Engine on the same history to carry on"
             )
 
-    def _written(self) -> None:
-        """Wait (briefly) until every batch handed to the writer is in the file, so that
-        a read of the store sees what this engine has already released (a closed
-        execution's row follows its closing event in a transaction of its own)."""
-        self._ledger.writer.wait_written(timeout=5.0)
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything this engine has released (results, acknowledged
+        signals, closed executions' rows) is in the history file, so that a direct read
+        of the file (SQL, the store, another process) sees it. Commits run on a writer
+        thread a step behind the engine, and a closed execution's row follows its
+        closing event by one commit. Returns False if ``timeout`` ran out first.
+        """
+        return self._ledger.writer.wait_written(timeout=timeout)
 
     def _call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Run ``fn`` on the engine thread; return its value once the tick committed."""

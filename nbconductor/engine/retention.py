@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,10 +95,17 @@ class Retention:
 
     _PER_CALL = 50  # batches per store.prune call before looking at the stop flag again
 
-    def __init__(self, policy: RetentionPolicy, store: Any, clock: Any) -> None:
+    def __init__(
+        self,
+        policy: RetentionPolicy,
+        store: Any,
+        clock: Any,
+        forget: Callable[[datetime], None] = lambda moment: None,
+    ) -> None:
         self.policy = policy
         self._store = store
         self._clock = clock
+        self._forget = forget  # the engine's memory of recently closed executions
         self._stop = threading.Event()
         self.passes = 0  # completed passes, for tests and status
         self.pruned = 0  # executions pruned since the engine started
@@ -135,6 +143,7 @@ class Retention:
         while not self._stop.is_set():
             report = self._store.prune(moment, limit=batch * self._PER_CALL, batch=batch)
             self.last = report
+            self._forget(moment)
             total += report.executions
             if report.executions < batch * self._PER_CALL:
                 break

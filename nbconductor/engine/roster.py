@@ -14,6 +14,7 @@ import copy
 import json
 import threading
 from concurrent.futures import Future
+from datetime import datetime
 
 from nbconductor.engine.live import LiveExecution
 from nbconductor.errors import EngineStopped, ExecutionClosed, ExecutionNotFound
@@ -199,6 +200,15 @@ class Roster:
             f"execution {execution_id!r} is already {record.status.title}; only open "
             "executions take signals, cancels and updates"
         )
+
+    def forget_closed_before(self, moment: datetime) -> None:
+        """Drop the closed records kept here that a prune at ``moment`` may have deleted:
+        the engine must not answer for a deleted execution from memory. (A record kept
+        in the store because its family is open is read from there again.)"""
+        with self._lock:
+            for execution_id, record in list(self._recently_closed.items()):
+                if record.closed_at is not None and record.closed_at < moment:
+                    del self._recently_closed[execution_id]
 
     def resolve(self, execution_id: str, record: ExecutionRecord | None = None) -> None:
         """Drop a closed execution and hand its record to everyone waiting (after the

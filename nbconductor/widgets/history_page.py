@@ -51,6 +51,7 @@ class Chart:
 
 def load_page(engine: Engine, query: HistoryQuery, now: datetime | None = None) -> HistoryPage:
     """The page ``query`` asks for (clamped to the last page), paged in the store."""
+    engine.flush()  # a closed execution's row follows its result by one commit
     store = engine.store
     now = now or engine.clock.now()
     f = query.filter(now)
