@@ -86,6 +86,9 @@ class HistoryQueries:
         moment = cutoff(closed_before, self._now())
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ValueError(f"limit={limit!r}: give a whole number of 1 or more, or None")
+        # An execution whose result was released may not have its closed row in the
+        # file yet, and prune chooses by the rows.
+        self._written()
         return self._store.prune(moment, dry_run=dry_run, limit=limit)
 
     def status(self, *, running: bool, error: BaseException | None, started_at: datetime) -> dict:
