@@ -349,6 +349,18 @@ class Activations:
         except Exception as exc:
             self.park(live, exc, "carrying out what its workflow code asked for")
 
+    def park_faulted(self, error: BaseException, args: tuple) -> None:
+        """The ledger's ``on_fault``: an error escaped a tick item (on the engine thread).
+        Park the execution it concerns, when the item names one; the engine and the
+        others go on."""
+        live = None
+        if args:
+            first = args[0]
+            key = first if isinstance(first, str) else getattr(first, "execution_id", None)
+            live = self._roster.get(key) if isinstance(key, str) else None
+        if live is not None:
+            self.park(live, error, "the engine handled its timers")
+
     def park(self, live: LiveExecution, exc: BaseException, doing: str) -> None:
         """Stop running the execution's code after an error outside it, and say why in
         its condition; the other executions go on. Re-running the definition (or

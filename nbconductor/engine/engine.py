@@ -10,14 +10,15 @@ needs passed in, and answers the public API by delegating to them. The
 :class:`~nbconductor.engine.ledger.Ledger` holds the tick, the
 :class:`~nbconductor.engine.roster.Roster` the open executions,
 :class:`~nbconductor.engine.activation.Activations` runs workflow code, and tasks,
-steering, children, recovery, fork and schedules plug into it.
+steering, children, recovery, fork and schedules plug into it;
+:class:`~nbconductor.engine.history_queries.HistoryQueries` answers what is asked of
+the history as data (list, sql, prune, status) on the caller's thread.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import copy
 import time
 import uuid
 import weakref
@@ -33,13 +34,14 @@ from nbconductor.engine.definition import REGISTRY, Definition, Registry, Workfl
 from nbconductor.engine.engine_thread import EngineThread
 from nbconductor.engine.fork import fork
 from nbconductor.engine.handle import Handle
+from nbconductor.engine.history_queries import HistoryQueries
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.lineage import Lineage
 from nbconductor.engine.payload import Payloads, check_inline_limit
 from nbconductor.engine.queues.admission import Admission
 from nbconductor.engine.queues.queue_api import Queues
 from nbconductor.engine.recovery import Recovery
-from nbconductor.engine.retention import Retention, RetentionPolicy, cutoff
+from nbconductor.engine.retention import Retention, RetentionPolicy
 from nbconductor.engine.roster import Roster
 from nbconductor.engine.runners import Runner, RunnerSet
 from nbconductor.engine.schedules.firing import Firing
@@ -51,11 +53,9 @@ from nbconductor.errors import (
     ExecutionAlreadyExists,
     ExecutionNotFound,
     StopTimedOut,
-    StoreError,
 )
 from nbconductor.storage.records import (
     EventRecord,
-    ExecutionFilter,
     ExecutionRecord,
     PruneReport,
     Status,
@@ -212,18 +212,10 @@ class Engine:
         self._recovery = Recovery(
             ledger, roster, store, registry, activations, self._tasks, payloads
         )
-        ledger.on_fault = self._on_fault
-
-    def _on_fault(self, error: BaseException, args: tuple) -> None:
-        # An error escaped a tick item (on the engine thread): park the execution it
-        # concerns, when the item names one; the engine and the others go on.
-        live = None
-        if args:
-            first = args[0]
-            key = first if isinstance(first, str) else getattr(first, "execution_id", None)
-            live = self.executions.get(key) if isinstance(key, str) else None
-        if live is not None:
-            self._activations.park(live, error, "the engine handled its timers")
+        self._queries = HistoryQueries(
+            store, roster, ledger, self._tasks, self.clock.now, self.flush
+        )
+        ledger.on_fault = activations.park_faulted
 
     # ================================================================== public API
 
@@ -264,7 +256,7 @@ class Engine:
         if not isinstance(execution_id, str) or not execution_id:
             raise ValueError(f"an execution id is a non-empty string, got {execution_id!r}")
         if id is not None:
-            existing = self._existing(execution_id)
+            existing = self.executions.workflow_of(execution_id)
             if existing == definition.name:  # idempotent start: that execution
                 return Handle(self, execution_id, existing)
             if existing is not None:
@@ -290,19 +282,6 @@ class Engine:
             lambda: self._activations.start(execution_id, definition, text, explicit=explicit)
         )
         return Handle(self, execution_id, definition.name)
-
-    def _existing(self, execution_id: str) -> str | None:
-        """The workflow name of an execution with this id, if one exists (or starts)."""
-        # In this order: the engine thread adds the live execution before it drops the
-        # accepted one, and resolves it only after the commit that stored it.
-        accepted = self.executions.accepted(execution_id)
-        if accepted is not None:
-            return accepted.workflow
-        live = self.executions.get(execution_id)
-        if live is not None:
-            return live.record.workflow
-        record = self.executions.stored(execution_id)
-        return record.workflow if record is not None else None
 
     def get(self, execution_id: str) -> Handle:
         """The handle of an existing execution.
@@ -338,15 +317,7 @@ class Engine:
         At most ``limit`` records (100 by default; ``limit=None`` for all of them),
         from ``offset`` on, so a large history is read a page at a time.
         """
-        if status is not None:
-            items = status if isinstance(status, (list, tuple, set)) else [status]
-            status = [_status(s) for s in items]
-        self.flush()
-        return self.store.list_executions(
-            ExecutionFilter(
-                status=status, workflow=name, since=since, until=until, limit=limit, offset=offset
-            )
-        )
+        return self._queries.list(status, name, since, until, limit, offset)
 
     def ping(self, timeout: float = 5.0) -> float:
         """Round trip through the engine thread; returns the seconds it took.
@@ -363,23 +334,11 @@ class Engine:
 
     def describe(self, execution_id: str) -> ExecutionRecord:
         """The execution's record as stored, with the live condition if it is open."""
-        record = self.executions.snapshot_of(execution_id)
-        if record is not None:  # may not be committed yet: it was just started
-            return record
-        record = self.executions.stored(execution_id)
-        if record is None:
-            accepted = self.executions.accepted(execution_id)
-            if accepted is not None:  # starting: the record its start will write
-                return copy.copy(accepted)
-            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
-        live = self.executions.get(execution_id)
-        if live is not None:
-            record.condition = live.condition
-        return record
+        return self.executions.describe(execution_id)
 
     def history(self, execution_id: str) -> list[EventRecord]:
         """The execution's recorded events, in order (committed ones only)."""
-        return self.store.load_history(execution_id)
+        return self._queries.history(execution_id)
 
     def sql(self, query: str, params: list[Any] | None = None):
         """A read-only SQL query over the history, as a lazy DuckDB relation.
@@ -398,8 +357,7 @@ class Engine:
         Example:
             >>> engine.sql("SELECT status, count(*) AS n FROM executions GROUP BY 1").df()
         """
-        self.flush()  # what this engine released is in the file the query reads
-        return self.store.relation(query, params)
+        return self._queries.sql(query, params)
 
     def prune(
         self,
@@ -428,14 +386,7 @@ class Engine:
         Raises:
             InvalidDuration: ``closed_before`` is neither an age nor a datetime.
         """
-        moment = cutoff(closed_before, self.clock.now())
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"limit={limit!r}: give a whole number of 1 or more, or None")
-        self.flush()  # a closed execution's row follows its result by one commit
-        report = self.store.prune(moment, dry_run=dry_run, limit=limit)
-        if not dry_run:
-            self.executions.forget_closed_before(moment)
-        return report
+        return self._queries.prune(closed_before, dry_run, limit)
 
     def status(self) -> dict:
         """Health and counts: thread alive, store, executions by state, timers, tasks.
@@ -443,27 +394,9 @@ class Engine:
         Never raises because the store failed: ``error`` says why the engine stopped
         (e.g. ENOSPC, a full disk) and ``counts`` is None when the file cannot be read.
         """
-        live = self.executions.all()
-        try:
-            self.flush()
-            counts = {s.value: n for s, n in self.store.counts_by_status().items()}
-        except StoreError:  # closed after a failure: the error says why
-            counts = None
-        return {
-            "running": self.running,
-            "error": f"{type(self.error).__name__}: {self.error}" if self.error else None,
-            "store": self.store.path,
-            "started_at": self.started_at,
-            "open_executions": len(live),
-            "waiting_for_definition": sum(
-                1 for x in live if x.condition and x.condition.startswith("waiting")
-            ),
-            "blocked": sum(1 for x in live if x.condition and x.condition.startswith("blocked")),
-            "pending_timers": sum(len(x.timers) for x in live),
-            "running_tasks": self._tasks.in_flight,
-            "faults": list(self._ledger.faults),
-            "counts": counts,
-        }
+        return self._queries.status(
+            running=self.running, error=self.error, started_at=self.started_at
+        )
 
     def subscribe(self, callback: Callable[[set[str]], None]) -> Callable[[], None]:
         """Call ``callback(changed_ids)`` on the engine thread after each commit.
@@ -674,13 +607,3 @@ class Engine:
         if definition.kind == "workflow":
             self._firing.definition_registered(definition)
         self._recovery.definition_registered(definition)
-
-
-def _status(value) -> Status:
-    if isinstance(value, Status):
-        return value
-    try:
-        return Status(str(value).lower().replace("timedout", "timed_out"))
-    except ValueError:
-        valid = ", ".join(s.value for s in Status)
-        raise ValueError(f"unknown status {value!r}; use one of: {valid}") from None

@@ -96,6 +96,39 @@ class Roster:
             return live.record
         return self._accepted.get(execution_id) or self.stored(execution_id)
 
+    def workflow_of(self, execution_id: str) -> str | None:
+        """The workflow name of an execution with this id, if one exists (or starts)."""
+        # In this order: the engine thread adds the live execution before it drops the
+        # accepted one, and resolves it only after the commit that stored it.
+        accepted = self._accepted.get(execution_id)
+        if accepted is not None:
+            return accepted.workflow
+        live = self._live.get(execution_id)
+        if live is not None:
+            return live.record.workflow
+        record = self.stored(execution_id)
+        return record.workflow if record is not None else None
+
+    def describe(self, execution_id: str) -> ExecutionRecord:
+        """The execution's record as stored, with the live condition if it is open.
+
+        Raises:
+            ExecutionNotFound: no execution has that id.
+        """
+        record = self.snapshot_of(execution_id)
+        if record is not None:  # may not be committed yet: it was just started
+            return record
+        record = self.stored(execution_id)
+        if record is None:
+            accepted = self._accepted.get(execution_id)
+            if accepted is not None:  # starting: the record its start will write
+                return copy.copy(accepted)
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        live = self._live.get(execution_id)
+        if live is not None:
+            record.condition = live.condition
+        return record
+
     def latest(self, execution_id: str) -> str:
         """The id of the latest run of ``execution_id``'s continue-as-new chain: the id
         itself unless that run continued as new (as Temporal's run-less handles)."""

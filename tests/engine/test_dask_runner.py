@@ -384,6 +384,7 @@ def test_a_killed_engine_process_is_recovered_and_its_remote_attempt_abandoned(
     request.addfinalizer(lambda: sys.modules.pop("dask_crash_flows", None))
     address = client.scheduler.address
     db, marker = tmp_path / "h.duckdb", tmp_path / "attempt-1"
+    committed = tmp_path / "committed"
     # The workers cannot import the flows' module: it travels by value, as a notebook's.
     script = (
         f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
@@ -391,10 +392,15 @@ def test_a_killed_engine_process_is_recovered_and_its_remote_attempt_abandoned(
         "cloudpickle.register_pickle_by_value(f)\n"
         f"eng = nc.Engine({str(db)!r}, runners={{'far': nc.DaskRunner({address!r})}})\n"
         f"eng.start(f.far_crash_flow, {str(marker)!r}, id='d-1')\n"
+        # An attempt may start before the batch that scheduled it is durable (pipelined
+        # commits): the kill must come after the start is in the file.
+        "eng.ping()\n"
+        f"open({str(committed)!r}, 'w').close()\n"
         "time.sleep(300)\n"
     )
     engine_process = subprocess.Popen([sys.executable, "-c", script])
     try:
+        wait_for(committed.exists, timeout=60, what="the start to be committed")
         wait_for(marker.exists, timeout=60, what="the attempt to start on a worker")
         first_pid = int(marker.read_text())
     finally:

@@ -1,6 +1,13 @@
 """The DuckDB history store: one file per notebook, one writer process at a time.
 
-This is the only module of nbconductor that imports duckdb.
+This is the only module of nbconductor that imports duckdb: it holds the connections
+(opening, the group commit, reader cursors, closing) and runs every statement. What
+the statements are lives beside it, in modules that take a cursor or a callable:
+:mod:`~nbconductor.storage.duckdb.history_reads` (the read queries),
+:mod:`~nbconductor.storage.duckdb.pruning` (a prune, batch by batch),
+:mod:`~nbconductor.storage.duckdb.payload_tables` (stored values),
+:mod:`~nbconductor.storage.duckdb.user_query` (what a user's SQL may read) and
+:mod:`~nbconductor.storage.duckdb.sql` (SQL text and row conversions).
 
 Tables (see :mod:`nbconductor.storage.duckdb.schema`):
 
@@ -27,44 +34,26 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from nbconductor.errors import NotAHistoryFile, StoreError
-from nbconductor.storage.duckdb import history_file, parquet_export, payload_tables, schema
+from nbconductor.storage.duckdb import history_file, parquet_export, payload_tables, pruning, schema
 from nbconductor.storage.duckdb import sql as duckdb_sql
+from nbconductor.storage.duckdb.history_reads import HistoryReads
 from nbconductor.storage.duckdb.relation import HistoryRelation
-from nbconductor.storage.duckdb.user_query import check_user_query
-from nbconductor.storage.records import (
-    Batch,
-    DefinitionRecord,
-    EventRecord,
-    ExecutionFilter,
-    ExecutionRecord,
-    PruneReport,
-    QueueRecord,
-    ScheduleRecord,
-    Status,
-    TimerCounts,
-)
-from nbconductor.storage.retention import prunable
+from nbconductor.storage.duckdb.user_query import check_user_statement
+from nbconductor.storage.records import Batch, PruneReport
 from nbconductor.storage.values import StoredValue
 
 __all__ = ("DuckDBStore",)
 
-#: Executions deleted per transaction by :meth:`DuckDBStore.prune`.
-PRUNE_BATCH = 100
-_REPORTED_IDS = 20
-
-_UTC = UTC
-_READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 # A concurrent store of the same value: a catalog write-write conflict on its table, or
 # the second insert of its key.
 _PAYLOAD_CONFLICT = (duckdb.TransactionException, duckdb.ConstraintException)
@@ -83,8 +72,12 @@ _NO_AUTOLOAD = {"autoinstall_known_extensions": False, "autoload_known_extension
 _WRITER_SETTINGS = {"threads": 1, "memory_limit": "128MB", "checkpoint_threshold": "4MB"}
 
 
-class DuckDBStore:
+class DuckDBStore(HistoryReads):
     """A history store in a DuckDB file.
+
+    The read queries are in :class:`~nbconductor.storage.duckdb.history_reads.HistoryReads`;
+    this class owns the connections: opening, group commit, stored values, user SQL,
+    pruning and closing.
 
     Args:
         path: The history file; created (with a private parent directory) if missing.
@@ -243,13 +236,17 @@ class DuckDBStore:
             except BaseException as exc:
                 self._drop_appenders()
                 if isinstance(exc, (duckdb.Error, StoreError)):
-                    if history_file.is_disk_full(exc):
-                        raise StoreError(history_file.disk_full_message(self.path)) from exc
-                    raise StoreError(
-                        f"commit to {self.path} failed and was rolled back: {exc}"
+                    raise self._write_error(
+                        exc, f"commit to {self.path} failed and was rolled back"
                     ) from exc
                 raise
             self._secure_wal()
+
+    def _write_error(self, exc: BaseException, failed: str) -> StoreError:
+        """The StoreError to raise for a failed write: a full disk says so and what to do."""
+        if history_file.is_disk_full(exc):
+            return StoreError(history_file.disk_full_message(self.path))
+        return StoreError(f"{failed}: {exc}")
 
     def _drop_appenders(self) -> None:
         # A failed append may leave rows buffered in its appender: empty and drop them
@@ -299,9 +296,7 @@ class DuckDBStore:
             try:
                 wrote = payload_tables.put(cursor, stored, _PAYLOAD_CONFLICT)
             except duckdb.Error as exc:
-                if history_file.is_disk_full(exc):
-                    raise StoreError(history_file.disk_full_message(self.path)) from exc
-                raise StoreError(f"storing a value in {self.path} failed: {exc}") from exc
+                raise self._write_error(exc, f"storing a value in {self.path} failed") from exc
         self._secure_wal()
         return wrote
 
@@ -372,151 +367,6 @@ class DuckDBStore:
             except duckdb.Error as exc:
                 raise history_file.read_error(exc, self.path) from exc
 
-    def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        """The execution with this id, or None."""
-        rows = self._query(
-            f"SELECT {duckdb_sql.EXECUTION_COLUMNS} FROM executions WHERE id = ?", [execution_id]
-        )
-        return duckdb_sql.execution_row(rows[0]) if rows else None
-
-    def list_executions(self, filter: ExecutionFilter | None = None) -> list[ExecutionRecord]:
-        """Executions matching the filter, in its order (newest first by default), paged
-        by its limit and offset.
-
-        Raises:
-            ValueError: the filter's ``sort`` is not one of ``SORT_KEYS``.
-        """
-        f = filter or ExecutionFilter()
-        where, params = duckdb_sql.where(f)
-        order, order_params = duckdb_sql.order_by(f)
-        params.extend(order_params)
-        query = f"SELECT {duckdb_sql.EXECUTION_COLUMNS} FROM executions{where}{order}"
-        if f.limit is not None:
-            query += " LIMIT ?"
-            params.append(max(f.limit, 0))
-        if f.offset:
-            query += " OFFSET ?"
-            params.append(max(f.offset, 0))
-        return [duckdb_sql.execution_row(row) for row in self._query(query, params)]
-
-    def count_executions(self, filter: ExecutionFilter | None = None) -> int:
-        """How many executions match the filter (limit/offset ignored)."""
-        where, params = duckdb_sql.where(filter or ExecutionFilter())
-        return self._query(f"SELECT count(*) FROM executions{where}", params)[0][0]
-
-    def open_executions(self) -> list[ExecutionRecord]:
-        """Every execution whose status is Running, oldest first."""
-        return self.list_executions(ExecutionFilter(status=[Status.RUNNING], newest_first=False))
-
-    def load_history(self, execution_id: str, after_seq: int = 0) -> list[EventRecord]:
-        """The execution's events with seq > after_seq, in seq order."""
-        rows = self._query(
-            f"SELECT {duckdb_sql.EVENT_COLUMNS} FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq",
-            [execution_id, after_seq],
-        )
-        return [duckdb_sql.event_row(row) for row in rows]
-
-    def histories(self, execution_ids: list[str]) -> dict[str, list[EventRecord]]:
-        """Histories of several executions in one read (used by recovery)."""
-        out: dict[str, list[EventRecord]] = {i: [] for i in execution_ids}
-        if not out:
-            self._check_open()
-            return out
-        rows = self._query(
-            f"SELECT {duckdb_sql.EVENT_COLUMNS} FROM events WHERE execution_id IN "
-            "(SELECT unnest($1::VARCHAR[])) ORDER BY execution_id, seq",
-            [list(out)],
-        )
-        for row in rows:
-            out[row[0]].append(duckdb_sql.event_row(row))
-        return out
-
-    def counts_by_status(self) -> dict[Status, int]:
-        """Number of executions per status (statuses with none are left out)."""
-        rows = self._query("SELECT status, count(*) FROM executions GROUP BY status")
-        return {duckdb_sql.STATUSES[status]: n for status, n in rows}
-
-    def definitions(self, name: str | None = None) -> list[DefinitionRecord]:
-        """Recorded definition versions, oldest first."""
-        where, params = ("", []) if name is None else (" WHERE name = ?", [name])
-        rows = self._query(
-            "SELECT name, kind, version, source, registered_at FROM definitions"
-            f"{where} ORDER BY registered_at, rowid",
-            params,
-        )
-        return [DefinitionRecord(n, k, v, s, at.replace(tzinfo=_UTC)) for n, k, v, s, at in rows]
-
-    def schedules(self) -> list[ScheduleRecord]:
-        """Every stored schedule, by id."""
-        rows = self._query(f"SELECT {duckdb_sql.SCHEDULE_COLUMNS} FROM schedules ORDER BY id")
-        return [duckdb_sql.schedule_row(row) for row in rows]
-
-    def workflow_names(self) -> list[str]:
-        """The names of the workflows that have executions, sorted."""
-        return [
-            name for (name,) in self._query("SELECT DISTINCT workflow FROM executions ORDER BY 1")
-        ]
-
-    def created_span(
-        self, filter: ExecutionFilter | None = None
-    ) -> tuple[datetime, datetime] | None:
-        """The earliest and the latest start of the matching executions (None if none match)."""
-        where, params = duckdb_sql.where(filter or ExecutionFilter())
-        ((low, high),) = self._query(
-            f"SELECT min(created_at), max(created_at) FROM executions{where}", params
-        )
-        return None if low is None else (duckdb_sql.utc(low), duckdb_sql.utc(high))
-
-    def counts_over_time(
-        self, width: float, filter: ExecutionFilter | None = None
-    ) -> dict[datetime, dict[Status, int]]:
-        """Matching executions counted by status per bucket of ``width`` seconds of start time.
-
-        Buckets are keyed by their start (UTC, a multiple of ``width`` since the epoch),
-        in time order; buckets with no execution are left out.
-
-        Raises:
-            ValueError: ``width`` is not positive.
-        """
-        if not width > 0:
-            raise ValueError(f"a bucket width must be a positive number of seconds, not {width!r}")
-        where, params = duckdb_sql.where(filter or ExecutionFilter())
-        rows = self._query(
-            "SELECT CAST(floor(epoch(created_at) / ?) AS BIGINT) AS bucket, status, count(*) "
-            f"FROM executions{where} GROUP BY 1, 2 ORDER BY 1, 2",
-            [width, *params],
-        )
-        out: dict[datetime, dict[Status, int]] = {}
-        for bucket, status, n in rows:
-            start = datetime.fromtimestamp(bucket * width, _UTC)
-            out.setdefault(start, {})[duckdb_sql.STATUSES[status]] = n
-        return out
-
-    def queues(self) -> list[QueueRecord]:
-        """Every stored task queue, by name."""
-        rows = self._query(f"SELECT {duckdb_sql.QUEUE_COLUMNS} FROM queues ORDER BY name")
-        return [duckdb_sql.queue_row(row) for row in rows]
-
-    def queue_starts(self, queue: str, since: datetime) -> list[datetime]:
-        """When the ended attempts of ``queue``'s tasks started, at or after ``since``."""
-        since = since if since.tzinfo else since.replace(tzinfo=_UTC)
-        rows = self._query(duckdb_sql.QUEUE_STARTS, [duckdb_sql.db_time(since), queue])
-        starts = []
-        for (text,) in rows:
-            started = datetime.fromisoformat(text)
-            started = started if started.tzinfo else started.replace(tzinfo=_UTC)
-            if started >= since:
-                starts.append(started)
-        return sorted(starts)
-
-    def pending_timers(self, now: datetime | None = None) -> TimerCounts:
-        """Timers of running executions that have neither fired nor been cancelled, and how
-        many of them are due at ``now`` (the current time when None)."""
-        now = now or datetime.now(_UTC)
-        at = (now if now.tzinfo else now.replace(tzinfo=_UTC)).timestamp()  # naive: UTC
-        ((pending, due),) = self._query(duckdb_sql.PENDING_TIMERS, [at])
-        return TimerCounts(int(pending), int(due))
-
     def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
         """Write ``<table>.parquet`` for each history table into ``directory``, from one
         consistent snapshot (see :mod:`nbconductor.storage.duckdb.parquet_export`).
@@ -548,7 +398,7 @@ class DuckDBStore:
             >>> columns, rows = store.sql("SELECT status, count(*) FROM executions GROUP BY 1")
         """
         with self._cursor() as cursor:
-            query = _check_user_statement(cursor, query)
+            query = self._user_statement(cursor, query)
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 cursor.execute(query, params)
@@ -578,7 +428,7 @@ class DuckDBStore:
             self._check_open()
             cursor = self._root.cursor()
         try:
-            query = _check_user_statement(cursor, query)
+            query = self._user_statement(cursor, query)
             return HistoryRelation(cursor.sql(query, params=params))
         except duckdb.Error as exc:
             cursor.close()
@@ -586,6 +436,13 @@ class DuckDBStore:
         except BaseException:
             cursor.close()
             raise
+
+    def _user_statement(self, cursor: Any, query: str) -> str:
+        try:
+            statements = cursor.extract_statements(query)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot run this query: {exc}") from exc
+        return check_user_statement(cursor, query, statements)
 
     # -- pruning ------------------------------------------------------------------------
 
@@ -595,12 +452,12 @@ class DuckDBStore:
         *,
         dry_run: bool = False,
         limit: int | None = None,
-        batch: int = PRUNE_BATCH,
+        batch: int = pruning.PRUNE_BATCH,
         reclaim: bool = True,
     ) -> PruneReport:
         """Delete closed executions (closed before ``closed_before``) with their events,
         whole families at a time (see :mod:`nbconductor.storage.retention`), and give
-        the space back to the file.
+        the space back to the file (see :mod:`nbconductor.storage.duckdb.pruning`).
 
         Deletes run in transactions of about ``batch`` executions; the writer lock is
         released between them, so an engine's commits wait for one batch at most
@@ -616,42 +473,20 @@ class DuckDBStore:
             batch: executions per transaction.
             reclaim: checkpoint afterwards.
         """
-        started = time.perf_counter()
         if self.read_only and not dry_run:
             raise StoreError(f"{self.path} is open read-only; pruning writes the file")
-        cutoff = closed_before if closed_before.tzinfo else closed_before.replace(tzinfo=_UTC)
-        report = PruneReport(closed_before=cutoff, dry_run=dry_run)
-        report.bytes_before = self._file_bytes()
-        # Read outside the writer lock: a due family is closed and can gain no member
-        # (a closed execution starts nothing; a continue-as-new run is created in the
-        # transaction that closes the previous one), so the choice stays valid.
-        rows = self._query(duckdb_sql.PRUNE_CANDIDATES, [duckdb_sql.db_time(cutoff)])
-        family = [
-            (id_, duckdb_sql.STATUSES[status], duckdb_sql.utc(closed), parent_id, origin_id)
-            for id_, status, closed, parent_id, origin_id in rows
-        ]
-        doomed, report.kept = prunable(family, cutoff, limit)
-        report.ids = doomed[:_REPORTED_IDS]
-        report.executions = len(doomed)
-        if dry_run:
-            if doomed:
-                ((report.events,),) = self._query(
-                    "SELECT count(*) FROM events WHERE execution_id IN "
-                    "(SELECT unnest($1::VARCHAR[]))",
-                    [doomed],
-                )
-            report.bytes_after = report.bytes_before
-            report.seconds = time.perf_counter() - started
-            return report
-        for first in range(0, len(doomed), max(1, batch)):
-            report.events += self._delete(doomed[first : first + max(1, batch)])
-        if doomed:
-            report.payloads = self._collect_unreferenced_payloads()
-            if reclaim:
-                self._checkpoint()
-        report.bytes_after = self._file_bytes()
-        report.seconds = time.perf_counter() - started
-        return report
+        return pruning.prune(
+            closed_before,
+            dry_run=dry_run,
+            limit=limit,
+            batch=batch,
+            reclaim=reclaim,
+            query=self._query,
+            delete=self._delete,
+            collect_payloads=self._collect_unreferenced_payloads,
+            checkpoint=self._checkpoint,
+            file_bytes=self._file_bytes,
+        )
 
     def _delete(self, ids: list[str]) -> int:
         """Delete these executions and their events in one transaction; the event count."""
@@ -675,9 +510,9 @@ class DuckDBStore:
                         con.rollback()
                     raise
             except duckdb.Error as exc:
-                if history_file.is_disk_full(exc):
-                    raise StoreError(history_file.disk_full_message(self.path)) from exc
-                raise StoreError(f"pruning {self.path} failed and was rolled back: {exc}") from exc
+                raise self._write_error(
+                    exc, f"pruning {self.path} failed and was rolled back"
+                ) from exc
             self._secure_wal()
         return int(events)
 
@@ -749,25 +584,3 @@ class DuckDBStore:
         mode = ", read_only=True" if self.read_only else ""
         state = " (closed)" if self._closed else ""
         return f"DuckDBStore({self.path!r}{mode}){state}"
-
-
-def _check_user_statement(cursor: Any, query: str) -> str:
-    """Refuse anything but one statement that reads the history tables; the query to
-    run, with ``result(...)``/``payload(...)`` expanded to the stored tables they name."""
-    try:
-        statements = cursor.extract_statements(query)
-    except duckdb.Error as exc:
-        raise StoreError(f"cannot run this query: {exc}") from exc
-    if len(statements) != 1:
-        raise StoreError(
-            f"give exactly one SQL statement (got {len(statements)}); run them one by one"
-        )
-    kind = statements[0].type
-    if kind not in _READ_ONLY_STATEMENTS:
-        raise StoreError(
-            f"only queries that read are allowed here, not {kind.name}; history "
-            "is written by the engine alone"
-        )
-    query = payload_tables.expand_user_functions(cursor, query)
-    check_user_query(cursor, query)
-    return query

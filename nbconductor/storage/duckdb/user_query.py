@@ -12,8 +12,13 @@ import re
 from typing import Any
 
 from nbconductor.errors import StoreError
+from nbconductor.storage.duckdb import payload_tables
 
-__all__ = ("check_user_query",)
+__all__ = ("check_user_query", "check_user_statement")
+
+# Statement kinds that only read (DuckDB's StatementType names); DESCRIBE, SHOW and
+# SUMMARIZE parse as SELECT.
+_READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 # What a user query may read besides the tables and views of the file: generators and
 # DuckDB's catalog functions. Files, URLs, other databases, Python variables and
@@ -25,6 +30,27 @@ _USER_TABLE_FUNCTIONS = frozenset(
 )
 _USER_DENIED_FUNCTIONS = frozenset({"getenv", "getvariable", "current_setting"})
 _EXPLAIN = re.compile(r"^\s*explain(\s+analyze)?\s+", re.IGNORECASE)
+
+
+def check_user_statement(cursor: Any, query: str, statements: list[Any]) -> str:
+    """Refuse anything but one statement that reads the history tables; the query to
+    run, with ``result(...)``/``payload(...)`` expanded to the stored tables they name.
+
+    ``statements`` is DuckDB's parse of ``query`` (``cursor.extract_statements``).
+    """
+    if len(statements) != 1:
+        raise StoreError(
+            f"give exactly one SQL statement (got {len(statements)}); run them one by one"
+        )
+    kind = statements[0].type
+    if kind.name not in _READ_ONLY_STATEMENTS:
+        raise StoreError(
+            f"only queries that read are allowed here, not {kind.name}; history "
+            "is written by the engine alone"
+        )
+    query = payload_tables.expand_user_functions(cursor, query)
+    check_user_query(cursor, query)
+    return query
 
 
 def check_user_query(cursor: Any, query: str) -> None:
