@@ -8,18 +8,13 @@ the crash.
 from __future__ import annotations
 
 import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pl_payload_workflows as wf
 import pytest
+from child_process import kill_when_ready
 
 import nbconductor as nc
 from nbconductor.engine.engine import Engine
@@ -27,8 +22,6 @@ from nbconductor.errors import StoreError
 from nbconductor.storage.lazy_value import LazyValue
 from nbconductor.storage.records import EventKind
 from nbconductor.testing import wait_for
-
-HERE = Path(__file__).resolve().parent
 
 
 @nc.task(name="pl_pass_on")
@@ -168,35 +161,8 @@ def test_pl_a_process_runner_task_receives_and_returns_a_frame(engine):
 def test_pl_sigkill_after_make_resumes_without_running_make_again(tmp_path):
     db = tmp_path / "history.duckdb"
     log = tmp_path / "make.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-        "PL_MAKE_LOG": str(log),
-    }
-    errors = tmp_path / "child.stderr"
-    with errors.open("w") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, str(HERE / "pl_payload_child.py"), str(db), "20000"],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env=env,
-        )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in child.stdout], daemon=True)
-    reader.start()
-    try:
-        try:
-            ready = lines.get(timeout=90).strip()
-        except queue.Empty:
-            ready = "nothing"
-        assert ready == "READY", errors.read_text()
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-        reader.join(10)
-        child.stdout.close()
-    assert child.returncode == -signal.SIGKILL
+    env = {"PL_MAKE_LOG": str(log)}
+    kill_when_ready("pl_payload_child.py", [str(db), "20000"], tmp_path / "child.stderr", env, 90)
     os.environ["PL_MAKE_LOG"] = str(log)
     try:
         with Engine(db, make_default=False) as engine:

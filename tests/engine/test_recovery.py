@@ -6,23 +6,16 @@ workflow used is the committed one, and no workflow completes twice.
 
 from __future__ import annotations
 
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
 import recovery_workflows as wf
+from child_process import kill_when_ready
 
 from nbconductor.engine.engine import Engine
 from nbconductor.engine.payload import payload_field, read_data
 from nbconductor.storage.records import EventKind
 from nbconductor.testing import wait_for
-
-HERE = Path(__file__).parent
 
 
 @pytest.fixture
@@ -52,35 +45,11 @@ def check_finished_once(engine: Engine, execution_id: str, result: list[str]) ->
 
 def kill_child_at(db: Path, point: str, pause: float, log: Path) -> None:
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         "RECOVERY_LOG": str(log),
         "RECOVERY_BLOCK_AT": "2" if point == "during_task" else "",
     }
-    errors = log.with_suffix(".stderr")
-    with errors.open("w") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, str(HERE / "recovery_child.py"), str(db), point, str(pause)],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env=env,
-        )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in child.stdout], daemon=True)
-    reader.start()
-    try:
-        try:
-            ready = lines.get(timeout=60).strip()
-        except queue.Empty:
-            ready = "nothing"
-        assert ready == "READY", errors.read_text()
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-        reader.join(10)
-        child.stdout.close()
-    assert child.returncode == -signal.SIGKILL
+    args = [str(db), point, str(pause)]
+    kill_when_ready("recovery_child.py", args, log.with_suffix(".stderr"), env)
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import queue
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import heartbeat_workflows as hbw
 import pytest
+from child_process import kill_when_ready
 
 import nbconductor as nc
 from nbconductor.engine.engine import Engine
@@ -26,8 +22,6 @@ from nbconductor.storage.records import EventKind
 from nbconductor.testing import replay, wait_for
 from nbconductor.widgets.execution_html import render
 from nbconductor.widgets.execution_snapshot import ExecutionReader
-
-HERE = Path(__file__).parent
 
 
 def of_kind(history, kind: EventKind) -> list:
@@ -87,34 +81,7 @@ def hb_record_rows_without_timeout() -> None:
 
 
 def kill_child_when_recorded(db: Path, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    errors = tmp_path / "child.stderr"
-    with errors.open("w") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, str(HERE / "heartbeat_child.py"), str(db)],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env=env,
-        )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in child.stdout], daemon=True)
-    reader.start()
-    try:
-        try:
-            ready = lines.get(timeout=60).strip()
-        except queue.Empty:
-            ready = "nothing"
-        assert ready == "READY", errors.read_text()
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-        reader.join(10)
-        child.stdout.close()
-    assert child.returncode == -signal.SIGKILL
+    kill_when_ready("heartbeat_child.py", [str(db)], tmp_path / "child.stderr")
 
 
 def test_a_running_attempts_checkpoint_and_output_survive_a_crash(tmp_path):
