@@ -261,29 +261,24 @@ def expand_user_functions(cursor: Any, query: str) -> str:
 
 
 def _replace(cursor: Any, node: Any) -> bool:
-    changed = False
+    """Swap each call of a user function in the parsed query for its table, in place."""
     if isinstance(node, dict):
-        for key, value in node.items():
-            if (
-                isinstance(value, dict)
-                and value.get("type") == "TABLE_FUNCTION"
-                and value["function"].get("function_name", "").lower() in _USER_FUNCTIONS
-            ):
-                node[key] = _base_table(cursor, value)
-                changed = True
-            else:
-                changed = _replace(cursor, value) or changed
+        slots = list(node.items())
     elif isinstance(node, list):
-        for i, value in enumerate(node):
-            if (
-                isinstance(value, dict)
-                and value.get("type") == "TABLE_FUNCTION"
-                and value["function"].get("function_name", "").lower() in _USER_FUNCTIONS
-            ):
-                node[i] = _base_table(cursor, value)
-                changed = True
-            else:
-                changed = _replace(cursor, value) or changed
+        slots = list(enumerate(node))
+    else:
+        return False
+    changed = False
+    for key, value in slots:
+        if (
+            isinstance(value, dict)
+            and value.get("type") == "TABLE_FUNCTION"
+            and value["function"].get("function_name", "").lower() in _USER_FUNCTIONS
+        ):
+            node[key] = _base_table(cursor, value)
+            changed = True
+        else:
+            changed = _replace(cursor, value) or changed
     return changed
 
 
