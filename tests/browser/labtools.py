@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 #: Screenshots of failing tests and the latency report.
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -115,6 +116,18 @@ def shoot(page, target, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for theme, suffix in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
         _set_theme(page, theme)
-        target.scroll_into_view_if_needed()
-        target.screenshot(path=str(ARTIFACTS / f"{name}-{suffix}.png"))
+        _screenshot(target, ARTIFACTS / f"{name}-{suffix}.png")
     _set_theme(page, "JupyterLab Light")
+
+
+def _screenshot(target, path: Path, attempts: int = 5) -> None:
+    """A live view re-renders its HTML as the execution changes, so the element the
+    locator found may be replaced before the picture is taken: find it again."""
+    for attempt in range(attempts):
+        try:
+            target.scroll_into_view_if_needed()
+            target.screenshot(path=str(path))
+            return
+        except PlaywrightError as exc:
+            if "not attached to the DOM" not in str(exc) or attempt == attempts - 1:
+                raise
