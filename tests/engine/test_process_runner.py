@@ -437,3 +437,30 @@ def test_task_info_in_a_child_process_says_who_the_attempt_is(eng):
     assert info["task"] == "checkpoints_in_a_child" and info["attempt"] == 2
     assert info["resumed_from"] == {"done": 3}
     assert info["scheduled"] and info["started"]
+
+
+def test_a_child_killed_from_several_threads_at_once_is_killed_once():
+    # An abandoned attempt's stop timer and the slot that saw its child die both kill
+    # the child; closing its socket twice raised EBADF in the timer thread (seen in
+    # CI) and could close an fd number already handed to someone else.
+    from nbconductor.engine.runners.process import _ChildProcess
+
+    for _ in range(20):
+        child = _ChildProcess()
+        start = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def kill(child=child, start=start, errors=errors) -> None:
+            start.wait()
+            try:
+                child.kill()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=kill) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        assert child.process.poll() is not None and child.conn.closed

@@ -88,6 +88,8 @@ class _ChildProcess:
         self.pid = self.process.pid
         self.conn = Connection(ours.detach())
         self.send_lock = threading.Lock()
+        self._kill_lock = threading.Lock()
+        self._killed = False
         self.running: tuple[int, Attempt] | None = None
         self.send(("init", list(sys.path)))
 
@@ -96,11 +98,18 @@ class _ChildProcess:
             self.conn.send(message)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=2)  # reaped: no zombie left behind
-        self.conn.close()
+        """Kill the child and close its socket, once: an abandoned attempt's stop timer
+        and the slot that saw the child die may both get here. Closing the socket twice
+        would close an fd number another thread may have been given meanwhile."""
+        with self._kill_lock:
+            if self._killed:
+                return
+            self._killed = True
+            if self.process.poll() is None:
+                self.process.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=2)  # reaped: no zombie left behind
+            self.conn.close()
 
     def run(self, attempt: Attempt, events: AttemptEvents) -> Outcome:
         """Run one attempt in this child and wait for its outcome (or its death)."""
