@@ -37,7 +37,6 @@ import dataclasses
 import decimal
 import enum
 import importlib
-import io
 import json
 import math
 import pickle
@@ -48,6 +47,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from nbconductor.errors import PayloadError
+from nbconductor.storage import inline_frames
 from nbconductor.storage.lazy_value import LazyValue, unwrap
 from nbconductor.storage.values import REF_TAG, describe_ref
 
@@ -307,9 +307,9 @@ class _Encoder:
             ref = self.captured(value, path)
             if ref is not None:
                 return ref
-        frame = _encode_frame(value)
+        frame = inline_frames.encode(value)
         if frame is not None:
-            return frame
+            return _tagged(*frame)
         if self.allow_pickle:
             try:
                 data = pickle.dumps(value, protocol=pickle.DEFAULT_PROTOCOL)
@@ -381,50 +381,6 @@ def _zone(value: datetime | time) -> dict[str, Any]:
     if value.fold:
         extra["fold"] = 1
     return extra
-
-
-def _encode_frame(value: Any) -> dict[str, Any] | None:
-    """Tagged form of a pandas/polars DataFrame or pyarrow Table, or None.
-
-    The libraries are looked up in ``sys.modules`` only: a value cannot be one of their
-    objects unless the library was already imported, so this never imports them.
-    """
-    module = type(value).__module__.partition(".")[0]
-    if module == "pandas":
-        pd = sys.modules["pandas"]
-        if isinstance(value, pd.DataFrame):
-            pa = _import_optional("pyarrow", "store pandas DataFrames")
-            return _tagged("pandas", _b64(_arrow_ipc(pa, pa.Table.from_pandas(value))))
-    elif module == "polars":
-        pl = sys.modules["polars"]
-        if isinstance(value, pl.DataFrame):
-            return _tagged("polars", _b64(value.write_ipc(None).getvalue()))
-    elif module == "pyarrow":
-        pa = sys.modules["pyarrow"]
-        if isinstance(value, pa.Table):
-            return _tagged("arrow", _b64(_arrow_ipc(pa, value)))
-    return None
-
-
-def _arrow_ipc(pa: Any, table: Any) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _read_arrow_ipc(pa: Any, data: bytes) -> Any:
-    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-        return reader.read_all()
-
-
-def _import_optional(name: str, purpose: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise PayloadError(
-            f"{name} is needed to {purpose}; install it (pip install {name})"
-        ) from exc
 
 
 # --- decoding --------------------------------------------------------------------------
@@ -570,19 +526,6 @@ def _decode_dataclass(v: Any, obj: dict[str, Any]) -> Any:
     return value
 
 
-def _decode_frame(kind: str) -> Any:
-    def decode_it(v: str, obj: dict[str, Any]) -> Any:
-        data = base64.b64decode(v)
-        if kind == "polars":
-            pl = _import_optional("polars", "read a stored polars DataFrame")
-            return pl.read_ipc(io.BytesIO(data))
-        pa = _import_optional("pyarrow", f"read a stored {kind} table")
-        table = _read_arrow_ipc(pa, data)
-        return table.to_pandas() if kind == "pandas" else table
-
-    return decode_it
-
-
 _DECODERS: dict[str, Any] = {
     "float": lambda v, obj: float(v),
     "tuple": lambda v, obj: tuple(v),
@@ -599,7 +542,7 @@ _DECODERS: dict[str, Any] = {
     "bytearray": lambda v, obj: bytearray(base64.b64decode(v)),
     "enum": _decode_enum,
     "dataclass": _decode_dataclass,
-    "pandas": _decode_frame("pandas"),
-    "polars": _decode_frame("polars"),
-    "arrow": _decode_frame("arrow"),
+    "pandas": inline_frames.decoder("pandas"),
+    "polars": inline_frames.decoder("polars"),
+    "arrow": inline_frames.decoder("arrow"),
 }
