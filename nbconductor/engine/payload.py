@@ -18,6 +18,7 @@ import sys
 import threading
 from typing import Any
 
+from nbconductor.engine.arguments import check_call
 from nbconductor.errors import PayloadError, PayloadNotStored, StoreError
 from nbconductor.storage import codec
 from nbconductor.storage.lazy_value import LazyValue
@@ -32,6 +33,9 @@ _CLASSES = {
     "batch": ("pyarrow", "RecordBatch"),
     "numpy": ("numpy", "ndarray"),
 }
+
+
+_SCALARS = (str, int, float, bool)
 
 
 def check_inline_limit(limit: Any) -> None:
@@ -167,10 +171,7 @@ class Payloads:
             TypeError: the arguments do not fit (``"task fetch(): missing ..."``).
             PayloadError: an argument cannot be stored (naming the argument).
         """
-        try:
-            signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{what}(): {exc}") from None
+        check_call(signature, args, kwargs, what)
         return self.encode_input(args, kwargs, what=what, signature=signature)
 
     def decode_input(self, text: str, *, lazy: bool = False) -> tuple[tuple, dict]:
@@ -196,6 +197,9 @@ class Payloads:
         """Decode an embedded payload field of event data (None when absent)."""
         if key not in data:
             return None
+        value = data[key]
+        if value is None or type(value) in _SCALARS:
+            return value  # nothing the codec tagged: skip writing and parsing it again
         text = json.dumps(data[key], separators=(",", ":"))
         return codec.decode(text, allow_pickle=self.allow_pickle, load=self._loader(lazy))
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from nbconductor.engine import payload
+from nbconductor.engine.arguments import check_call
 from nbconductor.engine.command import (
     CANCEL,
     CANCEL_CHILD,
@@ -192,16 +193,17 @@ class WorkflowRuntime(WorkflowContext):
 
     def match(self, event: EventRecord, version: str | None = None) -> None:
         """Replay: the next command the code issued must be the one ``event`` recorded."""
-        expected = describe_event(event)
         if not self.pending:
-            raise self._mismatch(event, expected, "nothing (the code issued no such command)")
+            raise self._mismatch(
+                event, describe_event(event), "nothing (the code issued no such command)"
+            )
         command = self.pending.popleft()
         if (
             RECORDED_AS[command.kind] is not event.kind
             or command.id != event.command
             or (command.name or None) != (event.name or None)
         ):
-            raise self._mismatch(event, expected, command.describe())
+            raise self._mismatch(event, describe_event(event), command.describe())
 
     def _mismatch(self, event: EventRecord, expected: str, got: str) -> NonDeterminismError:
         recorded = getattr(self, "recorded_version", None) or "?"
@@ -234,10 +236,7 @@ class WorkflowRuntime(WorkflowContext):
         command the history holds: its recorded event has them, and matching compares
         kind, id and name only, so large arguments are neither encoded nor hashed."""
         if self.replaying and self._next_id <= self.max_recorded_command:
-            try:
-                signature.bind(*args, **kwargs)
-            except TypeError as exc:
-                raise TypeError(f"{what}(): {exc}") from None
+            check_call(signature, args, kwargs, what)
             return None
         return self.payloads.encode_call(signature, args, kwargs, what=what)
 
