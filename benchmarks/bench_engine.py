@@ -14,6 +14,8 @@ definition does not allow, and its result checked:
 - W5: seconds from process start (before the interpreter runs) to a resumed
   workflow that had completed n tasks being done (n = 100, 1,000, 10,000).
 - idle CPU over 10 s, and the RSS of an engine over 10,000 closed executions.
+- the floor under W1 and W4: one store commit of two events (what a signal that ends
+  its workflow commits), measured the same way, so that W4 can be read against it.
 
 The package and this module are compiled to bytecode first, as installing a package
 does: with PYTHONDONTWRITEBYTECODE set (as in some environments), every fresh process
@@ -171,6 +173,30 @@ def w5(db: Path, n: str) -> dict:
     return {"done_at": time.time()}
 
 
+def commit_floor(db: Path) -> dict:
+    from datetime import UTC, datetime
+
+    from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
+    from nbconductor.storage.records import Batch, EventKind, EventRecord
+
+    store = DuckDBStore(db)
+    samples = []
+    for i in range(300):
+        now = datetime.now(UTC)
+        batch = Batch(
+            events=[
+                EventRecord(f"f{i}", 2, EventKind.SIGNAL_RECEIVED, now, None, "go", None, '{"payload":"v"}'),
+                EventRecord(f"f{i}", 3, EventKind.EXECUTION_COMPLETED, now, data='{"result":"v"}'),
+            ]
+        )  # fmt: skip
+        t = time.perf_counter()
+        store.commit(batch)
+        samples.append((time.perf_counter() - t) * 1000)
+    assert len(store.load_history("f299")) == 2
+    store.close()
+    return {"value": statistics.median(samples)}
+
+
 def idle_cpu(db: Path) -> dict:
     with nc.Engine(db) as eng:
         assert eng.start(bench_sequential, 5).result(60) == 10
@@ -211,6 +237,7 @@ ONE = {
     "W4": w4,
     "W5-prepare": w5_prepare,
     "W5": w5,
+    "floor": commit_floor,
     "idle": idle_cpu,
     "rss-prepare": rss_prepare,
     "rss": rss_closed,
@@ -257,6 +284,7 @@ PLAN = [
     ("W3", (None,), "W3 s for gather of 200", "s", "<= 0.25"),
     ("W4", (None,), "W4 signal round trip median", "ms", "<= 1.5"),
     ("W5", ("100", "1000", "10000"), "W5 s process start to done", "s", "<= 0.9 (n=10000)"),
+    ("floor", (None,), "floor: store commit of 2 events", "ms", "(W4 pays one)"),
     ("idle", (None,), "idle CPU s over 10 s", "s", "~ 0"),
     ("rss", (None,), "RSS MB, engine on 10,000 closed", "MB", "<= 80"),
 ]
