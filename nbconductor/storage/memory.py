@@ -316,11 +316,14 @@ class MemoryStore:
             self._check()
             return self._delete_unreferenced(dry_run, older_than)
 
-    def _delete_unreferenced(self, dry_run: bool, older_than: float = 600.0) -> dict[str, int]:
-        # Under the lock.
-        texts = [e.data for events in self._events.values() for e in events]
+    def _delete_unreferenced(
+        self, dry_run: bool, older_than: float = 600.0, without: frozenset[str] = frozenset()
+    ) -> dict[str, int]:
+        # Under the lock. ``without``: count as if these executions were gone (dry run).
+        texts = [e.data for i, events in self._events.items() if i not in without for e in events]
         for rec in self._executions.values():
-            texts.extend(t for t in (rec.input, rec.result, rec.error) if t)
+            if rec.id not in without:
+                texts.extend(t for t in (rec.input, rec.result, rec.error) if t)
         for sched in self._schedules.values():
             texts.extend((sched.spec, sched.state))
         used = {m for text in texts if '"ref"' in text for m in _REF.findall(text)}
@@ -362,6 +365,10 @@ class MemoryStore:
             report.executions = len(doomed)
             report.ids = doomed[:20]
             report.events = sum(len(self._events.get(i, ())) for i in doomed)
+            if dry_run and doomed:
+                report.payloads = self._delete_unreferenced(
+                    True, self.payload_grace, without=frozenset(doomed)
+                )
             if not dry_run and doomed:
                 executions = dict(self._executions)
                 for execution_id in doomed:

@@ -247,7 +247,8 @@ class PruneReport:
     ``kept`` counts executions closed before the cutoff that stay because a member of
     their family (parent, child, continue-as-new run) is still open or closed later.
     ``bytes_before``/``bytes_after`` are the history file's size (None in memory);
-    ``payloads`` is what collecting unreferenced stored values freed.
+    ``payloads`` is what collecting unreferenced stored values freed (with ``dry_run``,
+    what it would free: the values only the executions that would go refer to).
     """
 
     closed_before: datetime

@@ -221,8 +221,23 @@ def test_pl_prune_deletes_payloads_of_pruned_executions_never_shared_or_open_one
     open_one = engine.start(frame_then_wait, shared, True, id="pl-open")
     wait_for(lambda: open_one.waiting_for == ["go"], what="the open execution's wait")
     assert sorted(rows for _, _, rows in payload_rows(engine)) == [300, 400]
-    report = engine.prune(closed_before=datetime.now(UTC) + timedelta(seconds=5))
+    cutoff = datetime.now(UTC) + timedelta(seconds=5)
+    preview = engine.prune(closed_before=cutoff, dry_run=True)  # says what would go
+    assert preview.executions == 2 and preview.payloads["payloads"] == 1
+    assert preview.payloads["bytes"] > 0
+    assert sorted(rows for _, _, rows in payload_rows(engine)) == [300, 400]
+    report = engine.prune(closed_before=cutoff)
+    assert report.payloads == preview.payloads
     assert report.executions == 2 and report.payloads["payloads"] == 1
     assert [rows for _, _, rows in payload_rows(engine)] == [300]  # the open one's
     open_one.signal("go")
     assert open_one.result(timeout=30) == 300  # its frame is still there
+
+
+def test_pl_a_dry_run_prune_on_the_memory_store_counts_the_payloads_it_would_free(engine):
+    engine.store.payload_grace = 0
+    assert engine.start(frame_then_wait, wf.frame_of(300), False, id="pl-mem-own").result(30)
+    preview = engine.prune(closed_before=datetime.now(UTC) + timedelta(seconds=5), dry_run=True)
+    assert preview.executions == 1 and preview.payloads["payloads"] == 1
+    report = engine.prune(closed_before=datetime.now(UTC) + timedelta(seconds=5))
+    assert report.payloads == preview.payloads

@@ -516,14 +516,16 @@ class DuckDBStore(HistoryReads):
             self._secure_wal()
         return int(events)
 
-    def _collect_unreferenced_payloads(self) -> dict[str, int]:
+    def _collect_unreferenced_payloads(self, doomed: list[str] | None = None) -> dict[str, int]:
         """Delete stored values no remaining event or execution refers to; what was freed.
 
-        The one call site for the payload store's collection (issue #16). Runs after a
-        prune's deletes, before its checkpoint.
+        Runs after a prune's deletes, before its checkpoint. With ``doomed`` (a dry
+        run), deletes nothing and counts what deleting those executions would free.
         """
         with self._write_lock, self._cursor() as cursor:
-            return payload_tables.delete_unreferenced(cursor, older_than=self.payload_grace)
+            return payload_tables.delete_unreferenced(
+                cursor, dry_run=doomed is not None, older_than=self.payload_grace, without=doomed
+            )
 
     def _checkpoint(self) -> None:
         # A plain CHECKPOINT fails while another connection's transaction runs (a user's

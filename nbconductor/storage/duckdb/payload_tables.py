@@ -185,12 +185,18 @@ def preview(cursor: Any, digest: str, rows: int) -> tuple[list[str], list[tuple]
     return columns, result.fetchall()
 
 
+# Every hash referenced by history, except by the executions in $1 (those a dry-run
+# prune would delete; an empty list when nothing is being deleted).
 _REFERENCED = f"""
 SELECT DISTINCT unnest(regexp_extract_all(text, '{REF_PATTERN}', 1)) AS hash FROM (
     SELECT data AS text FROM events WHERE contains(data, '"__nbc__":"ref"')
+        AND execution_id NOT IN (SELECT unnest($1::VARCHAR[]))
     UNION ALL SELECT input FROM executions WHERE contains(input, '"__nbc__":"ref"')
+        AND id NOT IN (SELECT unnest($1::VARCHAR[]))
     UNION ALL SELECT result FROM executions WHERE contains(result, '"__nbc__":"ref"')
+        AND id NOT IN (SELECT unnest($1::VARCHAR[]))
     UNION ALL SELECT error FROM executions WHERE contains(error, '"__nbc__":"ref"')
+        AND id NOT IN (SELECT unnest($1::VARCHAR[]))
     UNION ALL SELECT spec FROM schedules WHERE contains(spec, '"__nbc__":"ref"')
     UNION ALL SELECT state FROM schedules WHERE contains(state, '"__nbc__":"ref"')
 )
@@ -198,23 +204,30 @@ SELECT DISTINCT unnest(regexp_extract_all(text, '{REF_PATTERN}', 1)) AS hash FRO
 
 
 def delete_unreferenced(
-    cursor: Any, *, dry_run: bool = False, older_than: float = GRACE_SECONDS
+    cursor: Any,
+    *,
+    dry_run: bool = False,
+    older_than: float = GRACE_SECONDS,
+    without: list[str] | None = None,
 ) -> dict[str, int]:
     """Delete every stored value that no event, execution or schedule references and
     that was stored (or found stored again) more than ``older_than`` seconds ago.
 
     Run it after deleting events (prune). The grace period keeps a value whose event
-    is not appended yet (see :data:`GRACE_SECONDS`).
+    is not appended yet (see :data:`GRACE_SECONDS`). ``without`` (with ``dry_run``):
+    count as if these executions were deleted already, as a dry-run prune reports.
 
     Returns:
         ``{"payloads": n, "bytes": b}``: how many values were (or would be) deleted and
         how many bytes of data they held.
     """
     orphans = cursor.execute(
-        f"SELECT hash, bytes, data IS NULL FROM payloads WHERE stored_at < ? "
+        f"SELECT hash, bytes, data IS NULL FROM payloads WHERE stored_at < $2 "
         f"AND hash NOT IN ({_REFERENCED})",
-        [_now() - timedelta(seconds=older_than)],
+        [without or [], _now() - timedelta(seconds=older_than)],
     ).fetchall()
+    if without and not dry_run:
+        raise ValueError("without= counts what a prune would free: use it with dry_run")
     if not dry_run and orphans:
         cursor.begin()
         try:

@@ -36,7 +36,7 @@ def prune(
     reclaim: bool,
     query: Callable[[str, list[Any]], list[tuple]],
     delete: Callable[[list[str]], int],
-    collect_payloads: Callable[[], dict[str, int]],
+    collect_payloads: Callable[..., dict[str, int]],
     checkpoint: Callable[[], None],
     file_bytes: Callable[[], int | None],
 ) -> PruneReport:
@@ -63,6 +63,7 @@ def prune(
                 "SELECT count(*) FROM events WHERE execution_id IN (SELECT unnest($1::VARCHAR[]))",
                 [doomed],
             )
+            report.payloads = collect_payloads(doomed)  # counted, not deleted
         report.bytes_after = report.bytes_before
         report.seconds = time.perf_counter() - started
         return report
