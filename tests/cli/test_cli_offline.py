@@ -211,7 +211,7 @@ def test_export_parquet(cli, db, tmp_path):
     result = cli("--db", db, "export", "--parquet", target, "--json")
     assert result.code == 0, result.err
     tables = result.json["tables"]
-    assert set(tables) == {"executions", "events", "definitions", "schedules", "queues"}
+    assert set(tables) == {"executions", "events", "definitions", "schedules", "queues", "payloads"}
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o700
     with duckdb.connect() as con:
         for name, item in tables.items():

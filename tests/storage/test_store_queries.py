@@ -294,7 +294,7 @@ def test_export_writes_every_table_or_says_it_cannot(listed, tmp_path):
     assert list(tables) == list(EXPORTED_TABLES)
     assert {t: v["rows"] for t, v in tables.items()} == {
         "executions": len(DATA), "events": 2, "definitions": 0, "schedules": 0,
-        "queues": 0,
+        "queues": 0, "payloads": 0,
     }  # fmt: skip
     path = tables["executions"]["path"]
     assert path == str(target / "executions.parquet")

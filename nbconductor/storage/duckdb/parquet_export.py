@@ -1,6 +1,9 @@
 """History as Parquet files: one file per table, from one consistent snapshot.
 
-Used by ``nbconductor export --parquet DIR`` through :meth:`Store.export_parquet`. The
+Used by ``nbconductor export --parquet DIR`` through :meth:`Store.export_parquet`.
+Stored values go too: ``payloads.parquet`` lists them (blobs inline), and each value
+stored as a table (a frame) is its own ``payload_<hash>.parquet``, so a restore can
+recreate it with ``CREATE TABLE payload_<hash> AS SELECT * FROM read_parquet(...)``. The
 tables are read in a single read-only transaction, so the files agree with each other
 even while an engine keeps writing. This module does not import duckdb itself: the
 :class:`~nbconductor.storage.duckdb.duckdb_store.DuckDBStore` hands it one of its reader
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbconductor.errors import StoreError
+from nbconductor.storage.duckdb import payload_tables
 
 if TYPE_CHECKING:
     from nbconductor.storage.store import Store
@@ -28,6 +32,7 @@ EXPORTED_TABLES: dict[str, str] = {
     "definitions": "SELECT * FROM definitions ORDER BY registered_at, name, kind, version",
     "schedules": "SELECT * FROM schedules ORDER BY id",
     "queues": "SELECT * FROM queues ORDER BY name",
+    "payloads": "SELECT * FROM payloads ORDER BY hash",
 }
 
 
@@ -72,7 +77,13 @@ def write_tables(
     written: list[Path] = []
     cursor.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        for table, query in EXPORTED_TABLES.items():
+        tables = dict(EXPORTED_TABLES)
+        for (digest,) in cursor.execute(
+            "SELECT hash FROM payloads WHERE data IS NULL ORDER BY hash"
+        ).fetchall():
+            name = payload_tables.table_name(digest)  # checks the hash: it names a file
+            tables[name] = f"SELECT * FROM {name}"
+        for table, query in tables.items():
             final = target / f"{table}.parquet"
             partial = target / f".{table}.parquet.{os.getpid()}.partial"
             written.append(partial)
@@ -90,6 +101,6 @@ def write_tables(
     finally:
         cursor.execute("ROLLBACK")
     # Renamed only once every table is written: a failure leaves the old files intact.
-    for table, partial in zip(EXPORTED_TABLES, written, strict=True):
+    for table, partial in zip(tables, written, strict=True):
         os.replace(partial, out[table]["path"])
     return out
