@@ -201,6 +201,17 @@ def attempt_context(attempt: Attempt) -> Iterator[Attempt]:
         _current.reset(token)
 
 
+@contextlib.contextmanager
+def attempt_writes(attempt: Attempt) -> Iterator[None]:
+    """Make ``attempt`` the running one for what this thread writes to ``sys.stdout``
+    inside (an output capture routes it to the attempt's execution); nothing else."""
+    token = _current.set(attempt)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 def heartbeat(details: Any = None, progress: float | None = None) -> None:
     """Tell the engine this task is alive (resets its heartbeat timeout).
 

@@ -14,8 +14,10 @@ widgets read it with :func:`execution_log`. What a task attempt writes is also h
 to the attempt, which the engine records in the history (``TaskHeartbeat``, throttled,
 and the attempt's outcome), so a view after a restart still shows it.
 
-Output written below Python's ``sys.stdout`` (C extensions, subprocesses writing to
-file descriptor 1) is not seen here.
+What a task prints in a process-runner child or on a Dask worker comes back and is
+written here as if printed on a thread (see
+:mod:`nbconductor.engine.runners.output_relay`). Output written below Python's
+``sys.stdout`` (C extensions, subprocesses writing to file descriptor 1) is not seen.
 """
 
 from __future__ import annotations

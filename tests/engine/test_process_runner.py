@@ -464,3 +464,65 @@ def test_a_child_killed_from_several_threads_at_once_is_killed_once():
             t.join(30)
         assert errors == []
         assert child.process.poll() is not None and child.conn.closed
+
+
+# --- what a task prints in a child --------------------------------------------------------
+
+
+@nc.task(runner="proc")
+def chatty(gate: str) -> int:
+    import os as os_
+    import sys as sys_
+    import threading as threading_
+
+    print("loading rows")
+    print("warning: 2 rows skipped", file=sys_.stderr)
+    while not os_.path.exists(gate):  # the first lines show while the task still runs
+        threading_.Event().wait(0.02)
+    print("done", end="")
+    return 7
+
+
+@nc.workflow
+async def chatty_flow(gate: str) -> int:
+    return await chatty(gate)
+
+
+def test_what_a_task_prints_in_a_child_reaches_its_execution_log_while_it_runs(eng, tmp_path):
+    from nbconductor.extension import output
+
+    output.install()
+    try:
+        gate = tmp_path / "gate"
+        h = eng.start(chatty_flow, str(gate))
+        wait_for(
+            lambda: output.execution_log(h.id) == ["loading rows", "warning: 2 rows skipped"],
+            what="the lines printed before the task waits",
+        )
+        gate.touch()
+        assert h.result(timeout=30) == 7
+        assert output.execution_log(h.id, streams=True) == [
+            ("stdout", "loading rows"),
+            ("stderr", "warning: 2 rows skipped"),
+            ("stdout", "done"),
+        ]
+    finally:
+        output.uninstall()
+    # Recorded in the history as for a task on a thread (after a restart the view shows it).
+    recorded = [
+        line
+        for e in h.history()
+        if e.kind in (EventKind.TASK_HEARTBEAT, EventKind.TASK_COMPLETED)
+        for line in read_data(e.data).get("output", [])
+    ]
+    assert recorded == ["loading rows", "warning: 2 rows skipped", "done"]
+
+
+def test_without_an_output_capture_a_child_tasks_print_reaches_this_processs_stdout(
+    eng, tmp_path, capsys
+):
+    gate = tmp_path / "gate"
+    gate.touch()
+    assert eng.start(chatty_flow, str(gate)).result(timeout=30) == 7
+    captured = capsys.readouterr()
+    assert captured.out == "loading rows\ndone" and captured.err == "warning: 2 rows skipped\n"

@@ -25,7 +25,7 @@ from typing import Any
 
 from nbconductor.engine import shipping
 from nbconductor.engine.failure import Failure
-from nbconductor.engine.runners import remote_attempt
+from nbconductor.engine.runners import output_relay, remote_attempt
 from nbconductor.engine.runners.process import encode_result
 from nbconductor.engine.runners.runner import AttemptEvents
 from nbconductor.engine.task_runner import Attempt, Outcome, attempt_context
@@ -86,17 +86,29 @@ def run_on_worker(
                 return
 
     threading.Thread(target=watch_for_cancel, daemon=True).start()
+    output_relay.install()  # what the task prints goes back to the engine's process
+    # The last output travels with the result: an event sent as the task ends could
+    # reach the client after it.
+    rest: list = []
     try:
-        with attempt_context(attempt):
+        with (
+            output_relay.relaying(
+                lambda pieces: worker.log_event(topic, ["output", key, pieces]),
+                HEARTBEAT_INTERVAL,
+                rest=rest,
+            ),
+            attempt_context(attempt),
+        ):
             value = fn(*args, **kwargs)
     except BaseException as exc:
-        return ("failed", Failure.from_exception(exc), worker.address)
+        return ("failed", Failure.from_exception(exc), worker.address, rest)
     finally:
         done.set()
     try:
-        return ("result", shipping.dumps(value), worker.address)
+        return ("result", shipping.dumps(value), worker.address, rest)
     except Exception as exc:
-        return ("failed", Failure.from_exception(exc, non_retryable=True), worker.address)
+        error = Failure.from_exception(exc, non_retryable=True)
+        return ("failed", error, worker.address, rest)
 
 
 class _Running:
@@ -230,6 +242,8 @@ class DaskRunner:
             self._rerun(key, running, message[2])
         elif kind == "heartbeat":
             running.events.heartbeat(running.attempt, shipping.loads(message[2]), message[3])
+        elif kind == "output":
+            output_relay.write_as(running.attempt, message[2])
 
     def _done(self, key: str, future: Any) -> None:  # on a thread of its own
         with self._lock:
@@ -241,10 +255,12 @@ class DaskRunner:
         started = attempt.started_at
         if future.status == "finished":
             try:
-                kind, payload, address = future.result()
+                kind, payload, address, *rest = future.result()
             except Exception as exc:
                 outcome = Outcome(attempt, error=self._lost_scheduler(exc), started_at=started)
             else:
+                if rest:
+                    output_relay.write_as(attempt, rest[0])
                 if running.workers and address != running.workers[0]:
                     # The result of a re-run whose "started" has not arrived yet.
                     self._rerun(key, running, address)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from nbconductor.engine import shipping
 from nbconductor.engine.failure import Failure
-from nbconductor.engine.runners import remote_attempt
+from nbconductor.engine.runners import output_relay, remote_attempt
 from nbconductor.engine.runners.runner import AttemptEvents
 from nbconductor.engine.task_runner import Attempt, Outcome
 from nbconductor.errors import StoreError, WorkerLost
@@ -133,6 +133,8 @@ class _ChildProcess:
                     events.started(attempt, f"pid {message[2]}")
                 elif kind == "heartbeat":
                     events.heartbeat(attempt, shipping.loads(message[2]), message[3])
+                elif kind == "output":
+                    output_relay.write_as(attempt, message[2])
                 elif kind == "failed":
                     return Outcome(attempt, error=message[2], started_at=attempt.started_at)
                 elif kind == "result":

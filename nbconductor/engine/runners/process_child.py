@@ -3,7 +3,7 @@
 Started by :mod:`nbconductor.engine.runners.process` as
 ``python -c "...process_child import main; main()" FD``. A reader thread takes the
 parent's messages (``run``, ``cancel``); the main thread runs attempts and reports
-``started``, ``heartbeat`` (throttled) and ``result``/``failed``. When the parent goes
+``started``, ``heartbeat`` and ``output`` (throttled) and ``result``/``failed``. When the parent goes
 away (its socket closes) the child exits at once: no orphan keeps running.
 """
 
@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 
 from nbconductor.engine import shipping
 from nbconductor.engine.failure import Failure
-from nbconductor.engine.runners import remote_attempt
+from nbconductor.engine.runners import output_relay, remote_attempt
 from nbconductor.engine.task_runner import Attempt, attempt_context
 from nbconductor.errors import TaskNotLoadable
 
@@ -91,7 +91,10 @@ class _Child:
         attempt = remote_attempt.rebuild(identity, name, self.relay)
         self.current = (key, attempt)
         try:
-            with attempt_context(attempt):
+            with (
+                output_relay.relaying(lambda pieces: self.send(("output", key, pieces)), 0.1),
+                attempt_context(attempt),
+            ):
                 value = fn(*args, **kwargs)
                 if inspect.iscoroutine(value):
                     value = asyncio.run(value)
@@ -119,6 +122,7 @@ def main() -> None:
     conn = Connection(int(sys.argv[1]))
     _, path = conn.recv()
     sys.path[:] = [*path, *(p for p in sys.path if p not in path)]
+    output_relay.install()  # what attempts print goes back to the engine's process
     child = _Child(conn)
     threading.Thread(target=child.read, name="nbconductor-child-reader", daemon=True).start()
     while True:
