@@ -157,6 +157,7 @@ class Engine:
             time_skipping=self.time_skipping,
             on_start=self._on_start,
             on_exit=self._on_exit,
+            on_error=self._on_error,
         )
         self.registry.add_listener(self._on_register)
         self._retention = (
@@ -289,18 +290,12 @@ class Engine:
         Raises:
             ExecutionNotFound: no execution has that id.
         """
-        live = self.executions.get(execution_id)
-        if live is not None:
-            return Handle(self, execution_id, live.record.workflow)
-        accepted = self.executions.accepted(execution_id)
-        if accepted is not None:
-            return Handle(self, execution_id, accepted.workflow)
-        record = self.executions.stored(execution_id)
-        if record is None:
+        workflow = self.executions.workflow_of(execution_id)
+        if workflow is None:
             raise ExecutionNotFound(
                 f"no execution with id {execution_id!r} in {self.store.path or 'this store'}"
             )
-        return Handle(self, execution_id, record.workflow)
+        return Handle(self, execution_id, workflow)
 
     def list(
         self,
@@ -586,6 +581,9 @@ class Engine:
         self._admission.load()  # before recovery re-dispatches queued tasks
         self.recovered = self._recovery.recover()
         self._firing.load()
+
+    def _on_error(self, error: BaseException) -> None:  # the engine thread failed
+        self.error = error
 
     def _on_exit(self, error: BaseException | None) -> None:  # the engine thread ends
         if error is not None:

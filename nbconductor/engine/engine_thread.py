@@ -45,6 +45,7 @@ class EngineThread:
         time_skipping: bool,
         on_start: Callable[[], None],
         on_exit: Callable[[BaseException | None], None],
+        on_error: Callable[[BaseException], None] = lambda error: None,
     ) -> None:
         self._ledger = ledger
         self._clock = clock
@@ -52,6 +53,7 @@ class EngineThread:
         self._time_skipping = time_skipping
         self._on_start = on_start
         self._on_exit = on_exit
+        self._on_error = on_error
         self._stop_deadline = 0.0
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -120,6 +122,8 @@ class EngineThread:
                 error = inner[0]
                 inner = getattr(error, "exceptions", None)
         finally:
+            if error is not None:  # before `running` turns false: who sees it stop sees why
+                self._on_error(error)
             self._ledger.stopping = True
             try:
                 self._ledger.close()  # what was handed is committed before the store closes

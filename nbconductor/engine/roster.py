@@ -61,7 +61,7 @@ class Roster:
 
     def holds(self, execution_id: str) -> bool:
         """Whether the execution is open here or accepted and about to start."""
-        return execution_id in self._live or execution_id in self._accepted
+        return execution_id in self._accepted or execution_id in self._live  # see find()
 
     def is_accepted(self, execution_id: str) -> bool:
         return execution_id in self._accepted
@@ -76,37 +76,31 @@ class Roster:
         return self._accepted.get(execution_id)
 
     def record_of(self, execution_id: str) -> ExecutionRecord:
-        """The execution's record: live if open here, else as stored.
+        """The execution's record: live if open here, starting, or as stored.
 
         Raises:
             ExecutionNotFound: no execution has that id.
         """
-        live = self._live.get(execution_id)
-        if live is not None:
-            return live.record
-        record = self.stored(execution_id) or self._accepted.get(execution_id)
+        record = self.find(execution_id)
         if record is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         return record
 
     def find(self, execution_id: str) -> ExecutionRecord | None:
         """The execution's record (live, starting or stored), or None if there is none."""
+        # Readers take no lock, so the order matters: the engine thread adds a started
+        # execution to the live ones before it drops the accepted start, and keeps a
+        # closed one's record before it drops the live one. Reading the accepted start
+        # first, then the live one, then the stored one, cannot miss it in between.
+        accepted = self._accepted.get(execution_id)
         live = self._live.get(execution_id)
         if live is not None:
             return live.record
-        return self._accepted.get(execution_id) or self.stored(execution_id)
+        return accepted or self.stored(execution_id)
 
     def workflow_of(self, execution_id: str) -> str | None:
         """The workflow name of an execution with this id, if one exists (or starts)."""
-        # In this order: the engine thread adds the live execution before it drops the
-        # accepted one, and resolves it only after the commit that stored it.
-        accepted = self._accepted.get(execution_id)
-        if accepted is not None:
-            return accepted.workflow
-        live = self._live.get(execution_id)
-        if live is not None:
-            return live.record.workflow
-        record = self.stored(execution_id)
+        record = self.find(execution_id)
         return record.workflow if record is not None else None
 
     def describe(self, execution_id: str) -> ExecutionRecord:
@@ -115,12 +109,17 @@ class Roster:
         Raises:
             ExecutionNotFound: no execution has that id.
         """
+        accepted = self._accepted.get(execution_id)  # first: see find()
         record = self.snapshot_of(execution_id)
         if record is not None:  # may not be committed yet: it was just started
             return record
         record = self.stored(execution_id)
         if record is None:
-            accepted = self._accepted.get(execution_id)
+            live = self._live.get(execution_id)
+            if live is not None:  # closed here, neither written nor resolved yet
+                record = copy.copy(live.record)
+                record.tags = list(record.tags)
+                return record
             if accepted is not None:  # starting: the record its start will write
                 return copy.copy(accepted)
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
@@ -151,7 +150,12 @@ class Roster:
         execution's row is written just after its closing event, so the store may
         still say Running for a moment after its result was released."""
         recent = self._unwritten.get(execution_id) or self._recently_closed.get(execution_id)
-        return recent if recent is not None else self._store.get_execution(execution_id)
+        if recent is not None:
+            return recent
+        record = self._store.get_execution(execution_id)
+        if record is None:  # it closed while the store was read, its row not yet written
+            record = self._unwritten.get(execution_id) or self._recently_closed.get(execution_id)
+        return record
 
     def closing_event(self, execution_id: str) -> EventRecord | None:
         """The last recorded event of the execution (its closing event once closed)."""
@@ -247,14 +251,16 @@ class Roster:
         """Drop a closed execution and hand its record to everyone waiting (after the
         commit that closed it). Without ``record`` it is read from the store."""
         with self._lock:
-            self._live.pop(execution_id, None)
-            waiters = self._waiters.pop(execution_id, [])
+            # Readers take no lock: the closed record is in place before the live one
+            # goes, so that a lookup between the two still finds the execution.
             if record is not None:
                 if record.status.closed:
                     self._unwritten[execution_id] = record
                 self._recently_closed[execution_id] = record
                 if len(self._recently_closed) > _RECENT:
                     self._recently_closed.popitem(last=False)
+            self._live.pop(execution_id, None)
+            waiters = self._waiters.pop(execution_id, [])
         if record is None and waiters:
             record = self.stored(execution_id)
         for future in waiters:
