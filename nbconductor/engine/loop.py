@@ -31,6 +31,31 @@ class LoopDriver(Protocol):
     def on_loop_error(self, context: dict) -> None: ...
 
 
+class _ClosedDriver:
+    """What a closed loop answers to in place of its runtime: the last time, and no-ops.
+
+    A runtime holds its loop and the loop its runtime; were the loop to keep pointing
+    back, every closed execution (its runtime, futures, RNG state: ~10 KB) would wait
+    for Python's rare full collection instead of being freed when the engine drops it.
+    Ten bursts of 500 executions peaked at 133-137 MB of RSS with the cycle, 122-124 MB
+    without (at a steady 20 executions/s the collector kept up either way).
+    """
+
+    __slots__ = ("now_ts",)
+
+    def __init__(self, now_ts: float) -> None:
+        self.now_ts = now_ts
+
+    def start_timer(self, timer: DurableTimer) -> None:
+        pass  # a closed execution's commands are never taken
+
+    def cancel_timer(self, timer: DurableTimer) -> None:
+        pass
+
+    def on_loop_error(self, context: dict) -> None:
+        pass
+
+
 class DurableTimer(asyncio.TimerHandle):
     """A timer handle that knows the id of the command that started it."""
 
@@ -154,6 +179,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def close(self) -> None:
         self._closed = True
         self._ready.clear()
+        # Break the runtime <-> loop cycle (see _ClosedDriver); no workflow code runs on
+        # a closed loop, and what its leftover tasks may still call is answered here.
+        self.runtime = _ClosedDriver(self.runtime.now_ts)
+        self.workflow_context = None
 
     def call_exception_handler(self, context: dict) -> None:
         self.runtime.on_loop_error(context)

@@ -109,6 +109,19 @@ def test_the_writer_runs_duckdb_with_one_thread_and_a_memory_limit(path):
     assert threshold.startswith("3.") or threshold.startswith("4")
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_the_writer_starts_no_duckdb_threads(path):
+    # One DuckDB thread means the caller's; DuckDB's 8 I/O threads (async_threads) only
+    # prefetch remote files, and would idle beside every engine.
+    before = len(list(Path("/proc/self/task").iterdir()))
+    with DuckDBStore(path) as store:
+        store.commit(Batch(new_executions=[execution("e")], events=[event("e", 1)]))
+        assert store.count_executions() == 1
+        during = len(list(Path("/proc/self/task").iterdir()))
+        assert store._query("SELECT current_setting('async_threads')") == [(0,)]
+    assert during <= before
+
+
 def test_commit_errors_chain_the_duckdb_cause(store):
     store.commit(Batch(new_executions=[execution("e")]))
     with pytest.raises(StoreError, match="rolled back") as info:
