@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 
 import dask
+import printing_tasks
 import pytest
 from distributed import Client, LocalCluster
 from distributed.core import Status
@@ -481,17 +482,7 @@ def test_a_span_a_task_opens_on_a_worker_is_a_child_of_its_attempt(eng):
     assert attempt.attributes["nbconductor.worker"].startswith("tcp://")
 
 
-@nc.task(runner="cluster")
-def chatty_remote(gate: str) -> int:
-    import sys as sys_
-    import threading as threading_
-
-    print("loading rows")
-    print("warning: 2 rows skipped", file=sys_.stderr)
-    while not os.path.exists(gate):  # the first lines show while the task still runs
-        threading_.Event().wait(0.02)
-    print("done")
-    return 7
+chatty_remote = nc.task(runner="cluster", name="chatty_remote")(printing_tasks.chatty_body)
 
 
 @nc.workflow
@@ -500,31 +491,7 @@ async def chatty_on_cluster(gate: str) -> int:
 
 
 def test_what_a_task_prints_on_a_worker_reaches_its_execution_log(eng, tmp_path):
-    from nbconductor.extension import output
-
-    output.install()
-    try:
-        gate = tmp_path / "gate"
-        h = eng.start(chatty_on_cluster, str(gate))
-        wait_for(
-            lambda: output.execution_log(h.id) == ["loading rows", "warning: 2 rows skipped"],
-            what="the lines printed before the task waits",
-            timeout=60,
-        )
-        gate.touch()
-        assert h.result(timeout=60) == 7
-        # The last line came with the result (an event could have come after it).
-        assert output.execution_log(h.id, streams=True) == [
-            ("stdout", "loading rows"),
-            ("stderr", "warning: 2 rows skipped"),
-            ("stdout", "done"),
-        ]
-    finally:
-        output.uninstall()
-    recorded = [
-        line
-        for e in h.history()
-        if e.kind in (EventKind.TASK_HEARTBEAT, EventKind.TASK_COMPLETED)
-        for line in read_data(e.data).get("output", [])
-    ]
-    assert recorded == ["loading rows", "warning: 2 rows skipped", "done"]
+    # The last line comes with the result (an event could have come after it).
+    printing_tasks.check_printed_lines_arrive(
+        lambda gate: eng.start(chatty_on_cluster, gate), tmp_path / "gate", timeout=60
+    )

@@ -15,6 +15,7 @@ import threading
 import time
 
 import numpy as np
+import printing_tasks
 import pytest
 
 import nbconductor as nc
@@ -469,18 +470,7 @@ def test_a_child_killed_from_several_threads_at_once_is_killed_once():
 # --- what a task prints in a child --------------------------------------------------------
 
 
-@nc.task(runner="proc")
-def chatty(gate: str) -> int:
-    import os as os_
-    import sys as sys_
-    import threading as threading_
-
-    print("loading rows")
-    print("warning: 2 rows skipped", file=sys_.stderr)
-    while not os_.path.exists(gate):  # the first lines show while the task still runs
-        threading_.Event().wait(0.02)
-    print("done", end="")
-    return 7
+chatty = nc.task(runner="proc", name="chatty")(printing_tasks.chatty_body)
 
 
 @nc.workflow
@@ -489,33 +479,9 @@ async def chatty_flow(gate: str) -> int:
 
 
 def test_what_a_task_prints_in_a_child_reaches_its_execution_log_while_it_runs(eng, tmp_path):
-    from nbconductor.extension import output
-
-    output.install()
-    try:
-        gate = tmp_path / "gate"
-        h = eng.start(chatty_flow, str(gate))
-        wait_for(
-            lambda: output.execution_log(h.id) == ["loading rows", "warning: 2 rows skipped"],
-            what="the lines printed before the task waits",
-        )
-        gate.touch()
-        assert h.result(timeout=30) == 7
-        assert output.execution_log(h.id, streams=True) == [
-            ("stdout", "loading rows"),
-            ("stderr", "warning: 2 rows skipped"),
-            ("stdout", "done"),
-        ]
-    finally:
-        output.uninstall()
-    # Recorded in the history as for a task on a thread (after a restart the view shows it).
-    recorded = [
-        line
-        for e in h.history()
-        if e.kind in (EventKind.TASK_HEARTBEAT, EventKind.TASK_COMPLETED)
-        for line in read_data(e.data).get("output", [])
-    ]
-    assert recorded == ["loading rows", "warning: 2 rows skipped", "done"]
+    printing_tasks.check_printed_lines_arrive(
+        lambda gate: eng.start(chatty_flow, gate), tmp_path / "gate", timeout=30
+    )
 
 
 def test_without_an_output_capture_a_child_tasks_print_reaches_this_processs_stdout(
