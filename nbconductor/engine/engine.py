@@ -586,8 +586,7 @@ class Engine:
         self.error = error
 
     def _on_exit(self, error: BaseException | None) -> None:  # the engine thread ends
-        if error is not None:
-            self.error = error
+        # Its error, if any, was set by _on_error already (before it read as stopped).
         if self._retention is not None:
             self._retention.stop()
         self.executions.fail_waiters()

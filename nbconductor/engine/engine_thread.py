@@ -34,6 +34,8 @@ class EngineThread:
             task runs.
         on_start: runs on the thread before the first commit (recovery, schedules).
         on_exit: runs on the thread as it ends, with the error that ended it, if any.
+        on_error: runs on the thread with that error first, before ``running`` turns
+            false (so whoever sees the engine stopped can read why).
     """
 
     def __init__(
