@@ -13,6 +13,8 @@ definition does not allow, and its result checked:
   sample is kept.
 - W5: seconds from process start (before the interpreter runs) to a resumed
   workflow that had completed n tasks being done (n = 100, 1,000, 10,000).
+- cold start: seconds from process start to the result of a one-task workflow on a
+  fresh file (the import, the file's creation, the engine's start, one step).
 - idle CPU over 10 s, and the RSS of an engine over 10,000 closed executions.
 - the floor under W1 and W4: one store commit of two events (what a signal that ends
   its workflow commits), measured the same way, so that W4 can be read against it.
@@ -197,6 +199,13 @@ def commit_floor(db: Path) -> dict:
     return {"value": statistics.median(samples)}
 
 
+def cold_start(db: Path) -> dict:
+    with nc.Engine(db) as eng:
+        assert eng.start(bench_sequential, 1).result(60) == 0
+        done_at = time.time()
+    return {"done_at": done_at}
+
+
 def idle_cpu(db: Path) -> dict:
     with nc.Engine(db) as eng:
         assert eng.start(bench_sequential, 5).result(60) == 10
@@ -238,6 +247,7 @@ ONE = {
     "W5-prepare": w5_prepare,
     "W5": w5,
     "floor": commit_floor,
+    "cold": cold_start,
     "idle": idle_cpu,
     "rss-prepare": rss_prepare,
     "rss": rss_closed,
@@ -271,6 +281,9 @@ def _sample(name: str, tmp: Path, run: int, size: str | None) -> dict:
         threading.Event().wait(max(0.0, prepared["fire_at"] - time.time()))
         answer, launched = _child("W5", db, *args)
         return {"value": answer["done_at"] - launched}
+    if name == "cold":
+        answer, launched = _child("cold", db)
+        return {"value": answer["done_at"] - launched}
     if name == "rss":
         _child("rss-prepare", db)
     answer, _ = _child(name, db, *args)
@@ -285,6 +298,7 @@ PLAN = [
     ("W4", (None,), "W4 signal round trip median", "ms", "<= 1.5"),
     ("W5", ("100", "1000", "10000"), "W5 s process start to done", "s", "<= 0.9 (n=10000)"),
     ("floor", (None,), "floor: store commit of 2 events", "ms", "(W4 pays one)"),
+    ("cold", (None,), "cold start: launch to one step done", "s", "(kept)"),
     ("idle", (None,), "idle CPU s over 10 s", "s", "~ 0"),
     ("rss", (None,), "RSS MB, engine on 10,000 closed", "MB", "<= 80"),
 ]
