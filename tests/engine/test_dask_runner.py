@@ -9,10 +9,12 @@ dead worker fails its task at once (the runner also detects a re-run: see the mo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -495,3 +497,32 @@ def test_what_a_task_prints_on_a_worker_reaches_its_execution_log(eng, tmp_path)
     printing_tasks.check_printed_lines_arrive(
         lambda gate: eng.start(chatty_on_cluster, gate), tmp_path / "gate", timeout=60
     )
+
+
+DECODED_ON: list[str] = []  # the threads of this process that rebuilt a Shipment
+
+
+@dataclasses.dataclass
+class Shipment:
+    rows: int
+
+    def __post_init__(self) -> None:
+        DECODED_ON.append(threading.current_thread().name)
+
+
+@nc.task(runner="cluster")
+def count_rows(shipment: Shipment) -> int:
+    return shipment.rows
+
+
+@nc.workflow
+async def ship(shipment: Shipment) -> int:
+    return await count_rows(shipment)
+
+
+def test_an_attempts_arguments_are_loaded_and_sent_off_the_engine_thread(eng):
+    # Loading a stored frame and pickling it take as long as the data is large: the
+    # engine thread, which every workflow shares, must not wait for it.
+    DECODED_ON.clear()
+    assert eng.start(ship, Shipment(3)).result(timeout=60) == 3
+    assert DECODED_ON[-1] == "nbconductor-dask-submit", DECODED_ON

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import queue
 import threading
 import time
 import uuid
@@ -143,6 +144,8 @@ class DaskRunner:
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
         self._keys = itertools.count(1)
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()  # (key, running) to send
+        self._sender: threading.Thread | None = None
         self._prefix = uuid.uuid4().hex[:8]
         self._topic = f"{TOPIC}-{self._prefix}"
         self.client.subscribe_topic(self._topic, self._on_event)
@@ -169,19 +172,44 @@ class DaskRunner:
         return bool(allowed)
 
     def submit(self, attempt: Attempt, events: AttemptEvents) -> None:
-        """Send ``attempt`` to the cluster (``client.submit`` does not wait for it)."""
+        """Queue ``attempt`` for the cluster; never blocks the engine thread.
+
+        Loading its arguments (a stored frame, say), pickling them and handing them to
+        the client take as long as the data is large, so a thread of the runner's
+        does it, in submission order.
+        """
+        key = f"{self._prefix}-{next(self._keys)}"
+        running = _Running(attempt, events)
+        with self._lock:
+            self._running[key] = running  # stop() finds it even before it is sent
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_queued, name="nbconductor-dask-submit", daemon=True
+                )
+                self._sender.start()
+        self._outbox.put((key, running))
+
+    def _send_queued(self) -> None:  # the runner's sending thread
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            self._send(*item)
+
+    def _send(self, key: str, running: _Running) -> None:
+        if running.reported:  # stopped before it was sent
+            self._forget(key)
+            return
+        attempt = running.attempt
         name = attempt.definition.name
         try:
             fn_data = shipping.ship_function(attempt.definition.fn, name)
             args, kwargs = attempt.payloads.decode_input(attempt.input_text)
             input_data = shipping.dumps((args, kwargs))
         except Exception as exc:
-            events.outcome(Outcome(attempt, error=Failure.from_exception(exc, non_retryable=True)))
+            error = Failure.from_exception(exc, non_retryable=True)
+            self._report(key, Outcome(attempt, error=error))
             return
-        key = f"{self._prefix}-{next(self._keys)}"
-        running = _Running(attempt, events)
-        with self._lock:
-            self._running[key] = running
         resources = dict(attempt.definition.options.resources or ()) or None
         try:
             future = self.client.submit(
@@ -201,6 +229,8 @@ class DaskRunner:
             self._report(key, Outcome(attempt, error=self._lost_scheduler(exc)))
             return
         running.future = future
+        if running.reported:  # stopped while it was being sent
+            future.cancel()
         future.add_done_callback(lambda f: self._done(key, f))
 
     def stop(self, attempt: Attempt) -> None:
@@ -217,9 +247,13 @@ class DaskRunner:
         with self._lock:
             running = list(self._running.values())
             self._running.clear()
+            sender, self._sender = self._sender, None
         for item in running:
+            item.reported = True  # one still queued is not sent
             if item.future is not None:
                 item.future.cancel()
+        if sender is not None:
+            self._outbox.put(None)
         with contextlib.suppress(Exception):  # the client may be closed already
             self.client.unsubscribe_topic(self._topic)
         if self._owns_client:
