@@ -13,6 +13,7 @@ loads only what the workflow touches; tasks and callers get the loaded value.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import threading
@@ -22,6 +23,10 @@ from nbconductor.errors import PayloadError, PayloadNotStored, StoreError
 from nbconductor.storage import codec
 from nbconductor.storage.lazy_value import LazyValue
 from nbconductor.storage.values import DEFAULT_INLINE_LIMIT, capture, restore
+
+# json.dumps(value, separators=...) builds an encoder per call: every event's data
+# goes through this one instead.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 # The class a stored kind decodes to, by module and name: isinstance() on a LazyValue
 # answers without loading it.
@@ -168,7 +173,7 @@ class Payloads:
             PayloadError: an argument cannot be stored (naming the argument).
         """
         try:
-            signature.bind(*args, **kwargs)
+            check_call(signature, args, kwargs)
         except TypeError as exc:
             raise TypeError(f"{what}(): {exc}") from None
         return self.encode_input(args, kwargs, what=what, signature=signature)
@@ -196,7 +201,7 @@ class Payloads:
         """Decode an embedded payload field of event data (None when absent)."""
         if key not in data:
             return None
-        text = json.dumps(data[key], separators=(",", ":"))
+        text = _COMPACT(data[key])
         return codec.decode(text, allow_pickle=self.allow_pickle, load=self._loader(lazy))
 
 
@@ -249,6 +254,42 @@ def _cell(value: Any, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def check_call(signature: inspect.Signature, args: tuple, kwargs: dict) -> None:
+    """``signature.bind(*args, **kwargs)``, without its cost (~10 us, more than encoding
+    the arguments) for the usual call: positional arguments only, as many as fit.
+
+    Raises:
+        TypeError: the arguments do not fit (bind's own message).
+    """
+    if not kwargs:
+        known = _ARITIES.get(id(signature))
+        if known is None or known[0] is not signature:
+            known = _ARITIES[id(signature)] = (signature, *_positional_arity(signature))
+        if known[1] <= len(args) <= known[2]:
+            return
+    signature.bind(*args, **kwargs)
+
+
+# id(signature) -> (signature, fewest, most positional arguments); the signature is
+# kept so that its id is not reused. One entry per definition.
+_ARITIES: dict[int, tuple[inspect.Signature, int, int]] = {}
+
+
+def _positional_arity(signature: inspect.Signature) -> tuple[int, int]:
+    fewest = most = 0
+    for parameter in signature.parameters.values():
+        kind = parameter.kind
+        if kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if parameter.default is parameter.empty:
+                fewest = most
+        elif kind is parameter.VAR_POSITIONAL:
+            most = sys.maxsize
+        elif kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            return 1, 0  # a required keyword: no positional call fits; bind() says why
+    return fewest, most
+
+
 def _parameter_names(signature, count: int) -> list[str]:
     if signature is None:
         return []
@@ -257,7 +298,7 @@ def _parameter_names(signature, count: int) -> list[str]:
 
 def event_data(fields: dict | None = None, **payloads: str | None) -> str:
     """Event data text: plain ``fields`` plus already-encoded payloads embedded as JSON."""
-    head = json.dumps(fields or {}, separators=(",", ":"))
+    head = _COMPACT(fields) if fields else "{}"
     parts = [f'"{key}":{text}' for key, text in payloads.items() if text is not None]
     if not parts:
         return head
