@@ -17,20 +17,28 @@ class ThreadRunner:
     hung task would keep a kernel from restarting. A task thread that never returns
     is abandoned (its attempt timed out); it must never hold up the process.
 
-    No lock on the way of an attempt: under the GIL, a lock that a descheduled thread
-    holds costs whoever waits for it a switch interval (5 ms), and 32 threads taking one
-    after each attempt made the engine thread wait in ``submit``. An idle worker leaves
-    a token in a deque before it waits on the queue; ``submit`` (on the engine thread
-    only) takes one token per attempt, and starts a thread when it finds none (while
-    under the limit), so there are always as many waiting or starting workers as
-    queued attempts until the limit. ``deque.append``/``pop`` are atomic.
+    ``submit`` runs on the engine thread and never waits for another thread (under the
+    GIL, whatever waits for another thread may wait a switch interval, 5 ms):
+
+    - no lock: an idle worker leaves a token in ``_idle`` before it waits on the
+      queue, and ``submit`` takes one per attempt (``deque.append``/``pop`` are
+      atomic).
+    - no ``Thread.start``, which waits until the new thread runs: an attempt that
+      finds no idle worker, while the pool is under its limit, asks the starter
+      thread for one more. A burst of attempts costs the engine thread a queue put
+      each, not a thread start each.
+
+    So while under the limit there are as many idle or starting workers as queued
+    attempts, and an attempt never waits behind a busy one.
     """
 
     def __init__(self, max_workers: int = 32) -> None:
         self._max = max_workers
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._idle: collections.deque[None] = collections.deque()  # a token per idle worker
-        self._lock = threading.Lock()  # starting a thread and shutting down only
+        self._owed: queue.SimpleQueue = queue.SimpleQueue()  # a request per worker to start
+        self._starter: threading.Thread | None = None
+        self._lock = threading.Lock()  # counting started threads, and shutting down
         self._threads = 0
         self._closed = False
 
@@ -38,22 +46,20 @@ class ThreadRunner:
         """Queue ``attempt`` for the next free thread (a new one while under the limit)."""
         if self._closed:
             return
+        self._queue.put((attempt, events))
         try:
             self._idle.pop()  # an idle worker takes it
+            return
         except IndexError:
-            if self._threads < self._max:
-                self._start_worker()
-            # else: every worker is busy; the first to finish takes it
-        self._queue.put((attempt, events))
-
-    def _start_worker(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._threads += 1
-            threading.Thread(
-                target=self._work, name=f"nbconductor-task-{self._threads}", daemon=True
-            ).start()
+            pass
+        if self._threads + self._owed.qsize() < self._max:
+            self._owed.put(True)
+            if self._starter is None:  # once per runner (the only start it waits for)
+                self._starter = threading.Thread(
+                    target=self._start_workers, name="nbconductor-task-threads", daemon=True
+                )
+                self._starter.start()
+        # else: every worker is busy; the first to finish takes it
 
     @property
     def threads(self) -> int:
@@ -67,6 +73,22 @@ class ThreadRunner:
 
     def stop(self, attempt: Attempt) -> None:
         """Nothing to do: a thread cannot be killed; the task sees ``nc.cancelled()``."""
+
+    def _start_workers(self) -> None:
+        """The starter thread: start a worker per request, until shut down."""
+        while self._owed.get():
+            with self._lock:
+                if self._closed or self._threads >= self._max:
+                    continue
+                self._threads += 1
+                number = self._threads
+            try:
+                threading.Thread(
+                    target=self._work, name=f"nbconductor-task-{number}", daemon=True
+                ).start()
+            except RuntimeError:  # the process may start no more threads: those there
+                with self._lock:  # take the queued attempts in turn
+                    self._threads -= 1
 
     def _work(self) -> None:
         get, idle = self._queue.get, self._idle
@@ -85,5 +107,6 @@ class ThreadRunner:
         with self._lock:
             self._closed = True
             threads = self._threads
+        self._owed.put(False)
         for _ in range(threads):
             self._queue.put(None)
