@@ -13,7 +13,6 @@ loads only what the workflow touches; tasks and callers get the loaded value.
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 import threading
@@ -173,7 +172,7 @@ class Payloads:
             PayloadError: an argument cannot be stored (naming the argument).
         """
         try:
-            check_call(signature, args, kwargs)
+            signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{what}(): {exc}") from None
         return self.encode_input(args, kwargs, what=what, signature=signature)
@@ -201,7 +200,7 @@ class Payloads:
         """Decode an embedded payload field of event data (None when absent)."""
         if key not in data:
             return None
-        text = _COMPACT(data[key])
+        text = json.dumps(data[key], separators=(",", ":"))
         return codec.decode(text, allow_pickle=self.allow_pickle, load=self._loader(lazy))
 
 
@@ -252,42 +251,6 @@ def preview(value: Any, store: Any, rows: int = 5) -> str | None:
 def _cell(value: Any, width: int = 24) -> str:
     text = repr(value) if isinstance(value, (str, bytes)) else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def check_call(signature: inspect.Signature, args: tuple, kwargs: dict) -> None:
-    """``signature.bind(*args, **kwargs)``, without its cost (~10 us, more than encoding
-    the arguments) for the usual call: positional arguments only, as many as fit.
-
-    Raises:
-        TypeError: the arguments do not fit (bind's own message).
-    """
-    if not kwargs:
-        known = _ARITIES.get(id(signature))
-        if known is None or known[0] is not signature:
-            known = _ARITIES[id(signature)] = (signature, *_positional_arity(signature))
-        if known[1] <= len(args) <= known[2]:
-            return
-    signature.bind(*args, **kwargs)
-
-
-# id(signature) -> (signature, fewest, most positional arguments); the signature is
-# kept so that its id is not reused. One entry per definition.
-_ARITIES: dict[int, tuple[inspect.Signature, int, int]] = {}
-
-
-def _positional_arity(signature: inspect.Signature) -> tuple[int, int]:
-    fewest = most = 0
-    for parameter in signature.parameters.values():
-        kind = parameter.kind
-        if kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-            most += 1
-            if parameter.default is parameter.empty:
-                fewest = most
-        elif kind is parameter.VAR_POSITIONAL:
-            most = sys.maxsize
-        elif kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
-            return 1, 0  # a required keyword: no positional call fits; bind() says why
-    return fewest, most
 
 
 def _parameter_names(signature, count: int) -> list[str]:

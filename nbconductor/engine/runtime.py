@@ -252,7 +252,7 @@ class WorkflowRuntime(WorkflowContext):
         kind, id and name only, so large arguments are neither encoded nor hashed."""
         if self.replaying and self._next_id <= self.max_recorded_command:
             try:
-                payload.check_call(signature, args, kwargs)
+                signature.bind(*args, **kwargs)
             except TypeError as exc:
                 raise TypeError(f"{what}(): {exc}") from None
             return None
