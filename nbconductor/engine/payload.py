@@ -23,10 +23,6 @@ from nbconductor.storage import codec
 from nbconductor.storage.lazy_value import LazyValue
 from nbconductor.storage.values import DEFAULT_INLINE_LIMIT, capture, restore
 
-# json.dumps(value, separators=...) builds an encoder per call: every event's data
-# goes through this one instead.
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
-
 # The class a stored kind decodes to, by module and name: isinstance() on a LazyValue
 # answers without loading it.
 _CLASSES = {
@@ -261,7 +257,9 @@ def _parameter_names(signature, count: int) -> list[str]:
 
 def event_data(fields: dict | None = None, **payloads: str | None) -> str:
     """Event data text: plain ``fields`` plus already-encoded payloads embedded as JSON."""
-    head = _COMPACT(fields) if fields else "{}"
+    # The engine's own fields: plain JSON, never cyclic (json.dumps would build an
+    # encoder per event).
+    head = codec.dumps_plain(fields) if fields else "{}"
     parts = [f'"{key}":{text}' for key, text in payloads.items() if text is not None]
     if not parts:
         return head
