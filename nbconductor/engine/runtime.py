@@ -316,6 +316,8 @@ class WorkflowRuntime(WorkflowContext):
 
     def waiting_signals(self) -> list[str]:
         """Names of the signals the workflow is awaiting right now."""
+        if not self.signal_waiters:
+            return []  # most workflows, after every activation
         return sorted(
             name for name, q in self.signal_waiters.items() if any(not f.done() for f in q)
         )
