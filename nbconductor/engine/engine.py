@@ -157,6 +157,7 @@ class Engine:
             time_skipping=self.time_skipping,
             on_start=self._on_start,
             on_exit=self._on_exit,
+            on_error=self._on_error,
         )
         self.registry.add_listener(self._on_register)
         self._retention = (
@@ -586,6 +587,9 @@ class Engine:
         self._admission.load()  # before recovery re-dispatches queued tasks
         self.recovered = self._recovery.recover()
         self._firing.load()
+
+    def _on_error(self, error: BaseException) -> None:  # the engine thread is ending on it
+        self.error = error
 
     def _on_exit(self, error: BaseException | None) -> None:  # the engine thread ends
         if error is not None:

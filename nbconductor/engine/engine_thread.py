@@ -34,6 +34,8 @@ class EngineThread:
             task runs.
         on_start: runs on the thread before the first commit (recovery, schedules).
         on_exit: runs on the thread as it ends, with the error that ended it, if any.
+        on_error: runs on the thread with the error that ends it, before it says it
+            is no longer running (on_exit runs only once the writer has finished).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class EngineThread:
         time_skipping: bool,
         on_start: Callable[[], None],
         on_exit: Callable[[BaseException | None], None],
+        on_error: Callable[[BaseException], None] = lambda error: None,
     ) -> None:
         self._ledger = ledger
         self._clock = clock
@@ -52,6 +55,7 @@ class EngineThread:
         self._time_skipping = time_skipping
         self._on_start = on_start
         self._on_exit = on_exit
+        self._on_error = on_error
         self._stop_deadline = 0.0
         self._ready = threading.Event()
         self._stopped = threading.Event()
@@ -119,6 +123,7 @@ class EngineThread:
             while isinstance(inner, tuple) and len(inner) == 1:
                 error = inner[0]
                 inner = getattr(error, "exceptions", None)
+            self._on_error(error)  # known before running turns false
         finally:
             self._ledger.stopping = True
             try:
