@@ -588,12 +588,11 @@ class Engine:
         self.recovered = self._recovery.recover()
         self._firing.load()
 
-    def _on_error(self, error: BaseException) -> None:  # the engine thread is ending on it
+    def _on_error(self, error: BaseException) -> None:  # the engine thread failed
         self.error = error
 
     def _on_exit(self, error: BaseException | None) -> None:  # the engine thread ends
-        if error is not None:
-            self.error = error
+        # Its error, if any, was set by _on_error already (before it read as stopped).
         if self._retention is not None:
             self._retention.stop()
         self.executions.fail_waiters()

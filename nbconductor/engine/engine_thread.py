@@ -34,8 +34,8 @@ class EngineThread:
             task runs.
         on_start: runs on the thread before the first commit (recovery, schedules).
         on_exit: runs on the thread as it ends, with the error that ended it, if any.
-        on_error: runs on the thread with the error that ends it, before it says it
-            is no longer running (on_exit runs only once the writer has finished).
+        on_error: runs on the thread with that error first, before ``running`` turns
+            false (so whoever sees the engine stopped can read why).
     """
 
     def __init__(
@@ -123,8 +123,9 @@ class EngineThread:
             while isinstance(inner, tuple) and len(inner) == 1:
                 error = inner[0]
                 inner = getattr(error, "exceptions", None)
-            self._on_error(error)  # known before running turns false
         finally:
+            if error is not None:  # before `running` turns false: who sees it stop sees why
+                self._on_error(error)
             self._ledger.stopping = True
             try:
                 self._ledger.close()  # what was handed is committed before the store closes
