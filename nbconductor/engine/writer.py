@@ -4,10 +4,9 @@ thread computes the next ones.
 The engine thread hands each tick's batch over (:meth:`Writer.hand`) and carries on;
 the writer commits what it was handed in the order it was handed, merging batches that
 queued up while it was busy into one transaction (group commit across ticks), and
-reports each group once it is durable (``on_written``). Batches of events are never
-reordered and never skipped: after a failed commit nothing later is written, and the
-error is kept for the engine thread to raise. Deferred row updates (lazy handoffs)
-that wait among them are committed right after the events that waited with them.
+reports each group once it is durable (``on_written``). Batches are never reordered
+and never skipped: after a failed commit nothing later is written, and the error is
+kept for the engine thread to raise.
 """
 
 from __future__ import annotations
@@ -151,29 +150,6 @@ class Writer:
         if thread is not None:
             thread.join()
 
-    def _next_group(self) -> list[Handoff]:
-        """The handoffs to commit in the next transaction (holding ``_state``).
-
-        Batches of events go in order, merged, up to one that must end its group. Row
-        updates waiting among them (lazy handoffs) go in the transaction right after
-        them, not before: what the events release must not wait for an UPDATE, and a
-        row still follows its own closing event, handed before it.
-        """
-        waiting = self._waiting
-        events: list[Handoff] = []
-        rows: list[Handoff] = []
-        while waiting:
-            if waiting[0].lazy:
-                rows.append(waiting.popleft())
-            elif events and _ends_group(events[-1].batch):
-                break
-            else:
-                events.append(waiting.popleft())
-        if not events:
-            return rows
-        waiting.extendleft(reversed(rows))  # next
-        return events
-
     def _run(self) -> None:
         state = self._state
         while True:
@@ -182,7 +158,14 @@ class Writer:
                     state.wait()
                 if not self._waiting:
                     return
-                group = self._next_group()
+                group = [self._waiting.popleft()]
+                lazy = group[0].lazy
+                while (
+                    self._waiting
+                    and self._waiting[0].lazy == lazy
+                    and not _ends_group(group[-1].batch)
+                ):
+                    group.append(self._waiting.popleft())
                 state.notify_all()  # room for hand()
             batch = _merge(group)
             started = time.perf_counter()
