@@ -11,6 +11,7 @@ execution closes, by the listeners registered with :meth:`Activations.on_close`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -256,9 +257,14 @@ class Activations:
         live.timers.clear()
         if live.runtime is not None:
             live.runtime.close()
-        closed = copy.copy(live.record)
-        closed.closed_at = closed.updated_at = now
-        closed.result, closed.error, closed.condition = result, error_text, None
+        closed = dataclasses.replace(
+            live.record,
+            closed_at=now,
+            updated_at=now,
+            result=result,
+            error=error_text,
+            condition=None,
+        )
         self._ledger.after_commit(lambda: self._roster.resolve(live.id, closed))
         self._ledger.after_later(lambda: self._roster.row_written(live.id))
 
@@ -308,12 +314,13 @@ class Activations:
 
     # ---------------------------------------------------------------- activation
 
-    def activate(self, live: LiveExecution, event: EventRecord) -> None:
-        """Apply one recorded event to the execution's code and carry out what it asks."""
+    def activate(self, live: LiveExecution, event: EventRecord, result: str | None = None) -> None:
+        """Apply one recorded event to the execution's code and carry out what it asks
+        (``result``: a TaskCompleted's result text, when the caller has it at hand)."""
         runtime = live.runtime
         if runtime is None or runtime.closed:
             return
-        self.run_code(live, lambda: runtime.activate(event))
+        self.run_code(live, lambda: runtime.activate(event, result))
 
     def run_code(self, live: LiveExecution, step: Callable[[], None]) -> None:
         """Run one activation of workflow code and carry out what it asked for.

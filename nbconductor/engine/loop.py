@@ -67,14 +67,19 @@ class WorkflowTask(asyncio.Task):
     every replay (plain tasks hash by memory address)."""
 
     def __init__(self, coro, *, loop, name=None, context=None, order: int) -> None:
-        self._order = order  # before Task.__init__, which puts the task in a WeakSet
+        # Task.__init__ adds the task to asyncio's registry of all tasks (a WeakSet),
+        # whose weak reference keeps the hash it had then: its identity, unique. Hashed
+        # by order there, the first tasks of all open executions (order 1 each) would
+        # share one hash, and every start would walk all of them (O(open executions)).
+        self._hash = id(self)
         if context is None:  # Python 3.10's Task takes no context argument
             super().__init__(coro, loop=loop, name=name)
         else:
             super().__init__(coro, loop=loop, name=name, context=context)
+        self._hash = order  # nothing else has seen the task yet
 
     def __hash__(self) -> int:
-        return self._order
+        return self._hash
 
 
 async def _awaiting(awaitable) -> Any:

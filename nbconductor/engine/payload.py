@@ -261,7 +261,9 @@ def _parameter_names(signature, count: int) -> list[str]:
 
 def event_data(fields: dict | None = None, **payloads: str | None) -> str:
     """Event data text: plain ``fields`` plus already-encoded payloads embedded as JSON."""
-    head = json.dumps(fields or {}, separators=(",", ":"))
+    # The engine's own fields: plain JSON, never cyclic (json.dumps would build an
+    # encoder per event).
+    head = codec.dumps_plain(fields) if fields else "{}"
     parts = [f'"{key}":{text}' for key, text in payloads.items() if text is not None]
     if not parts:
         return head

@@ -89,10 +89,19 @@ class WorkflowRuntime(WorkflowContext):
         self.replaying = False
         self._next_id = 1
         # A fork keeps its origin's seed, so random()/uuid4() replay the copied history.
-        seed = hashlib.sha256((seed_id or execution_id).encode()).digest()
-        self.rng = _random.Random(int.from_bytes(seed[:8], "big"))
+        self._seed_id = seed_id or execution_id
+        self._rng: _random.Random | None = None
         self.set_time(started_at)
         self.main: asyncio.Task | None = None
+
+    @property
+    def rng(self) -> _random.Random:
+        """The execution's random numbers, seeded from its id: made on first use, since
+        most workflows never ask, and seeding was a tenth of the cost of a start."""
+        if self._rng is None:
+            seed = hashlib.sha256(self._seed_id.encode()).digest()
+            self._rng = _random.Random(int.from_bytes(seed[:8], "big"))
+        return self._rng
 
     # --- driving ----------------------------------------------------------------------
 
@@ -134,8 +143,12 @@ class WorkflowRuntime(WorkflowContext):
             changed = True
         return changed
 
-    def activate(self, event: EventRecord) -> None:
-        """Apply one result event (task outcome, timer fired) and run to quiescence."""
+    def activate(self, event: EventRecord, result: str | None = None) -> None:
+        """Apply one result event (task outcome, timer fired) and run to quiescence.
+
+        ``result``: a TaskCompleted's result text as its outcome brought it (the event
+        embeds the same text; decoding it directly spares parsing the event's data and
+        encoding the result again)."""
         if self.closed:
             return
         self.set_time(event.at)
@@ -143,8 +156,12 @@ class WorkflowRuntime(WorkflowContext):
         if kind is EventKind.TASK_COMPLETED:
             future = self.tasks.pop(event.command, None)
             if future is not None and not future.done():
-                data = payload.read_data(event.data)
-                future.set_result(self.payloads.payload_field(data, "result", lazy=True))
+                if result is not None:
+                    value = self.payloads.decode_value(result, lazy=True)
+                else:
+                    data = payload.read_data(event.data)
+                    value = self.payloads.payload_field(data, "result", lazy=True)
+                future.set_result(value)
         elif kind is EventKind.TASK_FAILED:
             data = payload.read_data(event.data)
             if not data.get("final"):
@@ -298,6 +315,8 @@ class WorkflowRuntime(WorkflowContext):
 
     def waiting_signals(self) -> list[str]:
         """Names of the signals the workflow is awaiting right now."""
+        if not self.signal_waiters:
+            return []  # most workflows, after every activation
         return sorted(
             name for name, q in self.signal_waiters.items() if any(not f.done() for f in q)
         )

@@ -320,7 +320,7 @@ class TaskDispatch:
                 attempt=attempt.number,
                 data=event_data(started, result=outcome.result),
             )
-            self._activations.activate(live, event)
+            self._activations.activate(live, event, outcome.result)
         else:
             self._attempt_failed(live, state, attempt, outcome.error, started)
 

@@ -57,6 +57,32 @@ TAG = "__nbc__"
 
 # One shared encoder: json.dumps builds a new one per call when given options.
 _JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _plain_encoder() -> Callable[[Any], str]:
+    # JSONEncoder.encode still makes json's C encoder anew on every call (~3 of the
+    # ~4 us a small value costs); one made once serves values known to be plain JSON
+    # and acyclic. Without circular checks it keeps no state, so threads may share it.
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _JSON.encode
+    try:
+        chunks = make(
+            None, _JSON.default, json.encoder.encode_basestring_ascii, None, ":", ",",
+            False, False, True,
+        )  # fmt: skip
+        if "".join(chunks({"a": [1, 2.5, "é", None, True]}, 0)) != (
+            '{"a":[1,2.5,"\\u00e9",null,true]}'
+        ):
+            return _JSON.encode
+    except Exception:  # another Python's C encoder: the plain way, then
+        return _JSON.encode
+    return lambda value: "".join(chunks(value, 0))
+
+
+dumps_plain = _plain_encoder()
+"""Compact ASCII JSON of a value that is plain JSON (dicts with str keys, lists, str,
+int, finite float, bool, None) and holds no cycle, as ``_JSON.encode`` gives it."""
 _HINT = (
     "convert it to a JSON-friendly value, a dataclass, or opt in to pickle with allow_pickle=True"
 )
@@ -174,13 +200,13 @@ def encode(
     if (kind in _SCALARS and (limit is None or kind is not str or len(value) <= limit)) or (
         kind is float and math.isfinite(value)
     ):
-        return _JSON.encode(value)
+        return dumps_plain(value)
     try:
-        plain = _is_plain(value, limit)
+        plain = _is_plain(value, limit)  # a cycle is not plain (RecursionError)
     except RecursionError:  # a cycle or very deep nesting: let the full walk explain it
         plain = False
     if plain:
-        return _JSON.encode(value)
+        return dumps_plain(value)
     try:
         return _JSON.encode(_Encoder(what, allow_pickle, large).walk(value, "", set()))
     except RecursionError as exc:

@@ -163,11 +163,15 @@ def execution_rows(records: list[ExecutionRecord]) -> list[tuple]:
 
 def event_rows(records: list[EventRecord]) -> list[tuple]:
     """Rows for the events appender."""
-    return [
-        (e.execution_id, e.seq, e.kind.value, db_time(e.at), e.command, e.name, e.attempt,
-         e.data)
-        for e in records
-    ]  # fmt: skip
+    rows = []
+    at = at_db = None
+    for e in records:
+        if e.at is not at:  # a tick's events share their time: converted once
+            at, at_db = e.at, db_time(e.at)
+        rows.append(
+            (e.execution_id, e.seq, e.kind.value, at_db, e.command, e.name, e.attempt, e.data)
+        )
+    return rows
 
 
 def _merge_updates(updates: list[ExecutionUpdate]) -> list[ExecutionUpdate]:
