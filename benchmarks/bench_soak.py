@@ -35,11 +35,19 @@ async def soak_three_steps(k: int) -> int:
 
 
 def _rss_mb() -> float:
+    return _status_mb().get("VmRSS", 0.0)
+
+
+def _status_mb() -> dict[str, float]:
+    """The process's resident memory from /proc: all of it, and its anonymous and
+    file-backed parts (library code such as DuckDB's is file-backed)."""
+    fields = {}
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                fields[key] = int(value.split()[0]) / 1024
+    return fields
 
 
 def soak(db: Path, minutes: float, rate: float) -> list[tuple[float, int, float]]:
@@ -55,8 +63,14 @@ def soak(db: Path, minutes: float, rate: float) -> list[tuple[float, int, float]
         while True:
             now = time.monotonic()
             if now >= next_sample:
-                samples.append((now - start, done, _rss_mb()))
-                print(f"{now - start:7.0f} s {done:8d} done {samples[-1][2]:8.1f} MB", flush=True)
+                memory = _status_mb()
+                samples.append((now - start, done, memory.get("VmRSS", 0.0)))
+                print(
+                    f"{now - start:7.0f} s {done:8d} done {samples[-1][2]:8.1f} MB "
+                    f"(anonymous {memory.get('RssAnon', 0.0):.1f}, "
+                    f"file {memory.get('RssFile', 0.0):.1f})",
+                    flush=True,
+                )
                 next_sample += 10
             if now >= end:
                 break
