@@ -7,12 +7,11 @@ keep decoding through here.
 from __future__ import annotations
 
 import base64
-import importlib
 import io
 import sys
 from typing import Any
 
-from nbconductor.errors import PayloadError
+from nbconductor.storage.values import import_optional
 
 __all__ = ("decoder", "encode")
 
@@ -27,7 +26,7 @@ def encode(value: Any) -> tuple[str, str] | None:
     if module == "pandas":
         pd = sys.modules["pandas"]
         if isinstance(value, pd.DataFrame):
-            pa = _import_optional("pyarrow", "store pandas DataFrames")
+            pa = import_optional("pyarrow", "store pandas DataFrames")
             return ("pandas", _b64(_arrow_ipc(pa, pa.Table.from_pandas(value))))
     elif module == "polars":
         pl = sys.modules["polars"]
@@ -52,22 +51,13 @@ def _read_arrow_ipc(pa: Any, data: bytes) -> Any:
         return reader.read_all()
 
 
-def _import_optional(name: str, purpose: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise PayloadError(
-            f"{name} is needed to {purpose}; install it (pip install {name})"
-        ) from exc
-
-
 def decoder(kind: str) -> Any:
     def decode_it(v: str, obj: dict[str, Any]) -> Any:
         data = base64.b64decode(v)
         if kind == "polars":
-            pl = _import_optional("polars", "read a stored polars DataFrame")
+            pl = import_optional("polars", "read a stored polars DataFrame")
             return pl.read_ipc(io.BytesIO(data))
-        pa = _import_optional("pyarrow", f"read a stored {kind} table")
+        pa = import_optional("pyarrow", f"read a stored {kind} table")
         table = _read_arrow_ipc(pa, data)
         return table.to_pandas() if kind == "pandas" else table
 

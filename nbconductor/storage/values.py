@@ -36,6 +36,7 @@ __all__ = (
     "StoredValue",
     "capture",
     "describe_ref",
+    "import_optional",
     "restore",
 )
 
@@ -137,12 +138,12 @@ def capture(value: Any, inline_limit: int) -> StoredValue | None:
         if module == "pandas":
             pd = sys.modules["pandas"]
             if isinstance(value, pd.DataFrame):
-                pa = _import("pyarrow", "store pandas DataFrames")
+                pa = import_optional("pyarrow", "store pandas DataFrames")
                 return _table("pandas", pa, pa.Table.from_pandas(value))
         elif module == "polars":
             pl = sys.modules["polars"]
             if isinstance(value, pl.DataFrame):
-                pa = _import("pyarrow", "store polars DataFrames")
+                pa = import_optional("pyarrow", "store polars DataFrames")
                 return _table("polars", pa, value.to_arrow(compat_level=pl.CompatLevel.oldest()))
         elif module == "pyarrow":
             pa = sys.modules["pyarrow"]
@@ -307,7 +308,8 @@ def _storage_type(pa: Any, t: Any) -> Any:
     return None
 
 
-def _import(name: str, purpose: str) -> Any:
+def import_optional(name: str, purpose: str) -> Any:
+    """Import a data library a stored value needs, or say which to install."""
     try:
         return importlib.import_module(name)
     except ImportError as exc:
@@ -322,7 +324,7 @@ def _import(name: str, purpose: str) -> Any:
 def _rebuild_dictionaries(pa: Any, table: Any, schema: Any, dictionaries: dict) -> Any:
     if not dictionaries:
         return table
-    pc = _import("pyarrow.compute", "read a stored categorical column")
+    pc = import_optional("pyarrow.compute", "read a stored categorical column")
     for name, values in dictionaries.items():
         target = schema.field(name).type
         dictionary = pa.array(values, type=target.value_type)
@@ -357,7 +359,7 @@ def restore(kind: str, meta: dict[str, Any], *, table: Any = None, blob: Any = N
     if kind == "str":
         return bytes(blob).decode("utf-8", "surrogatepass")
     if kind == "numpy":
-        np = _import("numpy", "read a stored numpy array")
+        np = import_optional("numpy", "read a stored numpy array")
         dtype = np.dtype([tuple(d) for d in meta["descr"]] if "descr" in meta else meta["dtype"])
         return np.frombuffer(bytearray(blob), dtype=dtype).reshape(tuple(meta["shape"]))
     if kind not in TABLE_KINDS:
@@ -365,7 +367,7 @@ def restore(kind: str, meta: dict[str, Any], *, table: Any = None, blob: Any = N
             f"stored value has unknown kind {kind!r}; it was probably written by a newer "
             "nbconductor: upgrade to read it"
         )
-    pa = _import("pyarrow", f"read a stored {_LABELS[kind]}")
+    pa = import_optional("pyarrow", f"read a stored {_LABELS[kind]}")
     schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(meta["arrow_schema"])))
     if meta.get("format") == "arrow-ipc":
         with pa.ipc.open_stream(pa.py_buffer(blob)) as reader:
@@ -377,7 +379,7 @@ def restore(kind: str, meta: dict[str, Any], *, table: Any = None, blob: Any = N
     if kind == "pandas":
         return table.to_pandas()
     if kind == "polars":
-        pl = _import("polars", "read a stored polars DataFrame")
+        pl = import_optional("polars", "read a stored polars DataFrame")
         return pl.from_arrow(table)
     if kind == "batch":
         batches = table.combine_chunks().to_batches()
