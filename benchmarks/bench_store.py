@@ -155,6 +155,14 @@ def run() -> list[tuple[str, float, str]]:
                 "ms",
             )
         )
+        assert [e.seq for e in store.load_history("order-0050000", after_seq=1)] == [2, 3]
+        results.append(
+            (
+                "load_history of a 3-event history after seq 1 (file with 300k events)",
+                _median_ms(lambda: store.load_history("order-0050000", after_seq=1), 50),
+                "ms",
+            )
+        )
         results.append(
             (
                 "get_execution by id, 100k executions",

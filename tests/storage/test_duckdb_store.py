@@ -299,3 +299,29 @@ def test_only_the_duckdb_store_imports_duckdb():
         )
     )
     assert importers == ["storage/duckdb/duckdb_store.py"]
+
+
+# --- reading one history among many ----------------------------------------------------
+
+
+def test_load_history_reads_the_index_not_the_whole_table(path):
+    # "AND seq > ?" beside the execution filter made DuckDB scan every row group: 13-16
+    # ms per view refresh among 1M events instead of 1.5 ms.
+    from nbconductor.storage.duckdb import sql as duckdb_sql
+
+    s = DuckDBStore(path)
+    ids = [f"e{i:06d}" for i in range(20_000)]
+    s._con.execute(
+        "INSERT INTO events SELECT id, seq, 'TaskCompleted', now(), seq, 'noop', 1, '{}' "
+        "FROM (SELECT unnest($1::VARCHAR[]) AS id), range(1, 9) AS t(seq)",
+        [ids],
+    )
+    s._con.execute("CHECKPOINT")
+    plan = s._con.execute("EXPLAIN ANALYZE " + duckdb_sql.LOAD_HISTORY, ["e012345", 5]).fetchall()[
+        0
+    ][1]
+    assert "Index Scan" in plan, plan
+    assert [e.seq for e in s.load_history("e012345", after_seq=5)] == [6, 7, 8]
+    assert [e.seq for e in s.load_history("e012345")] == list(range(1, 9))
+    assert s.load_history("e999999") == []
+    s.close()

@@ -80,10 +80,7 @@ class HistoryReads(ABC):
 
     def load_history(self, execution_id: str, after_seq: int = 0) -> list[EventRecord]:
         """The execution's events with seq > after_seq, in seq order."""
-        rows = self._query(
-            f"SELECT {duckdb_sql.EVENT_COLUMNS} FROM events WHERE execution_id = ? AND seq > ? ORDER BY seq",
-            [execution_id, after_seq],
-        )
+        rows = self._query(duckdb_sql.LOAD_HISTORY, [execution_id, after_seq])
         return [duckdb_sql.event_row(row) for row in rows]
 
     def histories(self, execution_ids: list[str]) -> dict[str, list[EventRecord]]:

@@ -347,10 +347,13 @@ def _result_hash(cursor: Any, args: list[str]) -> str:
         ).fetchall()
         what = f"execution {args[0]!r}"
     elif len(args) == 2:
+        # The execution's events first, materialized: DuckDB scans the index only for a
+        # filter on execution_id alone (see LOAD_HISTORY in sql.py).
         rows = cursor.execute(
-            "SELECT data->>'$.result.hash', data->>'$.result.__nbc__' FROM events "
-            "WHERE execution_id = ? AND kind = 'TaskCompleted' AND name = ? "
-            "ORDER BY seq DESC LIMIT 1",
+            "WITH history AS MATERIALIZED (SELECT seq, kind, name, data FROM events "
+            "WHERE execution_id = $1) "
+            "SELECT data->>'$.result.hash', data->>'$.result.__nbc__' FROM history "
+            "WHERE kind = 'TaskCompleted' AND name = $2 ORDER BY seq DESC LIMIT 1",
             args,
         ).fetchall()
         what = f"task {args[1]!r} of execution {args[0]!r}"

@@ -19,9 +19,10 @@ __all__ = ("APPLICATION", "MIGRATIONS", "prepare")
 APPLICATION = "nbconductor"
 
 # Indexes, as measured (see benchmarks/bench_store.py):
-# - events(execution_id): load_history of a short history among 1M events 1.0 ms with
-#   it, 3.1 ms without; 3,000 events 7 ms vs 13 ms; its cost per 2-event commit is lost
-#   in the noise. A PRIMARY KEY (execution_id, seq) instead costs ~0.1 ms more per
+# - events(execution_id): load_history of a short history among 1M events (random
+#   ids) 1.5 ms with it, 13-16 ms without; its cost per 2-event commit is lost in the
+#   noise. DuckDB uses it only for a filter on execution_id alone, hence the shape of
+#   sql.LOAD_HISTORY. A PRIMARY KEY (execution_id, seq) instead costs ~0.1 ms more per
 #   commit and DuckDB uses it less well for these lookups (1.7 ms), so seq uniqueness
 #   is left to the engine, which guarantees it.
 # - executions(id) PRIMARY KEY: rejects a duplicate id inside the transaction and

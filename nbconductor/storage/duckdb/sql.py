@@ -37,6 +37,7 @@ __all__ = (
     "EXECUTION_COLUMNS",
     "EXECUTION_TABLE_COLUMNS",
     "KINDS",
+    "LOAD_HISTORY",
     "PENDING_TIMERS",
     "SCHEDULE_COLUMNS",
     "STATUSES",
@@ -118,6 +119,15 @@ EXECUTION_COLUMNS = (
     "error, parent_id, origin_id, tags, condition"
 )
 EVENT_COLUMNS = 'execution_id, seq, kind, "at", command, name, attempt, data'
+
+# One execution's events after a seq. DuckDB scans the events_by_execution index only
+# for a filter on execution_id alone: with "AND seq > ?" beside it, it scanned the whole
+# table (13-16 ms among 1M events instead of 1.5 ms). Selecting the execution's events
+# first, materialized, keeps the index scan; the seq filter runs on those few rows.
+LOAD_HISTORY = (
+    f"WITH history AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM events WHERE execution_id = $1) "
+    "SELECT * FROM history WHERE seq > $2 ORDER BY seq"
+)
 
 #: Columns filled by the appenders, in table order (named, so that a later migration
 #: adding a column does not shift them).
