@@ -312,13 +312,20 @@ class TaskDispatch:
             started["queue"] = queue  # counted by the queue's rate after a restart
         if outcome.error is None:
             del live.tasks[attempt.command]
+            result = outcome.result
+            if result is not None and len(started) == 1 and "started_at" in started:
+                # What event_data makes of the common case (an ISO time needs no JSON
+                # escaping), without encoding a dict per task.
+                data = f'{{"started_at":"{started["started_at"]}","result":{result}}}'
+            else:
+                data = event_data(started, result=result)
             event = self._ledger.record(
                 live,
                 EventKind.TASK_COMPLETED,
                 command=attempt.command,
                 name=state.name,
                 attempt=attempt.number,
-                data=event_data(started, result=outcome.result),
+                data=data,
             )
             self._activations.activate(live, event, outcome.result)
         else:
