@@ -11,7 +11,6 @@ execution closes, by the listeners registered with :meth:`Activations.on_close`.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -257,14 +256,9 @@ class Activations:
         live.timers.clear()
         if live.runtime is not None:
             live.runtime.close()
-        closed = dataclasses.replace(
-            live.record,
-            closed_at=now,
-            updated_at=now,
-            result=result,
-            error=error_text,
-            condition=None,
-        )
+        closed = live.record.copy()
+        closed.closed_at = closed.updated_at = now
+        closed.result, closed.error, closed.condition = result, error_text, None
         self._ledger.after_commit(lambda: self._roster.resolve(live.id, closed))
         self._ledger.after_later(lambda: self._roster.row_written(live.id))
 

@@ -189,7 +189,7 @@ class Ledger:
         # A copy: the writer turns it into a row later, while the engine thread may
         # already be changing the live record (closing it, even, when its first task
         # ran before the batch was committed).
-        self._batch.new_executions.append(dataclasses.replace(record, tags=list(record.tags)))
+        self._batch.new_executions.append(record.copy())
         self._batch.events.extend(events)
         self._changed.add(record.id)
 
