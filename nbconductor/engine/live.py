@@ -13,7 +13,7 @@ from nbconductor.engine.task_runner import Attempt
 from nbconductor.storage.records import EventKind, EventRecord, ExecutionRecord
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TaskState:
     """A scheduled task of an open execution, until it completes or fails for good."""
 
