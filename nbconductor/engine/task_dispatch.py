@@ -81,6 +81,9 @@ class TaskDispatch:
         # Called with (execution record, attempt) as each attempt is dispatched
         # (Engine.on_dispatch): telemetry gives the attempt its trace context here.
         self.dispatch_hooks: list[Callable[[ExecutionRecord, Attempt], None]] = []
+        # Bound once: a bound method made per task is one more object per task.
+        self._dispatch = self.dispatch
+        self._take_outcome = self._on_outcome
         activations.on_command(SCHEDULE_TASK, self._schedule)
         activations.on_command(CANCEL_TASK, self._cancel)
         activations.on_close(self._execution_closed)
@@ -103,7 +106,7 @@ class TaskDispatch:
             name=command.name,
             data=event_data(None, input=command.payload),
         )
-        ledger.soon(lambda: self.dispatch(live, state))
+        ledger.soon(self._dispatch, live, state)
         s2c = command.definition.options.schedule_to_close
         if s2c is not None:
             ledger.push(
@@ -132,7 +135,7 @@ class TaskDispatch:
         if state.retry_at is not None:
             self._ledger.push(state.retry_at, self._retry_due, live.id, state.command, state)
         else:
-            self._ledger.soon(lambda: self.dispatch(live, state))
+            self._ledger.soon(self._dispatch, live, state)
 
     def dispatch(self, live: LiveExecution, state: TaskState) -> None:
         """Start the next attempt of a task (once the events it follows are handed to the
@@ -267,7 +270,7 @@ class TaskDispatch:
 
     def outcome(self, outcome: Outcome) -> None:
         """An attempt ended; the engine thread decides what that means."""
-        self._ledger.post(lambda: self._on_outcome(outcome))
+        self._ledger.post(self._take_outcome, outcome)
 
     def abandon(self, attempt: Attempt, why: str) -> None:
         """Stop counting an attempt: its outcome, if it ever comes, is ignored (and
