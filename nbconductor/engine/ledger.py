@@ -100,7 +100,12 @@ class Ledger:
         inbox = self._inbox
         while inbox:
             fn, args = inbox.popleft()
-            self._guarded(fn, *args)
+            try:  # _guarded, inlined: three items a task
+                fn(*args)
+            except PayloadNotStored:
+                raise
+            except Exception as exc:
+                self._fault(exc, args)
 
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
         # Nothing one execution does may stop the engine: an error escaping an inbox or
@@ -110,9 +115,12 @@ class Ledger:
         except PayloadNotStored:
             raise  # the store cannot take values: the engine stops, as on a failed commit
         except Exception as exc:
-            self.faults.append(f"{type(exc).__name__}: {exc}")
-            del self.faults[:-20]
-            self.on_fault(exc, args)
+            self._fault(exc, args)
+
+    def _fault(self, exc: Exception, args: tuple) -> None:
+        self.faults.append(f"{type(exc).__name__}: {exc}")
+        del self.faults[:-20]
+        self.on_fault(exc, args)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The engine loop that :meth:`wait` sleeps on (called on that loop)."""
@@ -160,10 +168,11 @@ class Ledger:
         data: str = "{}",
     ) -> EventRecord:
         """Append the execution's next event to the batch."""
-        event = EventRecord(live.id, live.next_seq, kind, self.now, command, name, attempt, data)
-        live.next_seq += 1
+        execution_id, seq = live.record.id, live.next_seq
+        event = EventRecord(execution_id, seq, kind, self.now, command, name, attempt, data)
+        live.next_seq = seq + 1
         self._batch.events.append(event)
-        self._changed.add(live.id)
+        self._changed.add(execution_id)
         return event
 
     def update(self, live: LiveExecution, *, later: bool = False, **fields: Any) -> None:
@@ -267,7 +276,12 @@ class Ledger:
             writer.hand(Handoff(Batch(updates=later), after_later, ids, lazy=True))
         soon, self._soon = self._soon, []
         for fn, args in soon:
-            self._guarded(fn, *args)
+            try:  # _guarded, inlined: an item a task
+                fn(*args)
+            except PayloadNotStored:
+                raise
+            except Exception as exc:
+                self._fault(exc, args)
 
     def flush(self) -> None:
         """Commit everything recorded and wait for it, running what each commit releases

@@ -84,6 +84,7 @@ class TaskDispatch:
         # Bound once: a bound method made per task is one more object per task.
         self._dispatch = self.dispatch
         self._take_outcome = self._on_outcome
+        self._note = self._noted
         activations.on_command(SCHEDULE_TASK, self._schedule)
         activations.on_command(CANCEL_TASK, self._cancel)
         activations.on_close(self._execution_closed)
@@ -168,14 +169,15 @@ class TaskDispatch:
                 if state.heartbeat_text is None
                 else self._payloads.decode_value(state.heartbeat_text)
             ),
+            on_note=self._note,
         )
-        attempt.on_note = self._noted
         state.current = attempt
-        for hook in self.dispatch_hooks:
-            try:
-                hook(live.record, attempt)
-            except Exception:  # an observer must never stop an attempt
-                continue
+        if self.dispatch_hooks:
+            for hook in self.dispatch_hooks:
+                try:
+                    hook(live.record, attempt)
+                except Exception:  # an observer must never stop an attempt
+                    continue
         options = definition.options
         push = self._ledger.push
         if options.schedule_to_start is not None:
