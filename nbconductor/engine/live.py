@@ -28,7 +28,7 @@ class TaskState:
     heartbeat_text: str | None = None  # the last checkpoint of an earlier attempt (codec)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class LiveExecution:
     """An open execution: its record, its replayed code, its tasks and timers."""
 
