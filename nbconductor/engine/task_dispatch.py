@@ -307,34 +307,51 @@ class TaskDispatch:
         if state is None or state.current is not attempt:
             return
         state.current = None
-        started = {"started_at": outcome.started_at.isoformat()} if outcome.started_at else {}
+        started_at, result = outcome.started_at, outcome.result
+        if (
+            outcome.error is None
+            and result is not None
+            and started_at is not None
+            and attempt.worker is None
+            and attempt.output is None  # it never wrote (see take_output)
+            and queue is None
+        ):
+            # The common case, spelled out: what event_data would make of it (an ISO
+            # time needs no JSON escaping), without a dict to build and encode per task.
+            data = f'{{"started_at":"{started_at.isoformat()}","result":{result}}}'
+            self._completed(live, state, attempt, data, result)
+            return
+        started = {"started_at": started_at.isoformat()} if started_at else {}
         if attempt.worker is not None:
             started["worker"] = attempt.worker
         output = attempt.take_output(final=True)
         if output:  # what it printed since its last TaskHeartbeat
             started["output"] = output
-        if queue is not None and outcome.started_at:
+        if queue is not None and started_at:
             started["queue"] = queue  # counted by the queue's rate after a restart
         if outcome.error is None:
-            del live.tasks[attempt.command]
-            result = outcome.result
-            if result is not None and len(started) == 1 and "started_at" in started:
-                # What event_data makes of the common case (an ISO time needs no JSON
-                # escaping), without encoding a dict per task.
-                data = f'{{"started_at":"{started["started_at"]}","result":{result}}}'
-            else:
-                data = event_data(started, result=result)
-            event = self._ledger.record(
-                live,
-                EventKind.TASK_COMPLETED,
-                command=attempt.command,
-                name=state.name,
-                attempt=attempt.number,
-                data=data,
-            )
-            self._activations.activate(live, event, outcome.result)
+            self._completed(live, state, attempt, event_data(started, result=result), result)
         else:
             self._attempt_failed(live, state, attempt, outcome.error, started)
+
+    def _completed(
+        self,
+        live: LiveExecution,
+        state: TaskState,
+        attempt: Attempt,
+        data: str,
+        result: str | None,
+    ) -> None:
+        del live.tasks[attempt.command]
+        event = self._ledger.record(
+            live,
+            EventKind.TASK_COMPLETED,
+            command=attempt.command,
+            name=state.name,
+            attempt=attempt.number,
+            data=data,
+        )
+        self._activations.activate(live, event, result)
 
     def _attempt_failed(
         self, live: LiveExecution, state: TaskState, attempt: Attempt, error: Failure, extra: dict
