@@ -86,6 +86,8 @@ def execution_closed(execution_id: str, workflow: str, status: Any, error: _Fail
         level = logging.WARNING if caused else logging.ERROR
     elif value in ("timed_out", "terminated"):
         level = logging.WARNING
+    if not engine_log.isEnabledFor(level):  # most closes, unlogged: build no record
+        return
     why = f": {error.type}: {error.message}" if error is not None else ""
     engine_log.log(
         level,

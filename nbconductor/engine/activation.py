@@ -11,7 +11,6 @@ execution closes, by the listeners registered with :meth:`Activations.on_close`.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -257,14 +256,9 @@ class Activations:
         live.timers.clear()
         if live.runtime is not None:
             live.runtime.close()
-        closed = dataclasses.replace(
-            live.record,
-            closed_at=now,
-            updated_at=now,
-            result=result,
-            error=error_text,
-            condition=None,
-        )
+        closed = live.record.copy()
+        closed.closed_at = closed.updated_at = now
+        closed.result, closed.error, closed.condition = result, error_text, None
         self._ledger.after_commit(lambda: self._roster.resolve(live.id, closed))
         self._ledger.after_later(lambda: self._roster.row_written(live.id))
 
@@ -320,9 +314,9 @@ class Activations:
         runtime = live.runtime
         if runtime is None or runtime.closed:
             return
-        self.run_code(live, lambda: runtime.activate(event, result))
+        self.run_code(live, runtime.activate, event, result)
 
-    def run_code(self, live: LiveExecution, step: Callable[[], None]) -> None:
+    def run_code(self, live: LiveExecution, step: Callable[..., None], *args: Any) -> None:
         """Run one activation of workflow code and carry out what it asked for.
 
         Workflow errors end up in its coroutine; anything escaping here is a bug in
@@ -331,14 +325,17 @@ class Activations:
         """
         runtime = live.runtime
         try:
-            step()
+            step(*args)
             commands = runtime.take_commands()
         except Exception as exc:
             self._raise_store_failure()
             self.park(live, exc, "running workflow code")
             return
         self._raise_store_failure()
-        self.carry_out_guarded(live, commands)
+        try:  # parked if one of its commands cannot be carried out: nothing one
+            self.carry_out(live, commands)  # execution asks for may stop the engine
+        except Exception as exc:
+            self.park(live, exc, "carrying out what its workflow code asked for")
         self.snapshot(live)
 
     def _raise_store_failure(self) -> None:
@@ -347,14 +344,6 @@ class Activations:
         failure = self._payloads.store_failure
         if failure is not None:
             raise failure
-
-    def carry_out_guarded(self, live: LiveExecution, commands: list[Command]) -> None:
-        """:meth:`carry_out`, parking the execution if one of its commands cannot be
-        carried out (nothing one execution asks for may stop the engine)."""
-        try:
-            self.carry_out(live, commands)
-        except Exception as exc:
-            self.park(live, exc, "carrying out what its workflow code asked for")
 
     def park_faulted(self, error: BaseException, args: tuple) -> None:
         """The ledger's ``on_fault``: an error escaped a tick item (on the engine thread).
@@ -389,7 +378,8 @@ class Activations:
         runtime = live.runtime
         if runtime is None:
             return
-        live.waiting_signals = runtime.waiting_signals()
+        if runtime.signal_waiters or live.waiting_signals:  # most never wait for one
+            live.waiting_signals = runtime.waiting_signals()
         live.progress = runtime.progress
         if runtime.state or live.state:
             try:

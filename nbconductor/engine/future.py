@@ -19,6 +19,10 @@ class FutureOwner(Protocol):
 class TaskFuture(asyncio.Future):
     """The result of a scheduled task; cancelling it asks the engine to cancel the task."""
 
+    # Slots: one future per task, and without them its two fields took a dict apiece
+    # (one more object for the collector to walk while the task runs).
+    __slots__ = ("command", "runtime")
+
     runtime: FutureOwner
     command: int
 

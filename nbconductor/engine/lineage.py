@@ -120,9 +120,10 @@ class Lineage:
                     parent_id, command, live.id, status, result, error, workflow
                 )
             )
-        for child_id in live.children.values():
-            post(lambda child_id=child_id: self._apply_parent_close(child_id, live.id))
-        live.children.clear()
+        if live.children:  # most have none: no view and iterator for every close
+            for child_id in live.children.values():
+                post(lambda child_id=child_id: self._apply_parent_close(child_id, live.id))
+            live.children.clear()
 
     def _apply_parent_close(self, child_id: str, parent_id: str) -> None:
         child = self._roster.get(child_id)

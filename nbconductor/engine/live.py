@@ -13,7 +13,7 @@ from nbconductor.engine.task_runner import Attempt
 from nbconductor.storage.records import EventKind, EventRecord, ExecutionRecord
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TaskState:
     """A scheduled task of an open execution, until it completes or fails for good."""
 
@@ -28,7 +28,7 @@ class TaskState:
     heartbeat_text: str | None = None  # the last checkpoint of an earlier attempt (codec)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class LiveExecution:
     """An open execution: its record, its replayed code, its tasks and timers."""
 

@@ -14,6 +14,7 @@ loads only what the workflow touches; tasks and callers get the loaded value.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 from typing import Any
@@ -36,6 +37,24 @@ _CLASSES = {
 
 
 _SCALARS = (str, int, float, bool)
+
+
+def _plain_scalars(args: tuple, limit: int | None) -> bool:
+    """Whether every argument is stored as plain JSON as it is: an int, a bool, None, a
+    finite float or a string short enough to stay inline (exact types: a str-based
+    Enum or an int subclass is tagged by the codec)."""
+    for value in args:
+        kind = type(value)
+        if kind is int or kind is bool or value is None:
+            continue
+        if kind is str:
+            if limit is not None and len(value) > limit:
+                return False
+            continue
+        if kind is float and math.isfinite(value):
+            continue
+        return False
+    return True
 
 
 def check_inline_limit(limit: Any) -> None:
@@ -146,6 +165,10 @@ class Payloads:
     def encode_input(self, args: tuple, kwargs: dict, *, what: str, signature=None) -> str:
         """Encode call arguments; a failure names the argument that cannot be stored."""
         allow, large = self.allow_pickle, self._large
+        if not kwargs and _plain_scalars(args, None if large is None else large.limit):
+            # Most task calls pass a few numbers or short strings: their JSON is the
+            # codec's without walking the value (4.3 us -> 1.5 us a call).
+            return codec.dumps_plain({"args": list(args), "kwargs": {}})
         try:
             return codec.encode(
                 {"args": list(args), "kwargs": kwargs},
@@ -263,6 +286,9 @@ def event_data(fields: dict | None = None, **payloads: str | None) -> str:
     """Event data text: plain ``fields`` plus already-encoded payloads embedded as JSON."""
     # The engine's own fields: plain JSON, never cyclic (json.dumps would build an
     # encoder per event).
+    if not fields and len(payloads) == 1:  # TaskScheduled's input, a marker's value
+        ((key, text),) = payloads.items()
+        return "{}" if text is None else f'{{"{key}":{text}}}'
     head = codec.dumps_plain(fields) if fields else "{}"
     parts = [f'"{key}":{text}' for key, text in payloads.items() if text is not None]
     if not parts:
@@ -272,4 +298,4 @@ def event_data(fields: dict | None = None, **payloads: str | None) -> str:
 
 
 def read_data(text: str) -> dict:
-    return json.loads(text) if text else {}
+    return codec.loads_plain(text) if text else {}

@@ -81,6 +81,10 @@ class TaskDispatch:
         # Called with (execution record, attempt) as each attempt is dispatched
         # (Engine.on_dispatch): telemetry gives the attempt its trace context here.
         self.dispatch_hooks: list[Callable[[ExecutionRecord, Attempt], None]] = []
+        # Bound once: a bound method made per task is one more object per task.
+        self._dispatch = self.dispatch
+        self._take_outcome = self._on_outcome
+        self._note = self._noted
         activations.on_command(SCHEDULE_TASK, self._schedule)
         activations.on_command(CANCEL_TASK, self._cancel)
         activations.on_close(self._execution_closed)
@@ -103,7 +107,7 @@ class TaskDispatch:
             name=command.name,
             data=event_data(None, input=command.payload),
         )
-        ledger.soon(lambda: self.dispatch(live, state))
+        ledger.soon(self._dispatch, live, state)
         s2c = command.definition.options.schedule_to_close
         if s2c is not None:
             ledger.push(
@@ -132,7 +136,7 @@ class TaskDispatch:
         if state.retry_at is not None:
             self._ledger.push(state.retry_at, self._retry_due, live.id, state.command, state)
         else:
-            self._ledger.soon(lambda: self.dispatch(live, state))
+            self._ledger.soon(self._dispatch, live, state)
 
     def dispatch(self, live: LiveExecution, state: TaskState) -> None:
         """Start the next attempt of a task (once the events it follows are handed to the
@@ -165,14 +169,15 @@ class TaskDispatch:
                 if state.heartbeat_text is None
                 else self._payloads.decode_value(state.heartbeat_text)
             ),
+            on_note=self._note,
         )
-        attempt.on_note = self._noted
         state.current = attempt
-        for hook in self.dispatch_hooks:
-            try:
-                hook(live.record, attempt)
-            except Exception:  # an observer must never stop an attempt
-                continue
+        if self.dispatch_hooks:
+            for hook in self.dispatch_hooks:
+                try:
+                    hook(live.record, attempt)
+                except Exception:  # an observer must never stop an attempt
+                    continue
         options = definition.options
         push = self._ledger.push
         if options.schedule_to_start is not None:
@@ -267,7 +272,7 @@ class TaskDispatch:
 
     def outcome(self, outcome: Outcome) -> None:
         """An attempt ended; the engine thread decides what that means."""
-        self._ledger.post(lambda: self._on_outcome(outcome))
+        self._ledger.post(self._take_outcome, outcome)
 
     def abandon(self, attempt: Attempt, why: str) -> None:
         """Stop counting an attempt: its outcome, if it ever comes, is ignored (and
@@ -302,27 +307,51 @@ class TaskDispatch:
         if state is None or state.current is not attempt:
             return
         state.current = None
-        started = {"started_at": outcome.started_at.isoformat()} if outcome.started_at else {}
+        started_at, result = outcome.started_at, outcome.result
+        if (
+            outcome.error is None
+            and result is not None
+            and started_at is not None
+            and attempt.worker is None
+            and attempt.output is None  # it never wrote (see take_output)
+            and queue is None
+        ):
+            # The common case, spelled out: what event_data would make of it (an ISO
+            # time needs no JSON escaping), without a dict to build and encode per task.
+            data = f'{{"started_at":"{started_at.isoformat()}","result":{result}}}'
+            self._completed(live, state, attempt, data, result)
+            return
+        started = {"started_at": started_at.isoformat()} if started_at else {}
         if attempt.worker is not None:
             started["worker"] = attempt.worker
         output = attempt.take_output(final=True)
         if output:  # what it printed since its last TaskHeartbeat
             started["output"] = output
-        if queue is not None and outcome.started_at:
+        if queue is not None and started_at:
             started["queue"] = queue  # counted by the queue's rate after a restart
         if outcome.error is None:
-            del live.tasks[attempt.command]
-            event = self._ledger.record(
-                live,
-                EventKind.TASK_COMPLETED,
-                command=attempt.command,
-                name=state.name,
-                attempt=attempt.number,
-                data=event_data(started, result=outcome.result),
-            )
-            self._activations.activate(live, event, outcome.result)
+            self._completed(live, state, attempt, event_data(started, result=result), result)
         else:
             self._attempt_failed(live, state, attempt, outcome.error, started)
+
+    def _completed(
+        self,
+        live: LiveExecution,
+        state: TaskState,
+        attempt: Attempt,
+        data: str,
+        result: str | None,
+    ) -> None:
+        del live.tasks[attempt.command]
+        event = self._ledger.record(
+            live,
+            EventKind.TASK_COMPLETED,
+            command=attempt.command,
+            name=state.name,
+            attempt=attempt.number,
+            data=data,
+        )
+        self._activations.activate(live, event, result)
 
     def _attempt_failed(
         self, live: LiveExecution, state: TaskState, attempt: Attempt, error: Failure, extra: dict

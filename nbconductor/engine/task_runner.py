@@ -22,9 +22,13 @@ from nbconductor.engine.payload import PLAIN, Payloads
 from nbconductor.errors import NotInTask, StoreError, TaskCancelled
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Attempt:
-    """One try of one scheduled task."""
+    """One try of one scheduled task.
+
+    Slotted: an attempt per task is the engine's most numerous object after events,
+    and a dict of its ~30 fields for each was one more object for every collection.
+    """
 
     execution_id: str
     command: int

@@ -185,3 +185,6 @@ class Writer:
             with state:
                 self._written += len(group)
                 state.notify_all()
+            # Not kept while waiting for the next batch: its events would outlive their
+            # commit (into the collector's older generations, or for as long as idle).
+            group = batch = None

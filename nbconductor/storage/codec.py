@@ -38,6 +38,7 @@ import decimal
 import enum
 import importlib
 import json
+import json.scanner
 import math
 import pickle
 import sys
@@ -83,6 +84,32 @@ def _plain_encoder() -> Callable[[Any], str]:
 dumps_plain = _plain_encoder()
 """Compact ASCII JSON of a value that is plain JSON (dicts with str keys, lists, str,
 int, finite float, bool, None) and holds no cycle, as ``_JSON.encode`` gives it."""
+
+
+def _plain_decoder() -> Callable[[str], Any]:
+    # json.loads spends ~2 of the ~2.3 us a small text costs outside its C scanner
+    # (argument checks, JSONDecoder.decode, two whitespace regex matches); results,
+    # inputs and event data are compact JSON, which the scanner alone reads.
+    make = getattr(json.scanner, "c_make_scanner", None)
+    if make is None:
+        return json.loads
+    scan = make(json.JSONDecoder())
+    loads = json.loads
+
+    def load(text: str) -> Any:
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:  # leading whitespace, or not JSON: json says which
+            return loads(text)
+        if end != len(text):  # trailing whitespace or text: likewise
+            return loads(text)
+        return value
+
+    return load
+
+
+loads_plain = _plain_decoder()
+"""``json.loads`` without hooks, faster on compact text (the same value or error)."""
 _HINT = (
     "convert it to a JSON-friendly value, a dataclass, or opt in to pickle with allow_pickle=True"
 )
@@ -433,7 +460,7 @@ def decode(
     """
     try:
         if TAG not in text:
-            return json.loads(text)
+            return loads_plain(text)
         return json.loads(text, object_hook=_Decoder(allow_pickle, load).hook)
     except PayloadError:
         raise

@@ -105,6 +105,15 @@ class ExecutionRecord:
     tags: list[str] = field(default_factory=list)
     condition: str | None = None  # e.g. "blocked: non-determinism ..." while Running
 
+    def copy(self) -> ExecutionRecord:
+        """A copy with a list of tags of its own (``dataclasses.replace`` costs ~4 us
+        more, and the engine copies each record twice: when it starts, when it closes)."""
+        return ExecutionRecord(
+            self.id, self.workflow, self.version, self.status, self.created_at,
+            self.updated_at, self.input, self.closed_at, self.result, self.error,
+            self.parent_id, self.origin_id, list(self.tags), self.condition,
+        )  # fmt: skip
+
 
 @dataclass(slots=True)
 class ExecutionUpdate:

@@ -1,11 +1,14 @@
-"""dumps_plain, the reusable encoder of plain values, writes what json.dumps writes."""
+"""dumps_plain, the reusable encoder of plain values, writes what json.dumps writes;
+loads_plain reads back what json.loads reads (or fails as it does)."""
 
 from __future__ import annotations
 
 import json
 import threading
 
-from nbconductor.storage.codec import dumps_plain
+import pytest
+
+from nbconductor.storage.codec import dumps_plain, loads_plain
 
 VALUES = [
     None, True, False, 0, -7, 2**70, 2.5, -0.0, 1e300, "", "héllo \u2603 \"q\" \\ \n",
@@ -37,3 +40,21 @@ def test_threads_may_share_it():
     for t in threads:
         t.join()
     assert not wrong
+
+
+def test_loads_plain_reads_what_json_loads_reads():
+    texts = [json.dumps(value) for value in VALUES] + [
+        dumps_plain(value) for value in VALUES
+    ]  # json.dumps leaves spaces after separators; dumps_plain is compact
+    texts += [" 1", "1 ", "\n[1, 2]\n", "NaN", "-Infinity", '"\\u00e9"']
+    for text in texts:
+        assert repr(loads_plain(text)) == repr(json.loads(text)), text
+
+
+@pytest.mark.parametrize("text", ["", "   ", "[1, 2", "1 2", "{'a': 1}", "nul"])
+def test_loads_plain_fails_as_json_loads_fails(text):
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(json.JSONDecodeError) as got:
+        loads_plain(text)
+    assert str(got.value) == str(expected.value)

@@ -47,11 +47,10 @@ class ThreadRunner:
         if self._closed:
             return
         self._queue.put((attempt, events))
-        try:
-            self._idle.pop()  # an idle worker takes it
+        idle = self._idle
+        if idle:  # only this thread takes tokens: one seen here is there to take
+            idle.pop()  # an idle worker takes it
             return
-        except IndexError:
-            pass
         if self._threads + self._owed.qsize() < self._max:
             self._owed.put(True)
             if self._starter is None:  # once per runner (the only start it waits for)

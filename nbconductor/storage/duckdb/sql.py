@@ -178,8 +178,8 @@ def event_rows(records: list[EventRecord]) -> list[tuple]:
     for e in records:
         if e.at is not at:  # a tick's events share their time: converted once
             at, at_db = e.at, db_time(e.at)
-        rows.append(
-            (e.execution_id, e.seq, e.kind.value, at_db, e.command, e.name, e.attempt, e.data)
+        rows.append(  # _value_: what .value reads through a property (~0.3 us a row)
+            (e.execution_id, e.seq, e.kind._value_, at_db, e.command, e.name, e.attempt, e.data)
         )
     return rows
 
