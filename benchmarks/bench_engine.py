@@ -5,6 +5,8 @@ definition does not allow, and its result checked:
 
 - W1: ms per sequential step of one workflow awaiting n no-op tasks one by one
   (timed from ``start()`` to the result; n = 100, 1,000, 10,000).
+- W1 beside a busy thread: the same, n = 100, while another thread of the process runs
+  Python without pause (what a task or the user's code computing does to commits).
 - W2: tasks/s for 500 workflows x 3 no-op tasks started at once, and the peak RSS
   of that process.
 - W3: seconds for one workflow gathering 200 no-op tasks.
@@ -105,6 +107,31 @@ def w1(db: Path, n: str) -> dict:
         t = time.perf_counter()
         result = eng.start(bench_sequential, steps).result(600)
         elapsed = time.perf_counter() - t
+    assert result == steps * (steps - 1) // 2, result
+    return {"value": elapsed / steps * 1000}
+
+
+def w1_busy(db: Path, n: str) -> dict:
+    """W1 while another thread of the process runs Python without pause (a task or the
+    user's own code computing in the kernel)."""
+    steps = int(n)
+    stop = threading.Event()
+
+    def compute() -> None:
+        x = 0
+        while not stop.is_set():
+            x += 1
+
+    with nc.Engine(db) as eng:
+        busy = threading.Thread(target=compute)
+        busy.start()
+        try:
+            t = time.perf_counter()
+            result = eng.start(bench_sequential, steps).result(600)
+            elapsed = time.perf_counter() - t
+        finally:
+            stop.set()
+            busy.join()
     assert result == steps * (steps - 1) // 2, result
     return {"value": elapsed / steps * 1000}
 
@@ -295,6 +322,7 @@ def _status_kb() -> dict[str, int]:
 
 ONE = {
     "W1": w1,
+    "W1-busy": w1_busy,
     "W2": w2,
     "W3": w3,
     "W4": w4,
@@ -349,6 +377,7 @@ def _sample(name: str, tmp: Path, run: int, size: str | None) -> dict:
 # name, sizes, label, unit, target
 PLAN = [
     ("W1", ("100", "1000", "10000"), "W1 ms per sequential step", "ms", "<= 1.0 (n=1000)"),
+    ("W1-busy", ("100",), "W1 beside a thread running Python", "ms", "(kept low)"),
     ("W2", (None,), "W2 tasks/s (500 wf x 3 tasks)", "/s", ">= 10000"),
     ("W3", (None,), "W3 s for gather of 200", "s", "<= 0.25"),
     ("W4", (None,), "W4 signal round trip median", "ms", "<= 1.5"),

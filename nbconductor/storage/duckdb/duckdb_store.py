@@ -47,6 +47,7 @@ from nbconductor.errors import NotAHistoryFile, StoreError
 from nbconductor.storage.duckdb import connection_settings as settings
 from nbconductor.storage.duckdb import history_file, parquet_export, payload_tables, pruning, schema
 from nbconductor.storage.duckdb import sql as duckdb_sql
+from nbconductor.storage.duckdb.gil_handoff import short_switch_interval
 from nbconductor.storage.duckdb.history_reads import HistoryReads
 from nbconductor.storage.duckdb.relation import HistoryRelation
 from nbconductor.storage.duckdb.user_query import check_user_statement
@@ -199,7 +200,11 @@ class DuckDBStore(HistoryReads):
                 ("sql", sql, params, None)
                 for sql, params in duckdb_sql.queue_statements(batch.queues, batch.deleted_queues)
             )
-        with self._write_lock, history_file.owner_only_files():  # the WAL may be created
+        with (
+            self._write_lock,
+            history_file.owner_only_files(),  # the WAL may be created
+            short_switch_interval(),  # see gil_handoff: busy threads made commits wait
+        ):
             self._check_open()
             con = self._con
             try:
@@ -332,7 +337,8 @@ class DuckDBStore(HistoryReads):
             cursor = self._idle.pop() if self._idle else self._root.cursor()
             self._busy.add(cursor)
         try:
-            yield cursor
+            with short_switch_interval():  # see gil_handoff
+                yield cursor
         except duckdb.Error as exc:
             if self._closed:
                 raise StoreError(f"the history store {self.path} was closed") from exc
