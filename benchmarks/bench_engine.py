@@ -205,41 +205,25 @@ def w5(db: Path, n: str) -> dict:
 
 
 def commit_floor(db: Path) -> dict:
-    from datetime import UTC, datetime
-
-    from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
-    from nbconductor.storage.records import Batch, EventKind, EventRecord
-
-    store = DuckDBStore(db)
-    samples = []
-    for i in range(300):
-        now = datetime.now(UTC)
-        batch = Batch(
-            events=[
-                EventRecord(f"f{i}", 2, EventKind.SIGNAL_RECEIVED, now, None, "go", None, '{"payload":"v"}'),
-                EventRecord(f"f{i}", 3, EventKind.EXECUTION_COMPLETED, now, data='{"result":"v"}'),
-            ]
-        )  # fmt: skip
-        t = time.perf_counter()
-        store.commit(batch)
-        samples.append((time.perf_counter() - t) * 1000)
-    assert len(store.load_history("f299")) == 2
-    store.close()
-    return {"value": statistics.median(samples)}
+    return _commit_floor(db, samples=300, idle=0.0)
 
 
 def commit_floor_after_idle(db: Path) -> dict:
     """The floor as W4 meets it: each commit follows 10 ms of idleness (W4 waits for the
     start to commit between samples), and an idle core runs a commit slower than one
     warm from the commit before (measured here: ~1.7 ms against ~1.2 ms)."""
+    return _commit_floor(db, samples=100, idle=0.01)
+
+
+def _commit_floor(db: Path, *, samples: int, idle: float) -> dict:
     from datetime import UTC, datetime
 
     from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
     from nbconductor.storage.records import Batch, EventKind, EventRecord
 
     store = DuckDBStore(db)
-    samples = []
-    for i in range(100):
+    took = []
+    for i in range(samples):
         now = datetime.now(UTC)
         batch = Batch(
             events=[
@@ -247,13 +231,14 @@ def commit_floor_after_idle(db: Path) -> dict:
                 EventRecord(f"f{i}", 3, EventKind.EXECUTION_COMPLETED, now, data='{"result":"v"}'),
             ]
         )  # fmt: skip
-        threading.Event().wait(0.01)
+        if idle:
+            threading.Event().wait(idle)
         t = time.perf_counter()
         store.commit(batch)
-        samples.append((time.perf_counter() - t) * 1000)
-    assert len(store.load_history("f99")) == 2
+        took.append((time.perf_counter() - t) * 1000)
+    assert len(store.load_history(f"f{samples - 1}")) == 2
     store.close()
-    return {"value": statistics.median(samples)}
+    return {"value": statistics.median(took)}
 
 
 def rss_floor(db: Path) -> dict:

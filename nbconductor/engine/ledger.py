@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import heapq
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -97,10 +97,12 @@ class Ledger:
         return bool(self._inbox) or bool(self._batch)
 
     def run_inbox(self) -> None:
-        inbox = self._inbox
-        while inbox:
-            fn, args = inbox.popleft()
-            try:  # _guarded, inlined: three items a task
+        self._run_items(_drain(self._inbox))
+
+    def _run_items(self, items: Iterable[tuple[Callable[..., None], tuple]]) -> None:
+        # _guarded, inlined in one loop: several items a task go through here.
+        for fn, args in items:
+            try:
                 fn(*args)
             except PayloadNotStored:
                 raise
@@ -275,13 +277,7 @@ class Ledger:
             ids = {u.id for u in later}  # views read the row: tell them again once it is in
             writer.hand(Handoff(Batch(updates=later), after_later, ids, lazy=True))
         soon, self._soon = self._soon, []
-        for fn, args in soon:
-            try:  # _guarded, inlined: an item a task
-                fn(*args)
-            except PayloadNotStored:
-                raise
-            except Exception as exc:
-                self._fault(exc, args)
+        self._run_items(soon)
 
     def flush(self) -> None:
         """Commit everything recorded and wait for it, running what each commit releases
@@ -320,3 +316,9 @@ class Ledger:
             for callback in list(self.subscribers):
                 with contextlib.suppress(Exception):  # a broken view must not stop the engine
                     callback(changed)
+
+
+def _drain(inbox: collections.deque) -> Iterator[Any]:
+    """Pop the inbox's items until it is empty (other threads may append meanwhile)."""
+    while inbox:
+        yield inbox.popleft()
