@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from nbconductor.storage.codec import dumps_plain, loads_plain
+from nbconductor.storage.plain_json import dumps_plain, loads_plain
 
 VALUES = [
     None, True, False, 0, -7, 2**70, 2.5, -0.0, 1e300, "", "héllo \u2603 \"q\" \\ \n",
