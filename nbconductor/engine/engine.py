@@ -54,6 +54,7 @@ from nbconductor.errors import (
     ExecutionNotFound,
     StopTimedOut,
 )
+from nbconductor.storage.opening import open_store
 from nbconductor.storage.records import (
     EventRecord,
     ExecutionRecord,
@@ -73,18 +74,6 @@ def _stop_engines_at_exit() -> None:
     for engine in list(_running_engines):
         with contextlib.suppress(Exception):
             engine.stop(grace=2.0, timeout=5.0)  # a kernel is killed a few seconds later anyway
-
-
-def _open_store(path_or_store: str | Path | Store | None) -> Store:
-    if path_or_store is None:
-        from nbconductor.storage.memory import MemoryStore
-
-        return MemoryStore()
-    if isinstance(path_or_store, (str, Path)):
-        from nbconductor.storage.duckdb.duckdb_store import DuckDBStore
-
-        return DuckDBStore(str(path_or_store))
-    return path_or_store
 
 
 class Engine:
@@ -134,7 +123,7 @@ class Engine:
     ) -> None:
         policy = RetentionPolicy.of(retention)  # bad input fails before the file opens
         check_inline_limit(inline_limit)
-        self.store: Store = _open_store(store)
+        self.store: Store = open_store(store)
         self.clock = clock or SystemClock()
         self.registry = registry
         self.time_skipping = time_skipping and getattr(self.clock, "virtual", False)

@@ -19,6 +19,7 @@ from nbconductor.engine.activation import Activations
 from nbconductor.engine.command import CANCEL_TASK, SCHEDULE_TASK, Command
 from nbconductor.engine.definition import Registry
 from nbconductor.engine.failure import Failure
+from nbconductor.engine.heartbeat_records import HeartbeatRecords
 from nbconductor.engine.ledger import Ledger
 from nbconductor.engine.live import LiveExecution, TaskState
 from nbconductor.engine.payload import Payloads, event_data
@@ -32,19 +33,6 @@ from nbconductor.storage.records import EventKind, ExecutionRecord, Status
 #: Seconds a timed-out async attempt gets to run its cleanup (``finally``, ``except
 #: CancelledError``) before the workflow sees the timeout anyway (docs/concepts.md).
 CLEANUP_GRACE = 5.0
-
-#: Seconds between two TaskHeartbeat records of an attempt with no heartbeat timeout
-#: (with one, 0.8 of it, as Temporal throttles). See :func:`record_interval`.
-HEARTBEAT_RECORD_INTERVAL = 10.0
-
-
-def record_interval(options) -> float:
-    """How often at most a running attempt's heartbeat details and output are recorded:
-    0.8 x its heartbeat timeout, so a checkpoint is durable before the timeout can
-    fire, else :data:`HEARTBEAT_RECORD_INTERVAL`."""
-    if options.heartbeat is not None:
-        return 0.8 * options.heartbeat
-    return HEARTBEAT_RECORD_INTERVAL
 
 
 def _iso(ts: float) -> str:
@@ -84,7 +72,7 @@ class TaskDispatch:
         # Bound once: a bound method made per task is one more object per task.
         self._dispatch = self.dispatch
         self._take_outcome = self._on_outcome
-        self._note = self._noted
+        self._note = HeartbeatRecords(ledger, roster).noted
         activations.on_command(SCHEDULE_TASK, self._schedule)
         activations.on_command(CANCEL_TASK, self._cancel)
         activations.on_close(self._execution_closed)
@@ -417,52 +405,6 @@ class TaskDispatch:
             attempt=attempt.number,
             data=event_data(fields),
         )
-
-    # ------------------------------------------------- heartbeat records (throttled)
-
-    def _noted(self, attempt: Attempt) -> None:
-        """A heartbeat or output to record (any thread; at most one per record)."""
-        self._ledger.post(lambda: self._arm_record(attempt))
-
-    def _arm_record(self, attempt: Attempt) -> None:
-        if attempt.abandoned:
-            return
-        started = attempt.started_at.timestamp() if attempt.started_at else attempt.dispatched_at
-        last = attempt.recorded_at if attempt.recorded_at is not None else started
-        due = max(self._ledger.now.timestamp(), last + record_interval(attempt.definition.options))
-        self._ledger.push(due, self._record_heartbeat, attempt)
-
-    def _record_heartbeat(self, attempt: Attempt) -> None:
-        """Append what the running attempt reported since its last record to the tick's
-        batch (committed with everything else of the tick)."""
-        attempt.note_pending = False  # before reading: a later note arms the next record
-        if attempt.abandoned:
-            return  # its outcome (or timeout) took what it had
-        live = self._roster.get(attempt.execution_id)
-        state = live.tasks.get(attempt.command) if live else None
-        if state is None or state.current is not attempt:
-            return
-        output = attempt.take_output()
-        text = attempt.heartbeat_text
-        # Checked now: the next check is an interval away, so a task that heartbeats
-        # the same details in a loop costs one look per interval, not a wake-up each.
-        attempt.recorded_at = self._ledger.now.timestamp()
-        if not output and text == attempt.recorded_text:
-            return  # the same checkpoint again: nothing new to keep
-        fields: dict = {}
-        if attempt.progress is not None:
-            fields["progress"] = attempt.progress
-        if output:
-            fields["output"] = output
-        self._ledger.record(
-            live,
-            EventKind.TASK_HEARTBEAT,
-            command=attempt.command,
-            name=state.name,
-            attempt=attempt.number,
-            data=event_data(fields, details=text),
-        )
-        attempt.recorded_text = text
 
     # ------------------------------------------------------------ due heap items
 

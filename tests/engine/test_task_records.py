@@ -16,8 +16,8 @@ from child_process import kill_when_ready
 
 import nbconductor as nc
 from nbconductor.engine.engine import Engine
+from nbconductor.engine.heartbeat_records import HEARTBEAT_RECORD_INTERVAL, record_interval
 from nbconductor.engine.runners import ProcessRunner
-from nbconductor.engine.task_dispatch import HEARTBEAT_RECORD_INTERVAL, record_interval
 from nbconductor.storage.records import EventKind
 from nbconductor.testing import replay, wait_for
 from nbconductor.widgets.execution_html import render
